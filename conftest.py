@@ -1,0 +1,11 @@
+"""The plugins that turn pytest into the kata runner (one concern each, see plugins/)."""
+
+pytest_plugins = [
+    "plugins.hypothesis_profiles",
+    "plugins.impl",
+    "plugins.hardware",
+    "plugins.budgets",
+    "plugins.progress",
+    "plugins.probing",
+    "plugins.verify",
+]

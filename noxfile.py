@@ -1,0 +1,91 @@
+"""Sessions for learners, instructors and maintainers: `nox -l` lists them.
+
+uv creates the virtual environments where it is installed (it is part of the `dev` extra),
+plain venv otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.default_venv_backend = "uv|venv"
+nox.options.sessions = ["verify", "tests", "lint", "typecheck"]
+PYTHONS = ["3.11", "3.12", "3.13"]
+# pytest's "no tests were collected": never a silent success.
+NO_TESTS = 5
+BACKENDS = {"mpi": "mpi", "opencl": "opencl", "cuda": "cuda", "celery": "broker", "pyro": "pyro"}
+
+
+def _install(session: nox.Session, *extras: str) -> None:
+    session.install("-e", f".[{','.join(('dev', *extras))}]")
+
+
+@nox.session
+def verify(session: nox.Session) -> None:
+    """Self-check: every stub fails, every reference passes, every mutant is killed."""
+    _install(session)
+    session.run("pytest", "--kata-verify", *session.posargs)
+
+
+@nox.session
+def reference(session: nox.Session) -> None:
+    """Run every kata suite against the reference solutions."""
+    _install(session)
+    session.run("pytest", "katas", "--kata-impl=reference", *session.posargs)
+
+
+@nox.session
+def katas(session: nox.Session) -> None:
+    """Run the learner's own katas (failures are expected while you work)."""
+    _install(session)
+    session.run("pytest", "katas", *session.posargs, success_codes=[0, 1])
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    """The plugins' own tests and the harness's, on every supported Python."""
+    _install(session)
+    session.run("pytest", "tests", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff over everything."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy, strict on plugins/ and reference/ (configured in pyproject.toml)."""
+    _install(session)
+    session.run("mypy")
+
+
+@nox.session
+def probe_bench(session: nox.Session) -> None:
+    """Measure the controlled scheduler on every probe: schedules, ms per schedule, kills."""
+    _install(session)
+    session.run("python", "-m", "plugins.probe_bench", *session.posargs)
+
+
+def _backend_session(extra: str, marker: str) -> None:
+    @nox.session(name=extra)
+    def backend(session: nox.Session) -> None:
+        _install(session, extra)
+        required = marker in os.environ.get("KATA_REQUIRE", "").split(",")
+        args = ["pytest", "katas", "-m", marker, "--kata-impl=reference"]
+        if required:
+            args.append(f"--kata-require={marker}")
+        code = session.run(*args, *session.posargs, success_codes=[0, NO_TESTS])
+        if code == NO_TESTS:
+            session.skip(f"no kata needs the {marker} backend yet")
+
+    backend.__doc__ = f"Kata suites that need the {marker} backend (skipped, with the reason, when it is absent)."
+
+
+for _extra, _marker in BACKENDS.items():
+    _backend_session(_extra, _marker)
+

@@ -1,0 +1,206 @@
+"""Time budgets: a kata test that overruns fails with every thread's stack, and the run goes on.
+
+pytest-timeout owns the settings (the `timeout` marker, `--timeout`, debugger detection); this
+plugin sets each kata test's timeout from the curriculum and replaces pytest-timeout's signal
+handler with one that fails the test with a "probable deadlock or livelock" report inside the
+test's own failure, rather than dumping stacks to the terminal. Threads a test leaves running
+are reported, and cannot keep the interpreter from exiting.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import traceback
+from types import FrameType
+from typing import Any
+
+import pytest
+
+from plugins import impl
+
+SCALE_OPTION = "--kata-budget-scale"
+SCALE_INI = "kata_budget_scale"
+# Seconds a test's leftover threads get to finish before they count as strays.
+STRAY_GRACE_SECONDS = 1.0
+HEADLINE = (
+    "probable deadlock or livelock: the test ran past its budget of {seconds:g} s.\n"
+    "Every thread's stack at that moment follows; look for threads waiting on each other."
+)
+
+strays_key = pytest.StashKey[list[str]]()
+exitstatus_key = pytest.StashKey[int]()
+
+
+class BudgetExceeded(BaseException):
+    """Raised in the main thread when a test's budget runs out.
+
+    A BaseException, so that a learner's `except Exception:` cannot swallow it."""
+
+    def __init__(self, seconds: float, stacks: str) -> None:
+        super().__init__(f"budget of {seconds:g} s exceeded")
+        self.report = HEADLINE.format(seconds=seconds) + "\n\n" + stacks
+
+
+def format_all_stacks(skip_frame: FrameType | None = None) -> str:
+    """Every live thread's stack, innermost call last, named as `threading` names it."""
+    names = {t.ident: t.name for t in threading.enumerate()}
+    sections = []
+    for ident, frame in sys._current_frames().items():
+        stack = traceback.extract_stack(frame)
+        if skip_frame is not None and frame is skip_frame:
+            stack = stack[:-1]  # drop the signal handler itself
+        lines = "".join(traceback.format_list(stack[-12:]))
+        sections.append(f"--- thread {names.get(ident, ident)!s} ---\n{lines}")
+    return "\n".join(sections)
+
+
+# -- options ---------------------------------------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("kata")
+    group.addoption(
+        SCALE_OPTION,
+        dest="kata_budget_scale",
+        type=float,
+        default=None,
+        metavar="FACTOR",
+        help="multiply every kata test's time budget (e.g. 3 on a slow machine; 0 disables budgets)",
+    )
+    parser.addini(SCALE_INI, "default for --kata-budget-scale", default="1")
+
+
+# -- configure -------------------------------------------------------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[strays_key] = []
+
+
+# -- collection ------------------------------------------------------------------------------
+
+
+def _scale(config: pytest.Config) -> float:
+    value = config.getoption("kata_budget_scale")
+    if value is None:
+        try:
+            value = float(str(config.getini(SCALE_INI)))
+        except ValueError:
+            raise pytest.UsageError(f"{SCALE_INI} must be a number") from None
+    if value < 0:
+        raise pytest.UsageError(f"{SCALE_OPTION} must be 0 (off) or a positive factor")
+    return float(value)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    scale = _scale(config)
+    if scale == 0:
+        return
+    for item, kata in impl.iter_kata_items(items):
+        # Only the kata's own tests; the self-check's items run whole suites (with budgets).
+        if not isinstance(item, pytest.Function) or item.get_closest_marker("timeout") is not None:
+            continue
+        override = item.get_closest_marker("budget")
+        seconds = float(override.args[0]) if override else kata.budget_seconds
+        item.add_marker(pytest.mark.timeout(seconds * scale, method="signal"))
+
+
+# -- run time --------------------------------------------------------------------------------
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> bool | None:
+    """Arm a SIGALRM that fails the test with a readable report (main thread, POSIX only;
+    elsewhere pytest-timeout's own thread method takes over)."""
+    if (
+        settings.method != "signal"
+        or not hasattr(signal, "SIGALRM")
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        return None
+    seconds = float(settings.timeout)
+
+    def expire(signum: int, frame: FrameType | None) -> None:
+        raise BudgetExceeded(seconds, format_all_stacks(skip_frame=frame))
+
+    def cancel() -> None:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+
+    item.cancel_timeout = cancel  # type: ignore[attr-defined]  # pytest-timeout's convention
+    signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    return True
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> object:
+    before = set(threading.enumerate())
+    try:
+        return (yield)
+    finally:
+        _collect_strays(item, before)
+
+
+def really_alive(thread: threading.Thread) -> bool:
+    """Whether the interpreter still runs `thread`. Not `is_alive()`: when a signal interrupts
+    `join()` on a live thread, CPython marks that thread stopped although it still runs
+    (the bpo-45274 fix in `Thread._wait_for_tstate_lock`), exactly what a budget expiry does."""
+    return thread.ident in sys._current_frames()
+
+
+def _collect_strays(item: pytest.Item, before: set[threading.Thread]) -> None:
+    leftover = [t for t in threading.enumerate() if t not in before and really_alive(t)]
+    for thread in leftover:
+        thread.join(STRAY_GRACE_SECONDS / max(1, len(leftover)))
+    strays = item.config.stash.setdefault(strays_key, [])
+    for thread in leftover:
+        if really_alive(thread):
+            kind = "daemon" if thread.daemon else "non-daemon"
+            strays.append(f"{item.nodeid}: {kind} thread {thread.name!r} was still running")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Any:
+    report = yield
+    if call.excinfo is not None and isinstance(call.excinfo.value, BudgetExceeded):
+        report.longrepr = call.excinfo.value.report
+    return report
+
+
+# -- summary ---------------------------------------------------------------------------------
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[exitstatus_key] = int(exitstatus)
+
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    strays = config.stash.get(strays_key, [])
+    if strays:
+        terminalreporter.section("threads left running")
+        for line in strays:
+            terminalreporter.write_line(line)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # A non-daemon thread stuck in a learner's deadlock would make the interpreter wait for it
+    # forever at exit; Python cannot kill a thread, so end the process with pytest's status.
+    # (Not inside pytester's in-process runs, where exiting would end the outer test run.)
+    stuck = [
+        t
+        for t in threading.enumerate()
+        if really_alive(t) and not t.daemon and t is not threading.main_thread()
+    ]
+    if stuck and not config.pluginmanager.hasplugin("pytester"):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(config.stash.get(exitstatus_key, 1))

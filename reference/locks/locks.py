@@ -1,0 +1,65 @@
+"""Kata `locks`: a shared counter and a bank transfer that stay correct under threads.
+
+Contract (the tests check each point, running several threads under a controlled scheduler
+that tries many interleavings):
+
+- `Counter()` starts at 0. `increment()` adds 1 and may be called from many threads at once:
+  no increment may ever be lost. `value` reads the current count.
+- `Account(number, balance)` holds an integer balance and a lock of its own (`lock`).
+  `number` is unique per account.
+- `transfer(source, target, amount)` moves `amount` from `source` to `target` atomically:
+  nobody ever sees the money missing from both accounts or present in both, the total of all
+  balances never changes, and it raises `InsufficientFunds` (leaving both balances alone) when
+  `source` holds less than `amount`, even when several transfers race for the same money.
+  Two transfers in opposite directions between the same two accounts must never deadlock.
+- Use `threading.Lock` (the tests swap in an instrumented version while they probe you).
+"""
+
+from __future__ import annotations
+
+import threading
+
+
+class InsufficientFunds(Exception):
+    """The source account holds less than the amount to transfer."""
+
+
+class Counter:
+    """A counter that many threads can increment at once without losing updates."""
+
+    def __init__(self) -> None:
+        self._value = 0
+        self._lock = threading.Lock()
+
+    def increment(self) -> None:
+        """Add 1 to the count."""
+        # The read, the addition and the write happen under one lock: no other increment can
+        # slip in between them.
+        with self._lock:
+            self._value += 1
+
+    @property
+    def value(self) -> int:
+        """The current count."""
+        return self._value
+
+
+class Account:
+    """A bank account with an integer balance and its own lock."""
+
+    def __init__(self, number: int, balance: int) -> None:
+        self.number = number
+        self.balance = balance
+        self.lock = threading.Lock()
+
+
+def transfer(source: Account, target: Account, amount: int) -> None:
+    """Move `amount` from `source` to `target` atomically; raise InsufficientFunds if short."""
+    # Locks are always taken lowest account number first, so two opposite transfers ask for
+    # them in the same order and cannot each hold the lock the other one waits for.
+    first, second = sorted((source, target), key=lambda account: account.number)
+    with first.lock, second.lock:
+        if source.balance < amount:
+            raise InsufficientFunds(f"account {source.number} holds {source.balance} < {amount}")
+        source.balance -= amount
+        target.balance += amount

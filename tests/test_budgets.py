@@ -1,0 +1,60 @@
+"""Time budgets: a deadlocked test fails with every thread's stack, and the run goes on."""
+
+from __future__ import annotations
+
+import time
+
+from tests.kata_repo import KataRepo
+
+DEADLOCK = '''
+import threading
+
+import pytest
+from adder import add
+
+
+@pytest.mark.budget(1)
+def test_deadlocks():
+    first, second = threading.Lock(), threading.Lock()
+    first.acquire()
+    second.acquire()
+
+    def stuck_worker():
+        with first:
+            pass
+
+    worker = threading.Thread(target=stuck_worker, name="stuck-worker")
+    worker.start()
+    worker.join()
+
+
+def test_runs_after_the_deadlock():
+    assert add(1, 2) == 3
+'''
+
+
+def test_a_deadlocked_test_fails_with_a_headline_and_every_threads_stack(kata_repo: KataRepo) -> None:
+    kata_repo.write("katas/adder/test_adder.py", DEADLOCK)
+    started = time.monotonic()
+    result = kata_repo.run("katas/adder", "--kata-impl=reference", timeout=60)
+    elapsed = time.monotonic() - started
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        "*probable deadlock or livelock: the test ran past its budget of 1 s*",
+        "*--- thread stuck-worker ---*",
+        "*with first:*",
+    ])
+    result.stdout.fnmatch_lines(["*threads left running*", "*non-daemon thread 'stuck-worker' was still running*"])
+    assert elapsed < 30, f"the run took {elapsed:.1f} s: the stuck thread must not keep pytest from exiting"
+
+
+def test_the_budget_scale_option_stretches_every_budget(kata_repo: KataRepo) -> None:
+    kata_repo.write("katas/adder/test_adder.py", DEADLOCK)
+    result = kata_repo.run("katas/adder", "--kata-impl=reference", "--kata-budget-scale=2", timeout=60)
+    result.stdout.fnmatch_lines(["*ran past its budget of 2 s*"])
+
+
+def test_a_negative_budget_scale_is_a_usage_error(kata_repo: KataRepo) -> None:
+    result = kata_repo.run("katas", "--kata-budget-scale=-1")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*--kata-budget-scale must be 0 (off) or a positive factor*"])
