@@ -139,10 +139,35 @@ def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> bool | None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item) -> object:
     before = set(threading.enumerate())
+    children_before = _children()
     try:
         return (yield)
     finally:
         _collect_strays(item, before)
+        _stop_stray_children(item, children_before)
+
+
+def _children() -> set[Any]:
+    # Only when the test run uses multiprocessing at all: importing it costs time.
+    if "multiprocessing" not in sys.modules:
+        return set()
+    return set(sys.modules["multiprocessing"].active_children())
+
+
+def _stop_stray_children(item: pytest.Item, before: set[Any]) -> None:
+    """A child process a test leaves running is reported, then terminated (killed if it
+    ignores SIGTERM), so that no process outlives the test that started it."""
+    strays = item.config.stash.setdefault(strays_key, [])
+    for child in _children() - before:
+        child.join(STRAY_GRACE_SECONDS)
+        if not child.is_alive():
+            continue
+        strays.append(f"{item.nodeid}: child process {child.name!r} (pid {child.pid}) was still running; stopped it")
+        child.terminate()
+        child.join(STRAY_GRACE_SECONDS)
+        if child.is_alive():
+            child.kill()
+            child.join(STRAY_GRACE_SECONDS)
 
 
 def really_alive(thread: threading.Thread) -> bool:
@@ -185,7 +210,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     strays = config.stash.get(strays_key, [])
     if strays:
-        terminalreporter.section("threads left running")
+        terminalreporter.section("threads and processes left running")
         for line in strays:
             terminalreporter.write_line(line)
 

@@ -32,6 +32,8 @@ def curriculum_problems(curriculum: Curriculum) -> list[str]:
         if folder.name not in listed:
             problems.append(f"katas/{folder.name}/ is not listed in katas/curriculum.toml")
     for kata in curriculum.katas:
+        if kata.module in sys.stdlib_module_names:
+            problems.append(f"{kata.name}: shadows the standard library module of that name; rename the kata")
         if not curriculum.kata_dir(kata).is_dir():
             problems.append(f"{kata.name}: listed in the manifest but katas/{kata.name}/ is missing")
         if curriculum.tracks and kata.track not in curriculum.tracks:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import os
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
@@ -148,9 +149,33 @@ def pytest_configure(config: pytest.Config) -> None:
     finder = KataFinder(implementation_)
     sys.meta_path.insert(0, finder)
     config.add_cleanup(lambda: sys.meta_path.remove(finder))
+    _expose_to_child_processes(finder, config)
     # A module imported earlier in this process (another pytest run in-process) would shadow it.
     for module_name in finder.paths:
         sys.modules.pop(module_name, None)
+
+
+def _expose_to_child_processes(finder: KataFinder, config: pytest.Config) -> None:
+    """Let other Python processes import the same kata modules by name.
+
+    A process started with `spawn` or `forkserver` gets the parent's sys.path but not its
+    meta-path finder, and a Python started by a launcher (mpiexec, ppserver) gets neither;
+    both find the chosen files through these folders (sys.path, and PYTHONPATH for children).
+    In this process the finder still decides: it sits before every sys.path entry.
+    """
+    folders = [str(path.parent) for path in finder.paths.values() if path.parent.is_dir()]
+    saved_path, inherited = list(sys.path), os.environ.get("PYTHONPATH")
+    sys.path[:0] = folders
+    os.environ["PYTHONPATH"] = os.pathsep.join([*folders, *([inherited] if inherited else [])])
+
+    def restore() -> None:
+        sys.path[:] = saved_path
+        if inherited is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = inherited
+
+    config.add_cleanup(restore)
 
 
 # -- collection ------------------------------------------------------------------------------

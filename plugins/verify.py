@@ -42,7 +42,8 @@ class Outcome:
     failed: int = 0
     skipped: int = 0
     broken_module: bool = False
-    seconds: float = 0.0
+    seconds: float = 0.0  # the whole process, pytest's start included
+    test_seconds: float = 0.0  # the tests alone, as junit reports them
     timed_out: bool = False
 
     @property
@@ -213,8 +214,13 @@ def _verify_behaviour(config: pytest.Config, curriculum_: Curriculum, kata: Kata
         # Timing katas measure speed, so their runs must not share the CPU with each other.
         jobs = 1 if "timing" in kata.markers else _jobs()
         with ThreadPoolExecutor(max_workers=jobs) as pool:
+            required = config.getoption("kata_require")
+            common = [f"--kata-require={required}"] if required else []
             futures = {
-                label: pool.submit(run_suite, config, test_file, target, label.startswith("mutant:"))
+                label: pool.submit(
+                    run_suite, config.rootpath, test_file, target,
+                    *common, *(["-x"] if label.startswith("mutant:") else []),
+                )
                 for label, target in targets.items()
             }
             outcomes = {label: future.result() for label, future in futures.items()}
@@ -222,24 +228,19 @@ def _verify_behaviour(config: pytest.Config, curriculum_: Curriculum, kata: Kata
     _judge(row, outcomes, found)
 
 
-def run_suite(config: pytest.Config, test_file: Path, target: str, stop_at_first_failure: bool) -> Outcome:
+def run_suite(root: Path, test_file: Path, target: str, *extra: str) -> Outcome:
     """Run one kata's suite against one implementation in a fresh pytest process."""
     with tempfile.TemporaryDirectory(prefix="kata-verify-") as scratch:
         junit = Path(scratch) / "report.xml"
         command = [
             sys.executable, "-m", "pytest", str(test_file), f"--kata-impl={target}",
             "-p", "no:cacheprovider", "-q", "--no-header", "-p", "no:randomly",
-            f"--junitxml={junit}", "-o", "junit_family=xunit2",
+            f"--junitxml={junit}", "-o", "junit_family=xunit2", *extra,
         ]
-        required = config.getoption("kata_require")
-        if required:
-            command.append(f"--kata-require={required}")
-        if stop_at_first_failure:
-            command.append("-x")
         started = time.perf_counter()
         try:
             completed = subprocess.run(
-                command, cwd=config.rootpath, capture_output=True, text=True,
+                command, cwd=root, capture_output=True, text=True,
                 timeout=SUITE_TIMEOUT_SECONDS, stdin=subprocess.DEVNULL,
             )
         except subprocess.TimeoutExpired:
@@ -253,7 +254,9 @@ def _parse_junit(junit: Path, returncode: int) -> Outcome:
     outcome = Outcome(returncode=returncode)
     if not junit.is_file():
         return outcome
-    for case in ElementTree.parse(junit).getroot().iter("testcase"):
+    root = ElementTree.parse(junit).getroot()
+    outcome.test_seconds = sum(float(suite.get("time", 0)) for suite in root.iter("testsuite"))
+    for case in root.iter("testcase"):
         children = {child.tag for child in case}
         if children & {"failure", "error"}:
             outcome.failed += 1

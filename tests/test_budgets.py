@@ -44,7 +44,7 @@ def test_a_deadlocked_test_fails_with_a_headline_and_every_threads_stack(kata_re
         "*--- thread stuck-worker ---*",
         "*with first:*",
     ])
-    result.stdout.fnmatch_lines(["*threads left running*", "*non-daemon thread 'stuck-worker' was still running*"])
+    result.stdout.fnmatch_lines(["*threads and processes left running*", "*non-daemon thread 'stuck-worker' was still running*"])
     assert elapsed < 30, f"the run took {elapsed:.1f} s: the stuck thread must not keep pytest from exiting"
 
 
@@ -58,3 +58,26 @@ def test_a_negative_budget_scale_is_a_usage_error(kata_repo: KataRepo) -> None:
     result = kata_repo.run("katas", "--kata-budget-scale=-1")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*--kata-budget-scale must be 0 (off) or a positive factor*"])
+
+
+LEAKS_A_PROCESS = '''
+import multiprocessing
+import time
+
+from adder import add
+
+
+def test_leaves_a_child_running():
+    child = multiprocessing.get_context("fork").Process(target=time.sleep, args=(60,), name="sleeper")
+    child.start()
+    assert add(1, 2) == 3
+'''
+
+
+def test_a_child_process_left_running_is_reported_and_stopped(kata_repo: KataRepo) -> None:
+    kata_repo.write("katas/adder/test_adder.py", LEAKS_A_PROCESS)
+    started = time.monotonic()
+    result = kata_repo.run("katas/adder", "--kata-impl=reference", timeout=60)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*child process 'sleeper' (pid *) was still running; stopped it*"])
+    assert time.monotonic() - started < 30, "the leaked child must be stopped, not waited for"

@@ -1,0 +1,94 @@
+"""Kata `async_queues`: workers fed by an asyncio.Queue, and a clean shutdown.
+
+Contract (the tests check each point):
+
+- `worker(queue, handle, results, errors)` runs until it is cancelled. It takes `(index, item)`
+  pairs from `queue` and stores `await handle(item)` in `results[index]`. When `handle` raises
+  an `Exception`, the worker stores it in `errors[index]` and goes on with the next pair: one
+  bad item must not stop the worker. It calls `queue.task_done()` exactly once for every pair
+  it took, whether `handle` succeeded or not.
+- `process_all(items, handle, workers=3)` handles every item exactly once with `workers` worker
+  tasks that share one `asyncio.Queue`, so up to `workers` handlers run at the same time. It
+  waits with `queue.join()` until every item is done, then cancels the workers and waits until
+  they have finished: when `process_all` returns or raises, no worker task is left running.
+  It returns the results in the order of `items`. If any handler raised, it raises the
+  exception of the first such item (in the order of `items`) instead, after all the other
+  items were handled.
+- `produce(source, queue, consumers)` puts every item of the async iterable `source` on
+  `queue`, in order, then puts `STOP` once for each of the `consumers`.
+- `consume(queue, handle, results)` takes items from `queue` until it takes `STOP`, appending
+  `await handle(item)` to `results` for each item; on `STOP` it returns. An empty queue does
+  not mean the work is over: the producer may still be on its way.
+- `run_pipeline(source, handle, consumers=2, maxsize=2)` runs one `produce` task and
+  `consumers` `consume` tasks around one `asyncio.Queue(maxsize)`. A producer that is faster
+  than the consumers waits while the queue is full (back-pressure), so it is never more than
+  `maxsize + 1` items ahead of them. It returns the results (in the order they were made) once
+  the producer and every consumer have finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Stop:
+    """The type of `STOP`, the sentinel that tells one consumer: no more items, return."""
+
+    def __repr__(self) -> str:
+        return "STOP"
+
+
+STOP = Stop()
+
+
+async def worker(
+    queue: asyncio.Queue[tuple[int, T]],
+    handle: Callable[[T], Awaitable[R]],
+    results: dict[int, R],
+    errors: dict[int, Exception],
+) -> None:
+    """Handle `(index, item)` pairs from `queue` until cancelled; task_done() for each one."""
+    # TODO(kata): loop forever: get a pair, store the result (or the exception) by index, and
+    # call queue.task_done() for it whatever happened (try/except/finally).
+    raise NotImplementedError
+
+
+async def process_all(
+    items: Sequence[T], handle: Callable[[T], Awaitable[R]], *, workers: int = 3
+) -> list[R]:
+    """Handle every item with `workers` tasks on one queue; return the results in item order."""
+    # TODO(kata): fill a queue with (index, item), start the worker tasks, await queue.join(),
+    # then cancel the workers and await them; raise the first error or return the results.
+    raise NotImplementedError
+
+
+async def produce(source: AsyncIterable[T], queue: asyncio.Queue[T | Stop], consumers: int) -> None:
+    """Put every item of `source` on `queue`, then one `STOP` per consumer."""
+    # TODO(kata): `async for` over source and `await queue.put(item)`; then one STOP per consumer.
+    raise NotImplementedError
+
+
+async def consume(
+    queue: asyncio.Queue[T | Stop], handle: Callable[[T], Awaitable[R]], results: list[R]
+) -> None:
+    """Append `await handle(item)` to `results` for each item until `STOP` is taken."""
+    # TODO(kata): loop on `await queue.get()`; return when the item is STOP (isinstance Stop).
+    raise NotImplementedError
+
+
+async def run_pipeline(
+    source: AsyncIterable[T],
+    handle: Callable[[T], Awaitable[R]],
+    *,
+    consumers: int = 2,
+    maxsize: int = 2,
+) -> list[R]:
+    """One producer, `consumers` consumers, one bounded queue; return once all have finished."""
+    # TODO(kata): make asyncio.Queue(maxsize), run produce and the consumers together (a
+    # TaskGroup), and return the results once all of them have finished.
+    raise NotImplementedError

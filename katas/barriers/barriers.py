@@ -1,0 +1,95 @@
+"""Kata `barriers`: a cellular automaton computed by several threads in lockstep.
+
+Each generation, every party (thread) computes its own slice of the next row of cells from
+the current row. Nobody may start generation k+1 before every party has finished generation
+k, because the next generation reads the neighbours' cells. A `threading.Barrier` enforces it.
+
+Contract (the tests check each point under a controlled scheduler with a virtual clock, so
+timeouts cost nothing):
+
+- `Simulation(cells, parties, rule=rule90, timeout=DEFAULT_TIMEOUT)` keeps the current row in
+  `current` and the row being built in `next`. Its `barrier` is a `threading.Barrier` for
+  `parties` threads, whose `action` is `end_generation` and whose default wait timeout is
+  `timeout`: a party that never arrives breaks the barrier instead of hanging everyone.
+- `compute_slice(party)` (given) fills party's cells of `next` from `current`.
+- `end_generation()` runs exactly once per generation, after every party has finished it and
+  before any party starts the next: it swaps `current` and `next` and adds 1 to `generation`.
+- `run_party(party, generations)` is one party's body: per generation, compute its slice,
+  then wait at the barrier. It returns True when all generations are done, and False as soon
+  as the barrier is broken (`threading.BrokenBarrierError`: a party missing, failed or
+  aborted). If computing its slice raises, it aborts the barrier first (so the other parties
+  stop at once instead of waiting for the timeout), then lets the exception propagate.
+- `restart(cells)` makes the simulation (also a broken one) ready for a new run from `cells`:
+  generation 0, fresh rows, and a barrier that works again (`reset()`).
+- `run(generations)` runs every party in its own thread, all at once, joins them, and returns
+  a copy of `current`; it raises `threading.BrokenBarrierError` if any party returned False.
+- Use `threading.Barrier` and `threading.Thread` (the tests swap in instrumented versions).
+"""
+
+from __future__ import annotations
+
+import threading  # noqa: F401  # the Barrier and the threads come from here
+from collections.abc import Callable, Sequence
+
+DEFAULT_TIMEOUT = 5.0
+"""Seconds a party waits at the barrier for the others before it declares the barrier broken."""
+
+
+def rule90(left: int, cell: int, right: int) -> int:
+    """Wolfram's rule 90: a cell becomes the XOR of its two neighbours."""
+    return left ^ right
+
+
+class Simulation:
+    """A row of cells evolved generation by generation by `parties` threads."""
+
+    def __init__(
+        self,
+        cells: Sequence[int],
+        parties: int,
+        rule: Callable[[int, int, int], int] = rule90,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.current = list(cells)
+        self.next = [0] * len(cells)
+        self.parties = parties
+        self.rule = rule
+        self.generation = 0
+        # TODO(kata): create self.barrier: a threading.Barrier for `parties` threads, with
+        # end_generation as its action and `timeout` as its default timeout.
+        raise NotImplementedError
+
+    def cells_of(self, party: int) -> range:
+        """The indexes of the cells that `party` computes: one contiguous slice per party."""
+        size = len(self.current)
+        return range(party * size // self.parties, (party + 1) * size // self.parties)
+
+    def compute_slice(self, party: int) -> None:
+        """Fill party's cells of `next` from `current` (cells past either end count as 0)."""
+        row = self.current
+        for i in self.cells_of(party):
+            left = row[i - 1] if i > 0 else 0
+            right = row[i + 1] if i + 1 < len(row) else 0
+            self.next[i] = self.rule(left, row[i], right)
+
+    def end_generation(self) -> None:
+        """The barrier's action: the next row becomes the current one."""
+        # TODO(kata): swap current and next, and count the generation.
+        raise NotImplementedError
+
+    def run_party(self, party: int, generations: int) -> bool:
+        """Compute `generations` generations of party's slice in lockstep with the others."""
+        # TODO(kata): per generation, compute_slice then wait at the barrier; return False on
+        # BrokenBarrierError; abort the barrier (then re-raise) if compute_slice raises.
+        raise NotImplementedError
+
+    def restart(self, cells: Sequence[int]) -> None:
+        """Start over from `cells`, even after the barrier broke."""
+        # TODO(kata): reset rows and generation, and reset the barrier.
+        raise NotImplementedError
+
+    def run(self, generations: int) -> list[int]:
+        """Run every party in its own thread, all at once; return the final row."""
+        # TODO(kata): one thread per party running run_party, all started before any join;
+        # raise threading.BrokenBarrierError unless every party returned True.
+        raise NotImplementedError

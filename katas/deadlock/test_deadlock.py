@@ -1,0 +1,253 @@
+"""Kata `deadlock`: dining philosophers and transfers that back off instead of waiting forever."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+from deadlock import Account, Table, transfer_patiently, try_transfer
+
+# Under the probe, time.sleep, time.monotonic and every timeout run on a virtual clock: the
+# seconds below cost no real time, and the elapsed times the tests measure are exact.
+MEAL_SECONDS = 0.1
+MEETING_TIMEOUT = 1.0
+# The transfer scenarios end the same way in every interleaving (the holder takes the lock
+# first, then the clock decides), so a few schedules are enough to see them.
+TRANSFER_SCHEDULES = 25
+# Three philosophers have few ways to interleave that matter; 150 seeded schedules cover them
+# many times over and keep the file fast.
+DINING_SCHEDULES = 150
+
+
+class Dinner:
+    """A table plus what the tests record about the meals."""
+
+    def __init__(self, seats: int) -> None:
+        self.table = Table(seats)
+        self.eating: set[int] = set()
+        self.clashes: list[tuple[int, int]] = []
+        self.started = [threading.Event() for _ in range(seats)]
+
+
+def _philosopher(seat: int) -> Callable[[Dinner], object]:
+    """A worker that dines at `seat` and notes any neighbour eating at the same time."""
+
+    def dine(dinner: Dinner) -> object:
+        def eat() -> str:
+            seats = dinner.table.seats
+            for neighbour in ((seat - 1) % seats, (seat + 1) % seats):
+                if neighbour in dinner.eating:
+                    dinner.clashes.append((seat, neighbour))
+            dinner.eating.add(seat)
+            time.sleep(MEAL_SECONDS)  # the meal takes time: others may run meanwhile
+            dinner.eating.discard(seat)
+            return "ate"
+
+        return dinner.table.dine(seat, eat)
+
+    return dine
+
+
+@pytest.mark.probe
+def test_a_philosopher_eats_holding_both_forks_and_puts_them_down_afterwards(probe) -> None:
+    def dine_at_the_last_seat(table: Table) -> tuple[object, list[bool]]:
+        held = table.dine(3, lambda: [fork.locked() for fork in table.forks])
+        return held, [fork.locked() for fork in table.forks]
+
+    def both_forks_then_none(_table: Table, results: list[object]) -> None:
+        held, after = results[0]  # type: ignore[misc]
+        assert held == [True, False, False, True], (
+            f"while the philosopher at seat 3 of 4 ate, the forks held were {held} (fork 0 to "
+            f"3): seat 3 sits between forks 3 and 0, and must hold exactly those two while "
+            f"eat() runs (dine also returns what eat() returned)"
+        )
+        assert not any(after), f"forks {after} were still held after dine() returned"
+
+    probe.explore(lambda: Table(4), [dine_at_the_last_seat], both_forks_then_none, budget=1)
+
+
+@pytest.mark.probe
+def test_neighbours_never_eat_at_the_same_time(probe) -> None:
+    def no_shared_fork_in_two_hands(dinner: Dinner, _results: list[object]) -> None:
+        assert not dinner.clashes, (
+            f"(philosopher, neighbour) pairs {dinner.clashes} ate at the same time although "
+            f"neighbours share a fork: hold both of your forks for the whole of eat()"
+        )
+
+    workers = {f"seat-{seat}": _philosopher(seat) for seat in range(3)}
+    probe.explore(
+        lambda: Dinner(3), workers, no_shared_fork_in_two_hands,
+        budget=min(probe.budget, DINING_SCHEDULES),
+    )
+
+
+@pytest.mark.probe
+def test_every_philosopher_can_dine_at_once_without_a_deadlock(probe) -> None:
+    def everybody_ate(_dinner: Dinner, results: list[object]) -> None:
+        assert results == ["ate"] * 3, f"the three philosophers' meals returned {results}"
+
+    # A circle of philosophers who each hold one fork and wait for the next is reported as a
+    # deadlock, and so is any lock-order cycle (fork a before b here, b before a there), even
+    # in a schedule that happened to get through.
+    workers = {f"seat-{seat}": _philosopher(seat) for seat in range(3)}
+    probe.explore(
+        lambda: Dinner(3), workers, everybody_ate, budget=min(probe.budget, DINING_SCHEDULES)
+    )
+
+
+@pytest.mark.probe
+def test_two_philosophers_who_are_not_neighbours_can_eat_at_the_same_time(probe) -> None:
+    def meet_while_eating(seat: int, other: int) -> Callable[[Dinner], object]:
+        def dine(dinner: Dinner) -> object:
+            def eat() -> bool:
+                dinner.started[seat].set()
+                return dinner.started[other].wait(MEETING_TIMEOUT)
+
+            return dinner.table.dine(seat, eat)
+
+        return dine
+
+    def they_met(_dinner: Dinner, results: list[object]) -> None:
+        assert results == [True, True], (
+            f"the philosophers at seats 0 and 2 of 4 share no fork, yet one of them waited "
+            f"{MEETING_TIMEOUT:g} s while eating for the other to start eating, in vain "
+            f"(results {results}): dine() holds more than the philosopher's two forks. A lock "
+            f"around the whole table cannot deadlock, but it turns the dinner into a queue"
+        )
+
+    workers = {"seat-0": meet_while_eating(0, 2), "seat-2": meet_while_eating(2, 0)}
+    probe.explore(lambda: Dinner(4), workers, they_met)
+
+
+@pytest.mark.probe
+def test_a_meal_that_fails_still_puts_both_forks_down(probe) -> None:
+    def spill(dinner: Dinner) -> str:
+        def eat() -> str:
+            raise RuntimeError("the soup spilled")
+
+        try:
+            dinner.table.dine(0, eat)
+        except RuntimeError:
+            return "spilled"
+        return "no error"
+
+    def forks_free(dinner: Dinner, results: list[object]) -> None:
+        assert results == ["spilled", "ate"], (
+            f"a meal that raised and the neighbour's meal gave {results}, expected the error "
+            f"to reach the caller of dine() and the neighbour to eat"
+        )
+        held = [i for i, fork in enumerate(dinner.table.forks) if fork.locked()]
+        assert not held, f"forks {held} were still held after both meals had ended"
+
+    probe.explore(lambda: Dinner(3), {"clumsy": spill, "neighbour": _philosopher(1)}, forks_free)
+
+
+class Bank:
+    """Two accounts, and an event that says when the target's lock has been taken."""
+
+    def __init__(self) -> None:
+        self.source = Account(1, 100)
+        self.target = Account(2, 100)
+        self.target_taken = threading.Event()
+
+
+def _hold_target_lock(seconds: float) -> Callable[[Bank], None]:
+    def hold(bank: Bank) -> None:
+        with bank.target.lock:
+            bank.target_taken.set()
+            time.sleep(seconds)
+
+    return hold
+
+
+def _timed(call: Callable[[Bank], bool]) -> Callable[[Bank], tuple[bool, float]]:
+    """A worker that waits until the target's lock is taken, then times `call`."""
+
+    def worker(bank: Bank) -> tuple[bool, float]:
+        bank.target_taken.wait(MEETING_TIMEOUT)
+        started = time.monotonic()
+        done = call(bank)
+        return done, time.monotonic() - started
+
+    return worker
+
+
+def _balances(bank: Bank) -> tuple[int, int]:
+    return bank.source.balance, bank.target.balance
+
+
+@pytest.mark.probe
+def test_a_transfer_with_both_locks_free_moves_the_money_and_returns_true(probe) -> None:
+    def moved(bank: Bank, results: list[object]) -> None:
+        assert results[0] is True, f"try_transfer with both locks free returned {results[0]}"
+        assert _balances(bank) == (70, 130), (
+            f"after moving 30 from 100 to 100 the balances are {_balances(bank)}"
+        )
+
+    transfer = lambda bank: try_transfer(bank.source, bank.target, 30, timeout=1.0)  # noqa: E731
+    probe.explore(Bank, [transfer], moved, budget=1)
+
+
+@pytest.mark.probe
+def test_a_transfer_that_cannot_get_the_second_lock_backs_off_after_its_timeout(probe) -> None:
+    def backed_off(bank: Bank, results: list[object]) -> None:
+        done, waited = results[1]  # type: ignore[misc]
+        assert (done, waited <= 1.5) == (False, True), (
+            f"the target's lock was busy for 5 s; try_transfer(timeout=1) returned {done} "
+            f"after {waited:g} s. It must give up after about 1 s and return False: waiting "
+            f"without a timeout while holding the source's lock is how two opposite transfers "
+            f"deadlock"
+        )
+        assert _balances(bank) == (100, 100), (
+            f"a transfer that backed off changed the balances to {_balances(bank)}"
+        )
+        assert not bank.source.lock.locked(), (
+            "the source's lock was still held after try_transfer backed off: release it, so "
+            "the transfer that holds the other lock can finish"
+        )
+
+    call = lambda bank: try_transfer(bank.source, bank.target, 10, timeout=1.0)  # noqa: E731
+    workers = {"holder": _hold_target_lock(5.0), "transfer": _timed(call)}
+    probe.explore(Bank, workers, backed_off, budget=min(probe.budget, TRANSFER_SCHEDULES))
+
+
+@pytest.mark.probe
+def test_a_patient_transfer_retries_until_the_second_lock_is_free(probe) -> None:
+    def got_through(bank: Bank, results: list[object]) -> None:
+        done, waited = results[1]  # type: ignore[misc]
+        assert done is True, (
+            f"the target's lock was busy for 2.5 s; transfer_patiently(timeout=1, attempts=5) "
+            f"gave up after {waited:g} s. Three attempts of 1 s each span more than 2.5 s "
+            f"whatever the pauses: retry try_transfer until an attempt succeeds or none are left"
+        )
+        assert _balances(bank) == (90, 110), (
+            f"after moving 10 from 100 to 100 the balances are {_balances(bank)}"
+        )
+
+    call = lambda bank: transfer_patiently(bank.source, bank.target, 10, 1.0, 5)  # noqa: E731
+    workers = {"holder": _hold_target_lock(2.5), "transfer": _timed(call)}
+    probe.explore(Bank, workers, got_through, budget=min(probe.budget, TRANSFER_SCHEDULES))
+
+
+@pytest.mark.probe
+def test_a_patient_transfer_gives_up_after_its_last_attempt(probe) -> None:
+    def gave_up(bank: Bank, results: list[object]) -> None:
+        done, waited = results[1]  # type: ignore[misc]
+        assert done is False, (
+            f"the target's lock was busy for 10 s; transfer_patiently(timeout=1, attempts=3) "
+            f"returned {done} after {waited:g} s: after its third attempt it must return False"
+        )
+        # Three timeouts of 1 s, plus at most 1 s of pause between (or after) each attempt.
+        assert 3.0 <= waited <= 6.0, (
+            f"transfer_patiently(timeout=1, attempts=3) gave up after {waited:g} s; three "
+            f"attempts of 1 s each and short pauses take between 3 and 6 s"
+        )
+        assert _balances(bank) == (100, 100), (
+            f"a transfer that gave up changed the balances to {_balances(bank)}"
+        )
+
+    call = lambda bank: transfer_patiently(bank.source, bank.target, 10, 1.0, 3)  # noqa: E731
+    workers = {"holder": _hold_target_lock(10.0), "transfer": _timed(call)}
+    probe.explore(Bank, workers, gave_up, budget=min(probe.budget, TRANSFER_SCHEDULES))

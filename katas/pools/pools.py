@@ -1,0 +1,153 @@
+"""Kata `pools`: a pool of worker processes with map, imap_unordered, starmap and apply_async.
+
+Contract (the tests check each point; every function below starts a `multiprocessing.Pool`
+of `processes` workers and leaves no worker process behind when it returns):
+
+- `parallel_map(function, items, processes=2, chunksize=1)` returns
+  `[function(item) for item in items]`, in the order of `items`, computed by the pool's worker
+  processes (never by the caller), several items at the same time. Items are handed to the
+  workers in runs of `chunksize` consecutive items: one worker computes a whole run.
+- `in_completion_order(function, items, processes=2)` returns the same results, but in the
+  order in which the workers *finished* them: a quick item is not kept waiting behind a slow one.
+- `starmap_all(function, argument_tuples, processes=2)` returns
+  `[function(*arguments) for arguments in argument_tuples]`, in order, computed by the pool.
+- `collect_async(function, argument_tuples, processes=2)` submits `function(*arguments)` for
+  every tuple, one task each, and returns `(results, errors)`: every result that a task
+  returned (in any order) and every exception that a task raised (in any order), gathered by
+  callbacks. It returns only when every task has ended.
+- `checked_map(function, items, processes=2, timeout=5.0)` is `parallel_map` that waits at
+  most `timeout` seconds: an exception raised by `function` in a worker is raised again in
+  the caller, and `multiprocessing.TimeoutError` is raised when the results are not all in
+  after `timeout` seconds.
+- `Service(processes=2)` owns one long-lived pool (`service.pool`) that many callers share
+  through `submit(function, *args)`. `close()` stops the service: work already submitted runs
+  to its end, every worker process has exited when `close()` returns, and from then on
+  `submit` raises `ValueError`.
+
+The worker functions (`square`, `power`, `divide`, `reciprocal`, `echo_after`, `meet`) are
+given. They live here, at module level, because a worker process finds the function to run
+by its module and name: a lambda or a function defined inside another one cannot be sent.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterable
+from multiprocessing.pool import AsyncResult
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# How long `meet` waits for its partner. Starting a worker process takes milliseconds, so the
+# wait only runs out when the two meeting tasks are not running at the same time.
+MEETING_SECONDS = 3.0
+
+
+# -- worker functions (given) -----------------------------------------------------------------
+
+
+def square(number: int) -> int:
+    """number * number."""
+    return number * number
+
+
+def power(base: int, exponent: int) -> int:
+    """base ** exponent: a function of two arguments, for starmap."""
+    return int(base**exponent)
+
+
+def divide(numerator: float, denominator: float, delay: float = 0.0) -> float:
+    """numerator / denominator after sleeping `delay` seconds; ZeroDivisionError for 0."""
+    time.sleep(delay)
+    return numerator / denominator
+
+
+def reciprocal(number: float) -> float:
+    """1 / number; raises ZeroDivisionError for 0."""
+    return 1 / number
+
+
+def echo_after(task: tuple[str, float]) -> str:
+    """Sleep `delay` seconds, then return `value`, for task = (value, delay)."""
+    value, delay = task
+    time.sleep(delay)
+    return value
+
+
+def meet(task: tuple[int, bool, str]) -> tuple[int, bool]:
+    """For task = (value, meets, folder): if `meets`, wait until a second meeting task has
+    arrived in `folder` (at most MEETING_SECONDS). Returns (this process's pid, met)."""
+    value, meets, folder = task
+    if not meets:
+        return os.getpid(), False
+    Path(folder, f"arrived-{value}").touch()
+    deadline = time.monotonic() + MEETING_SECONDS
+    while time.monotonic() < deadline:
+        if len(os.listdir(folder)) >= 2:
+            return os.getpid(), True
+        time.sleep(0.005)
+    return os.getpid(), False
+
+
+# -- the kata ---------------------------------------------------------------------------------
+
+
+def parallel_map(
+    function: Callable[[T], R], items: Iterable[T], processes: int = 2, chunksize: int = 1
+) -> list[R]:
+    """[function(item) for item in items], computed by a pool, in the order of `items`."""
+    # TODO(kata): open a Pool(processes) in a with-block and return its map(), passing chunksize.
+    raise NotImplementedError
+
+
+def in_completion_order(
+    function: Callable[[T], R], items: Iterable[T], processes: int = 2
+) -> list[R]:
+    """The results of function(item) in the order the workers finish them."""
+    # TODO(kata): collect the results of the pool's imap_unordered() into a list.
+    raise NotImplementedError
+
+
+def starmap_all(
+    function: Callable[..., R], argument_tuples: Iterable[tuple[Any, ...]], processes: int = 2
+) -> list[R]:
+    """[function(*arguments) for arguments in argument_tuples], computed by a pool."""
+    # TODO(kata): use the pool's starmap(), which unpacks each tuple into arguments.
+    raise NotImplementedError
+
+
+def collect_async(
+    function: Callable[..., R], argument_tuples: Iterable[tuple[Any, ...]], processes: int = 2
+) -> tuple[list[R], list[BaseException]]:
+    """Submit one task per tuple; return (results, errors) gathered by callbacks."""
+    # TODO(kata): apply_async each tuple with callback= and error_callback= appending to two
+    # lists, then close() and join() the pool before leaving the with-block.
+    raise NotImplementedError
+
+
+def checked_map(
+    function: Callable[[T], R], items: Iterable[T], processes: int = 2, timeout: float = 5.0
+) -> list[R]:
+    """parallel_map that re-raises a worker's exception and gives up after `timeout` seconds."""
+    # TODO(kata): start map_async() and return its get(timeout); get() re-raises worker errors.
+    raise NotImplementedError
+
+
+class Service:
+    """One long-lived pool shared by many callers."""
+
+    def __init__(self, processes: int = 2) -> None:
+        self.pool = multiprocessing.Pool(processes)
+
+    def submit(self, function: Callable[..., R], *args: Any) -> AsyncResult[R]:
+        """Run function(*args) in the pool; the AsyncResult's get() gives the result."""
+        return self.pool.apply_async(function, args)
+
+    def close(self) -> None:
+        """Let submitted work finish, wait until every worker has exited, refuse new work."""
+        # TODO(kata): close() the pool (no new work), then join() it (wait for the workers).
+        raise NotImplementedError

@@ -1,0 +1,182 @@
+"""Kata `rlock`: a box whose methods call each other while holding one re-entrant lock."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+import pytest
+from rlock import Box, NotEnoughItems
+
+# The real-thread handshake below waits at most this long. Each wait ends within microseconds
+# when the code is right; the bound only keeps a broken box from hanging the test.
+HANDSHAKE_SECONDS = 2.0
+
+
+def _remove_or_refuse(box: Box, count: int) -> str:
+    try:
+        box.remove(count)
+    except NotEnoughItems:
+        return "refused"
+    return "removed"
+
+
+@pytest.mark.probe
+def test_add_remove_and_execute_change_the_count_of_a_new_empty_box(probe) -> None:
+    def use(box: Box) -> list[int]:
+        seen = [box.total_items]
+        box.add(3)
+        seen.append(box.total_items)
+        box.remove(2)
+        seen.append(box.total_items)
+        box.execute(5)
+        seen.append(box.total_items)
+        box.add()
+        box.remove()
+        seen.append(box.total_items)
+        return seen
+
+    def counts_add_up(_box: Box, results: list[object]) -> None:
+        assert results[0] == [0, 3, 1, 6, 6], (
+            f"a new box, then add(3), remove(2), execute(5), add() and remove() gave the counts "
+            f"{results[0]}, expected [0, 3, 1, 6, 6]"
+        )
+
+    # One worker has exactly one schedule. Under the probe a lock taken twice by its own holder
+    # is reported as a deadlock instead of hanging the test.
+    probe.explore(Box, [use], counts_add_up, budget=1)
+
+
+@pytest.mark.probe
+def test_a_caller_holding_the_box_lock_can_still_call_the_box_methods(probe) -> None:
+    def add_under_the_lock(box: Box) -> int:
+        with box.lock:
+            box.add(2)
+            box.remove(1)
+            return box.total_items
+
+    def no_self_deadlock(_box: Box, results: list[object]) -> None:
+        assert results[0] == 1, (
+            f"a thread that held the box's lock and called add(2) and remove(1) saw "
+            f"{results[0]} items, expected 1"
+        )
+
+    probe.explore(Box, [add_under_the_lock], no_self_deadlock, budget=1)
+
+
+@pytest.mark.probe
+def test_remove_refuses_more_items_than_the_box_holds_and_changes_nothing(probe) -> None:
+    def ask_too_much(box: Box) -> str:
+        box.add(2)
+        return _remove_or_refuse(box, 3)
+
+    def refused(box: Box, results: list[object]) -> None:
+        assert results[0] == "refused", (
+            f"remove(3) from a box of 2 items {results[0]} them: it must raise NotEnoughItems"
+        )
+        assert box.total_items == 2, (
+            f"a refused remove(3) left {box.total_items} items in a box of 2: a refusal must "
+            f"change nothing"
+        )
+
+    probe.explore(Box, [ask_too_much], refused, budget=1)
+
+
+@pytest.mark.probe
+def test_no_change_is_lost_when_two_threads_call_execute_at_once(probe) -> None:
+    def execute_twice(box: Box) -> None:
+        box.execute(1)
+        box.execute(1)
+
+    def nothing_lost(box: Box, _results: list[object]) -> None:
+        lost = 4 - box.total_items
+        assert lost == 0, (
+            f"{lost} of 4 calls to execute(1) were lost: both threads read total_items before "
+            f"either wrote it back. execute() is public, so it must take the lock itself, even "
+            f"though add() and remove() already hold it when they call it"
+        )
+
+    probe.explore(Box, [execute_twice, execute_twice], nothing_lost)
+
+
+@pytest.mark.probe
+def test_two_threads_can_never_both_take_the_last_item(probe) -> None:
+    def one_item() -> Box:
+        box = Box()
+        box.add(1)
+        return box
+
+    def exactly_one_wins(box: Box, results: list[object]) -> None:
+        assert sorted(map(str, results)) == ["refused", "removed"], (
+            f"two threads removing the last item got {results} and left {box.total_items} "
+            f"items: both checked the count before either took the item. Hold the lock around "
+            f"the check and the execute(-count) together"
+        )
+
+    remove_one = lambda box: _remove_or_refuse(box, 1)  # noqa: E731 - the same worker twice
+    probe.explore(one_item, [remove_one, remove_one], exactly_one_wins)
+
+
+@pytest.mark.probe
+def test_a_thread_holding_the_lock_never_sees_half_a_batch(probe) -> None:
+    def look(box: Box) -> int:
+        with box.lock:
+            return box.total_items
+
+    def all_or_nothing(_box: Box, results: list[object]) -> None:
+        seen = results[1]
+        assert seen in (0, 5), (
+            f"a thread holding the box's lock saw {seen} items while add_batch([2, 3]) ran: it "
+            f"must see 0 (before the batch) or 5 (after it). add_batch() has to hold the lock "
+            f"for the whole loop; each add() then takes it again"
+        )
+
+    workers = {"batch": lambda box: box.add_batch([2, 3]), "observer": look}
+    probe.explore(Box, workers, all_or_nothing)
+
+
+@pytest.mark.probe
+def test_a_refused_remove_leaves_the_lock_free_for_other_threads(probe) -> None:
+    def both_done(box: Box, results: list[object]) -> None:
+        assert (results[0], box.total_items) == ("refused", 1), (
+            f"a refused remove(5) and an add(1) from another thread gave {results[0]!r} and "
+            f"{box.total_items} items, expected 'refused' and 1"
+        )
+
+    probe.explore(
+        Box,
+        {"remover": lambda box: _remove_or_refuse(box, 5), "adder": lambda box: box.add(1)},
+        both_done,
+    )
+
+
+def test_only_the_thread_that_holds_the_lock_can_release_it() -> None:
+    box = Box()
+    taken, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        box.lock.acquire()
+        taken.set()
+        done.wait(HANDSHAKE_SECONDS)
+        # With a plain Lock the main thread has already released it: nothing left to release.
+        with contextlib.suppress(RuntimeError):
+            box.lock.release()
+
+    holder = threading.Thread(target=hold, name="holder")
+    holder.start()
+    try:
+        assert taken.wait(HANDSHAKE_SECONDS), "the holder thread could not take box.lock"
+        try:
+            box.lock.release()
+        except RuntimeError:
+            refused = True
+        else:
+            refused = False
+        assert refused, (
+            "the main thread released box.lock while another thread held it: a plain Lock has "
+            "no owner, so anybody can release it. An RLock remembers the thread that holds it "
+            "and raises RuntimeError for any other"
+        )
+    finally:
+        done.set()
+        holder.join(HANDSHAKE_SECONDS)

@@ -1,0 +1,18 @@
+"""Deterministic race and deadlock probes: run workers under a controlled, seeded scheduler.
+
+See README.md in this folder for the design, the API and how to read a report.
+"""
+
+from __future__ import annotations
+
+from .api import ExploreStats, ProbeFailure, explore, run_schedule, schedules
+from .asyncio_loop import explore_async
+
+__all__ = [
+    "ExploreStats",
+    "ProbeFailure",
+    "explore",
+    "explore_async",
+    "run_schedule",
+    "schedules",
+]

@@ -1,0 +1,377 @@
+"""asyncio mode: a seeded loop that runs ONE ready callback per iteration, on virtual time.
+
+asyncio's FIFO loop never exposes check-then-act across ``await`` (research §5: 0 of 500
+runs); choosing one ready callback per iteration with a seeded strategy, and deferring the
+rest, exposes it. Time is virtual: when nothing is ready the clock jumps to the next timer,
+so ``await asyncio.sleep(10)`` costs nothing. No ready callback and no timer while workers
+are unfinished is a deadlock.
+"""
+
+from __future__ import annotations
+
+import _thread
+import asyncio
+import contextlib
+import heapq
+import statistics
+import sys
+import types
+from collections.abc import Callable, Coroutine, Hashable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from . import report
+from .api import ExploreStats, ProbeFailure, _Outcome, _strip, shrink
+from .clock import REAL_MONOTONIC, REAL_PERF_COUNTER
+from .scheduler import Failure
+from .sites import NO_SITE, Site, find_site, short, source, traceback_site
+from .strategies import Replay, Strategy, make_strategy, normalize
+
+S = TypeVar("S")
+AsyncWorker = Callable[[S], Coroutine[Any, Any, object]]
+AsyncWorkers = Sequence[AsyncWorker[S]] | Mapping[str, AsyncWorker[S]]
+
+
+class _Stall(Exception):
+    """Nothing is ready and no timer is pending."""
+
+
+class _TooLong(Exception):
+    """Step bound exceeded."""
+
+
+class ProbeLoop(asyncio.BaseEventLoop):
+    """Event loop for one schedule: one strategy-chosen callback per iteration."""
+
+    def __init__(self, strategy: Strategy, max_steps: int) -> None:
+        super().__init__()
+        self._vt = 0.0
+        self._strategy = strategy
+        self._max_steps = max_steps
+        self.choices: list[int] = []
+        self.decisions = 0
+        self.steps = 0
+        self.cleanup = False
+        self.current_key: Hashable = None
+        self.errors: list[dict[str, Any]] = []
+        self.set_exception_handler(lambda loop, context: self.errors.append(context))
+
+    def time(self) -> float:
+        return self._vt
+
+    def _process_events(self, event_list: Any) -> None:
+        pass  # no selector: kata coroutines do no real I/O
+
+    def _write_to_self(self) -> None:
+        pass
+
+    def _run_once(self) -> None:
+        sched: list[Any] = self._scheduled  # type: ignore[attr-defined]
+        ready: Any = self._ready  # type: ignore[attr-defined]
+        while sched and sched[0]._cancelled:
+            self._timer_cancelled_count -= 1  # type: ignore[attr-defined]
+            heapq.heappop(sched)._scheduled = False
+        live = [h for h in ready if not h._cancelled]
+        ready.clear()
+        if not live:
+            if not sched:
+                raise _Stall
+            self._vt = max(self._vt, sched[0]._when)  # autojump to the next timer
+        while sched and sched[0]._when <= self._vt:
+            handle = heapq.heappop(sched)
+            handle._scheduled = False
+            if not handle._cancelled:
+                live.append(handle)
+        if not live:
+            return
+        idx = 0
+        if len(live) > 1 and not self.cleanup:
+            keys = [_key(h) for h in live]
+            raw = self._strategy.choose(self.current_key, keys, self.decisions)
+            self.decisions += 1
+            idx = normalize(raw, len(live), False)
+            self.choices.append(idx)
+        handle = live.pop(idx)
+        ready.extend(live)  # the others stay ready, in their original order
+        self.steps += 1
+        if self.steps > self._max_steps and not self.cleanup:
+            raise _TooLong
+        self.current_key = _key(handle)
+        handle._run()
+
+
+def _key(handle: Any) -> Hashable:
+    owner = getattr(handle._callback, "__self__", None)
+    if isinstance(owner, asyncio.Task):
+        return owner.get_name()
+    return "callback"
+
+
+def _suspended_site(task: asyncio.Task[Any], files: frozenset[str]) -> Site:
+    """Innermost learner line where ``task`` is suspended."""
+    coro: Any = task.get_coro()
+    site = NO_SITE
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            here = find_site(frame, files)
+            if here[0] in files or site == NO_SITE:
+                site = here
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return site
+
+
+def _execute_async(
+    setup: Callable[[], S],
+    named: list[tuple[str, AsyncWorker[S]]],
+    check: Callable[[S, list[object]], None] | None,
+    modules: Sequence[types.ModuleType],
+    strategy: Strategy,
+    max_steps: int,
+) -> _Outcome:
+    loop = ProbeLoop(strategy, max_steps)
+    names = [n for n, _ in named]
+    index = {n: i for i, n in enumerate(names)}
+    events: list[tuple[str, int, Any, str]] = []
+    files_box: list[frozenset[str]] = [_module_files(modules)]
+    tasks: list[asyncio.Task[object]] = []
+    state_box: list[Any] = []
+    last: list[int] = [-1]
+
+    def local(frame: types.FrameType, event: str, arg: Any) -> Any:
+        if event == "line":
+            who = index.get(str(loop.current_key), -1)
+            if who >= 0:
+                if last[0] != who:
+                    events.append(("x", last[0], who, "suspended at an await"))
+                    last[0] = who
+                events.append(("s", who, (frame.f_code.co_filename, frame.f_lineno), ""))
+        return local
+
+    def global_trace(frame: types.FrameType, event: str, arg: Any) -> Any:
+        if frame.f_code.co_filename in files_box[0]:
+            return local
+        return None
+
+    async def main() -> None:
+        state = setup()
+        state_box.append(state)
+        if not files_box[0]:
+            files_box[0] = _module_files(_guess_modules(state))
+        for name, fn in named:
+            tasks.append(loop.create_task(fn(state), name=name))
+        await asyncio.wait(tasks)
+
+    failure: Failure | None = None
+    previous = sys.gettrace()
+    sys.settrace(global_trace)
+    try:
+        loop.run_until_complete(main())
+    except _Stall:
+        failure = _task_exception(tasks, files_box[0]) or _deadlock(tasks, files_box[0])
+    except _TooLong:
+        failure = Failure(
+            "livelock",
+            f"livelock or starvation: no task finished within {max_steps} loop steps",
+            signature="livelock",
+        )
+    finally:
+        sys.settrace(previous)
+        _close(loop, tasks)
+    files = files_box[0]
+    if failure is None:
+        failure = _task_exception(tasks, files)
+    results: list[object] = [
+        t.result() if t.done() and not t.cancelled() and t.exception() is None else None
+        for t in tasks
+    ]
+    if failure is None and check is not None and state_box:
+        try:
+            check(state_box[0], results)
+        except AssertionError as exc:
+            text = report.clean(str(exc).strip()) or "check() failed"
+            failure = Failure("invariant", "invariant broken: " + text, signature="invariant")
+    return _Outcome(failure, loop.choices, events, names, loop.steps, loop.decisions, results)
+
+
+def _module_files(modules: Sequence[types.ModuleType]) -> frozenset[str]:
+    return frozenset(f for m in modules if (f := getattr(m, "__file__", None)))
+
+
+def _guess_modules(state: object) -> list[types.ModuleType]:
+    mod = sys.modules.get(type(state).__module__)
+    return [mod] if mod is not None and getattr(mod, "__file__", None) else []
+
+
+def _task_exception(tasks: list[asyncio.Task[object]], files: frozenset[str]) -> Failure | None:
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            assert exc is not None
+            site = traceback_site(exc.__traceback__, files)
+            text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            return Failure(
+                "exception",
+                f"{task.get_name()} raised {text} at {short(site)} `{source(site)}`",
+                signature=f"{type(exc).__name__}@{short(site)}",
+            )
+    return None
+
+
+def _deadlock(tasks: list[asyncio.Task[object]], files: frozenset[str]) -> Failure:
+    parts = []
+    for task in tasks:
+        if not task.done():
+            site = _suspended_site(task, files)
+            parts.append(f"{task.get_name()} waits at {short(site)} `{source(site)}`")
+    return Failure(
+        "deadlock",
+        "deadlock: every task is waiting and no timer is pending: " + "; ".join(parts),
+        details=["Nobody is left to set the event, release the lock or put the item."],
+        signature="deadlock",
+    )
+
+
+def _close(loop: ProbeLoop, tasks: list[asyncio.Task[object]]) -> None:
+    """Cancel whatever is left and let it unwind in FIFO order, within a bounded budget."""
+    loop.cleanup = True
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        with contextlib.suppress(_Stall, _TooLong):
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            task.exception()  # mark retrieved: the harness reports it, asyncio need not log
+    loop.close()
+
+
+def _named(workers: AsyncWorkers[S]) -> list[tuple[str, AsyncWorker[S]]]:
+    if isinstance(workers, Mapping):
+        return [(str(k), v) for k, v in workers.items()]
+    return [(f"worker-{i}", fn) for i, fn in enumerate(workers, 1)]
+
+
+def _explore(
+    setup: Callable[[], S],
+    named: list[tuple[str, AsyncWorker[S]]],
+    check: Callable[[S, list[object]], None] | None,
+    modules: Sequence[types.ModuleType],
+    budget: int,
+    seed: int,
+    max_steps: int,
+    strategies: str,
+    schedule: Sequence[int] | None,
+) -> ExploreStats:
+    started = REAL_PERF_COUNTER()
+    times: list[float] = []
+    k_estimate = 0
+    max_seen = 0
+    count = 1 if schedule is not None else budget
+    for i in range(count):
+        strategy: Strategy = (
+            Replay(list(schedule))
+            if schedule is not None
+            else make_strategy(strategies, seed, i, k_estimate)
+        )
+        t0 = REAL_PERF_COUNTER()
+        out = _execute_async(setup, named, check, modules, strategy, max_steps)
+        times.append(REAL_PERF_COUNTER() - t0)
+        k_estimate = max(k_estimate, out.decisions)
+        max_seen = max(max_seen, out.steps)
+        if out.failure is None:
+            continue
+        failure = out.failure
+        final, sched, runs = out, _strip(out.choices), 0
+        if schedule is None:
+
+            def rerun(choices: list[int]) -> _Outcome:
+                return _execute_async(setup, named, check, modules, Replay(choices), max_steps)
+
+            shrunk, sched, runs = shrink(out.choices, failure, rerun)
+            final = shrunk or out
+        final_failure = final.failure or failure
+        stats = ExploreStats(
+            schedules=i + 1,
+            median_ms=statistics.median(times) * 1000,
+            total_s=REAL_PERF_COUNTER() - started,
+            max_steps=max_seen,
+            seed=seed,
+            strategies=strategies,
+            first_failure=i,
+            shrink_runs=runs,
+        )
+        origin = (
+            ""
+            if schedule is not None
+            else f"found by: seed={seed}, strategy={strategy.name}, schedule #{i} of {budget}; "
+            f"shrunk from {len(_strip(out.choices))} to {len(sched)} choices in {runs} re-runs"
+        )
+        message = report.render(
+            final_failure.headline,
+            final_failure.details,
+            final.events,
+            final.names,
+            sched,
+            f"explore_async(setup, workers, check, schedule={sched})",
+            origin,
+            switches=sum(1 for c in sched if c),
+        )
+        raise ProbeFailure(message, kind=final_failure.kind, schedule=sched, stats=stats)
+    return ExploreStats(
+        schedules=count,
+        median_ms=statistics.median(times) * 1000 if times else 0.0,
+        total_s=REAL_PERF_COUNTER() - started,
+        max_steps=max_seen,
+        seed=seed,
+        strategies=strategies,
+    )
+
+
+def explore_async(
+    setup: Callable[[], S],
+    workers: AsyncWorkers[S],
+    check: Callable[[S, list[object]], None] | None = None,
+    *,
+    budget: int = 250,
+    seed: int = 0,
+    max_steps: int = 20_000,
+    strategies: str = "portfolio",
+    modules: Sequence[types.ModuleType] = (),
+    schedule: Sequence[int] | None = None,
+    timeout_s: float = 120.0,
+) -> ExploreStats:
+    """Explore asyncio interleavings of ``workers`` (coroutine functions taking the state).
+
+    ``modules`` only selects the files shown in reports (default: the module of the class
+    that ``setup()`` returns). ``schedule`` replays one recorded schedule. Called from inside
+    a running event loop, the exploration runs in a helper thread.
+    """
+    named = _named(workers)
+    args = (setup, named, check, modules, budget, seed, max_steps, strategies, schedule)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _explore(*args)
+    box: list[Any] = []
+    done = _thread.allocate_lock()
+    done.acquire()
+
+    def helper() -> None:
+        try:
+            box.append(("ok", _explore(*args)))
+        except BaseException as exc:
+            box.append(("err", exc))
+        finally:
+            done.release()
+
+    _thread.start_new_thread(helper, ())
+    deadline = REAL_MONOTONIC() + timeout_s
+    while not done.acquire(True, 0.05):
+        if REAL_MONOTONIC() > deadline:
+            raise TimeoutError(f"explore_async did not finish within {timeout_s} s")
+    kind, value = box[0]
+    if kind == "err":
+        raise value
+    assert isinstance(value, ExploreStats)
+    return value

@@ -1,0 +1,102 @@
+"""Swap the cooperative world in for one run, and restore everything exactly afterwards.
+
+Sets attributes on the real ``threading`` and ``time`` modules, rebinds names in the
+learner's modules (and ``queue``) whose value *is* a real primitive (``from threading
+import Lock``), and re-bases learner classes that subclass the real ``threading.Thread``.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import types
+from typing import Any
+
+from . import primitives as p
+
+_THREADING = {
+    "Lock": p.Lock,
+    "RLock": p.RLock,
+    "Condition": p.Condition,
+    "Semaphore": p.Semaphore,
+    "BoundedSemaphore": p.BoundedSemaphore,
+    "Event": p.Event,
+    "Barrier": p.Barrier,
+    "Thread": p.Thread,
+    "current_thread": p.current_thread,
+    "currentThread": p.current_thread,
+}
+_TIME = {
+    "sleep": p.sleep,
+    "monotonic": p.monotonic,
+    "monotonic_ns": p.monotonic_ns,
+    "perf_counter": p.perf_counter,
+    "perf_counter_ns": p.perf_counter_ns,
+    "time": p.time,
+    "time_ns": p.time_ns,
+}
+
+
+def _real_table() -> dict[int, tuple[Any, Any]]:
+    """id(real object) -> (real, replacement), captured before anything is patched."""
+    table: dict[int, tuple[Any, Any]] = {}
+    for mod, repl in ((threading, _THREADING), (time, _TIME)):
+        for name, new in repl.items():
+            if hasattr(mod, name):
+                real = mod.__dict__[name]
+                table[id(real)] = (real, new)
+    return table
+
+
+_REAL = _real_table()
+
+
+class Patch:
+    """Context manager; ``restore`` undoes every change in reverse order, even on failure."""
+
+    def __init__(self, modules: list[types.ModuleType]) -> None:
+        self._modules = modules
+        self._saved: list[tuple[Any, str, Any]] = []
+        self._bases: list[tuple[type, tuple[type, ...]]] = []
+
+    def __enter__(self) -> Patch:
+        try:
+            for mod, repl in ((threading, _THREADING), (time, _TIME)):
+                for name, new in repl.items():
+                    if name in mod.__dict__:
+                        self._set(mod, name, new)
+            for mod in [*self._modules, queue]:
+                for name, value in list(vars(mod).items()):
+                    hit = _REAL.get(id(value))
+                    if hit is not None and hit[0] is value:
+                        self._set(mod, name, hit[1])
+                    elif isinstance(value, type) and p.REAL_THREAD in value.__bases__:
+                        self._rebase(value)
+        except BaseException:
+            self.restore()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.restore()
+
+    def _set(self, obj: Any, name: str, value: Any) -> None:
+        self._saved.append((obj, name, getattr(obj, name)))
+        setattr(obj, name, value)
+
+    def _rebase(self, cls: type) -> None:
+        old = cls.__bases__
+        try:
+            cls.__bases__ = tuple(p.Thread if b is p.REAL_THREAD else b for b in old)
+        except TypeError:
+            return  # incompatible layout: the class keeps real threads (watchdog reports)
+        self._bases.append((cls, old))
+
+    def restore(self) -> None:
+        while self._bases:
+            cls, old = self._bases.pop()
+            cls.__bases__ = old
+        while self._saved:
+            obj, name, value = self._saved.pop()
+            setattr(obj, name, value)

@@ -1,0 +1,71 @@
+"""Source locations: which frame is the learner's, and how to print file:line + source."""
+
+from __future__ import annotations
+
+import linecache
+import os
+import queue
+import re
+import sys
+import threading
+from types import FrameType, TracebackType
+
+_HARNESS_DIR = os.path.dirname(os.path.abspath(__file__))
+# Frames in these files are plumbing, never the place a learner should look at.
+_PLUMBING = frozenset({os.path.abspath(threading.__file__), os.path.abspath(queue.__file__)})
+
+Site = tuple[str, int]
+NO_SITE: Site = ("?", 0)
+
+
+def is_plumbing(filename: str) -> bool:
+    return filename.startswith(_HARNESS_DIR) or os.path.abspath(filename) in _PLUMBING
+
+
+def find_site(frame: FrameType | None, learner_files: frozenset[str]) -> Site:
+    """Innermost learner frame at or above ``frame``; else the innermost non-plumbing one."""
+    fallback: Site | None = None
+    f = frame
+    while f is not None:
+        name = f.f_code.co_filename
+        if name in learner_files:
+            return (name, f.f_lineno)
+        if fallback is None and not is_plumbing(name):
+            fallback = (name, f.f_lineno)
+        f = f.f_back
+    return fallback if fallback is not None else NO_SITE
+
+
+def caller_site(learner_files: frozenset[str]) -> Site:
+    return find_site(sys._getframe(2), learner_files)
+
+
+def traceback_site(tb: TracebackType | None, learner_files: frozenset[str]) -> Site:
+    """Deepest learner line of a traceback (where the learner's code raised)."""
+    best: Site | None = None
+    fallback: Site | None = None
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if name in learner_files:
+            best = (name, tb.tb_lineno)
+        elif not is_plumbing(name):
+            fallback = (name, tb.tb_lineno)
+        tb = tb.tb_next
+    return best or fallback or NO_SITE
+
+
+def short(site: Site) -> str:
+    return f"{os.path.basename(site[0])}:{site[1]}"
+
+
+def source(site: Site) -> str:
+    return linecache.getline(site[0], site[1]).strip()
+
+
+_TARGET = re.compile(r"^\s*([A-Za-z_][\w.]*(?:\[[^\]]*\])?)\s*(?::[^=]*)?=[^=]")
+
+
+def assigned_name(site: Site) -> str | None:
+    """``self.lock`` for a creation line like ``self.lock = threading.Lock()``."""
+    m = _TARGET.match(source(site) + " ")
+    return m.group(1) if m else None

@@ -1,0 +1,111 @@
+"""Scheduling strategies: random walk, PCT and replay, all drawn from one seeded Random.
+
+A strategy is asked at every decision point (two or more enabled workers) and answers
+an index into ``options``. ``options[0]`` is the natural choice: the worker that is
+already running if it may continue (threads), or the oldest ready callback (asyncio).
+That makes "0" mean "no preemption", which is what the shrinker and Hypothesis reduce to.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Hashable, Sequence
+from typing import Protocol
+
+
+class Strategy(Protocol):
+    name: str
+
+    def choose(self, running: Hashable | None, options: Sequence[Hashable], step: int) -> int:
+        """Index into ``options`` of the worker (or callback) to run next."""
+        ...
+
+
+class RandomWalk:
+    """Uniform choice among enabled workers at every decision (found most bugs in research)."""
+
+    name = "random"
+
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
+
+    def choose(self, running: Hashable | None, options: Sequence[Hashable], step: int) -> int:
+        return self._rng.randrange(len(options))
+
+
+class PCT:
+    """Probabilistic concurrency testing (Burckhardt et al. 2010) with depth ``depth``.
+
+    Each worker gets a random distinct priority; the highest enabled one runs. At d-1
+    change points drawn over the first ``k`` decisions the running worker drops below all.
+    """
+
+    def __init__(self, rng: random.Random, depth: int, k: int) -> None:
+        self.name = f"pct-d{depth}"
+        self._rng = rng
+        self._prio: dict[Hashable, float] = {}
+        self._low = 0.0
+        span = max(k, depth)
+        self._changes = frozenset(rng.sample(range(1, span + 1), depth - 1))
+
+    def _priority(self, key: Hashable) -> float:
+        if key not in self._prio:
+            # New workers (spawned threads) get a fresh random rank, drawn in first-seen order.
+            self._prio[key] = 1.0 + self._rng.random()
+        return self._prio[key]
+
+    def choose(self, running: Hashable | None, options: Sequence[Hashable], step: int) -> int:
+        if running is not None and step in self._changes:
+            self._low -= 1.0
+            self._prio[running] = self._low
+        best = 0
+        best_prio = self._priority(options[0])
+        for i in range(1, len(options)):
+            p = self._priority(options[i])
+            if p > best_prio:
+                best, best_prio = i, p
+        return best
+
+
+class Replay:
+    """Follows a recorded choice list; past its end it keeps choosing 0 (no preemption)."""
+
+    name = "replay"
+
+    def __init__(self, choices: Sequence[int]) -> None:
+        self._choices = list(choices)
+
+    def choose(self, running: Hashable | None, options: Sequence[Hashable], step: int) -> int:
+        if step < len(self._choices):
+            return self._choices[step]
+        return 0
+
+
+def normalize(choice: int, n_options: int, running_enabled: bool) -> int:
+    """Map a raw choice onto an index: 0 keeps the running worker, k>0 the k-th other."""
+    if n_options <= 1:
+        return 0
+    choice = abs(int(choice))
+    if running_enabled:
+        return 0 if choice == 0 else 1 + (choice - 1) % (n_options - 1)
+    return choice % n_options
+
+
+PORTFOLIO = ("random", "random", "random", "pct-d2", "pct-d3")
+
+
+def make_strategy(spec: str, seed: int, index: int, k_estimate: int) -> Strategy:
+    """Strategy for schedule ``index`` of an exploration; the same inputs give the same run.
+
+    ``spec`` is "portfolio" (60% random walk, 20% PCT d=2, 20% PCT d=3, interleaved),
+    "random", or "pct-dN".
+    """
+    rng = random.Random(seed * 1_000_003 + index)
+    kind = PORTFOLIO[index % len(PORTFOLIO)] if spec == "portfolio" else spec
+    if kind == "random":
+        return RandomWalk(rng)
+    if kind.startswith("pct-d") and kind[5:].isdigit():
+        return PCT(rng, int(kind[5:]), max(k_estimate, 10))
+    raise ValueError(
+        f"unknown strategies={spec!r}: use 'portfolio', 'random' or 'pct-d2' / 'pct-d3'"
+    )

@@ -1,0 +1,109 @@
+"""Benchmark of the controlled scheduler on every kata probe (`nox -s probe_bench`).
+
+For each kata whose tests use the `probe` fixture it prints: per probe test, the schedules
+explored and the median milliseconds per schedule; per mutant, the first schedule that killed
+it (bar: within a quarter of the budget); false alarms on the reference over 10 seeds (bar: 0);
+and the seconds the kata file takes on the reference (bar: 2 s). Exit status 1 if a bar fails.
+
+    python -m plugins.probe_bench [KATA ...] [--seeds 10] [--budget 250]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from plugins import curriculum, mutants
+from plugins.curriculum import Curriculum, Kata
+from plugins.verify import run_suite
+
+KATA_FILE_BAR_SECONDS = 2.0
+MEDIAN_BAR_MS = 1.0
+
+
+def _probe_katas(curriculum_: Curriculum, names: list[str]) -> list[Kata]:
+    chosen = [k for k in curriculum_.katas if not names or k.name in names]
+    return [
+        k for k in chosen
+        if (curriculum_.kata_dir(k) / f"test_{k.name}.py").is_file()
+        and "mark.probe" in (curriculum_.kata_dir(k) / f"test_{k.name}.py").read_text(encoding="utf-8")
+    ]
+
+
+def _run(root: Path, kata: Kata, target: str, seed: int, budget: int, stats: Path, *extra: str) -> tuple[float, list[dict[str, Any]]]:
+    stats.unlink(missing_ok=True)
+    test_file = root / "katas" / kata.name / f"test_{kata.name}.py"
+    outcome = run_suite(root, test_file, target, f"--kata-probe-seed={seed}", f"--kata-probe-budget={budget}",
+                        f"--kata-probe-stats={stats}", *extra)
+    entries = [json.loads(line) for line in stats.read_text().splitlines()] if stats.is_file() else []
+    return outcome.test_seconds, entries
+
+
+def bench_kata(root: Path, curriculum_: Curriculum, kata: Kata, seeds: int, budget: int, scratch: Path) -> bool:
+    stats = scratch / "stats.jsonl"
+    ok = True
+    print(f"\n## {kata.name}")
+    file_seconds, first = _run(root, kata, "reference", 0, budget, stats)
+    per_test: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    false_alarms = [e for e in first if e["failed"]]
+    for seed in range(1, seeds):
+        _, entries = _run(root, kata, "reference", seed, budget, stats, "-m", "probe")
+        false_alarms += [e for e in entries if e["failed"]]
+        for entry in entries:
+            per_test[entry["test"]].append(entry)
+    for entry in first:
+        per_test[entry["test"]].insert(0, entry)
+    print(f"{'probe test':70} {'schedules':>9} {'median ms':>9} {'max steps':>9}")
+    for test, entries in per_test.items():
+        median = statistics.median(e["median_ms"] for e in entries)
+        flag = "" if median <= MEDIAN_BAR_MS else "  <- over 1 ms"
+        print(f"{test.split('::')[-1][:70]:70} {entries[0]['schedules']:>9} {median:>9.3f} {max(e['max_steps'] for e in entries):>9}{flag}")
+    print(f"false alarms on the reference over {seeds} seeds: {len(false_alarms)}")
+    print(f"kata file on the reference (seed 0, tests alone): {file_seconds:.2f} s"
+          f"{'' if file_seconds <= KATA_FILE_BAR_SECONDS else '  <- over 2 s'}")
+    ok &= not false_alarms and file_seconds <= KATA_FILE_BAR_SECONDS
+    source = curriculum_.reference_path(kata).read_text(encoding="utf-8")
+    print(f"{'mutant':32} {'first killing schedule':>24}  bar: < {budget // 4}")
+    for mutant in mutants.load(curriculum_.mutants_path(kata)):
+        folder = scratch / mutant.name / kata.name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{kata.module}.py").write_text(mutant.apply(source), encoding="utf-8")
+        _, entries = _run(root, kata, str(folder.parent), 0, budget, stats, "-m", "probe")
+        kills = [e["first_failure"] for e in entries if e["failed"] and e.get("first_failure") is not None]
+        if kills:
+            first_kill = min(kills)
+            within = first_kill < budget / 4
+            ok &= within
+            print(f"{mutant.name:32} {first_kill:>24}{'' if within else '  <- past the bar'}")
+        else:
+            print(f"{mutant.name:32} {'(killed by a plain test)':>24}")
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("katas", nargs="*", help="kata names (default: every kata with probe tests)")
+    parser.add_argument("--seeds", type=int, default=10, help="seeds for the false-alarm check (default 10)")
+    parser.add_argument("--budget", type=int, default=250, help="schedules per probe (default 250)")
+    options = parser.parse_args(argv)
+    root = curriculum.find_root(Path.cwd())
+    if root is None:
+        parser.error("run this from inside the repository")
+    curriculum_ = curriculum.load(root)
+    katas = _probe_katas(curriculum_, options.katas)
+    if not katas:
+        parser.error("no kata with probe tests matches")
+    with tempfile.TemporaryDirectory(prefix="probe-bench-") as scratch:
+        results = [bench_kata(root, curriculum_, k, options.seeds, options.budget, Path(scratch)) for k in katas]
+    print(f"\n{sum(results)} of {len(results)} katas meet every bar")
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

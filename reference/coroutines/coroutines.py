@@ -1,0 +1,80 @@
+"""Kata `coroutines`: async def, await, a state machine of coroutines, one-by-one vs all at once.
+
+Contract (the tests check each point, timings on a virtual clock where sleeping costs nothing):
+
+- `double_after(delay, value)` waits `delay` seconds *without blocking the event loop*
+  (`asyncio.sleep`, never `time.sleep`) and returns `value * 2`.
+- `settle(value)` returns `value` unchanged, unless it is awaitable (a coroutine, a Task, a
+  Future, anything `inspect.isawaitable` accepts): then it returns what awaiting it gives.
+  A coroutine handed to `settle` is always awaited, never left un-awaited.
+- `run_machine(states, start, max_steps=100)` runs a finite-state machine whose states are
+  coroutine functions: `states[name]()` returns a coroutine that does the state's work and
+  gives the next state's name, or `None` to end. Starting at `start`, it runs one state at a
+  time, each to completion before the next, and returns the names of the states it ran, in
+  order. A name missing from `states` raises `ValueError` (before anything of it runs). A
+  machine that has run `max_steps` states and still names a next one raises `RuntimeError`
+  without running that next state.
+- `fetch_all(fetch, keys)` awaits `fetch(key)` for every key *at the same time*, so it takes
+  as long as the slowest fetch, not the sum of them all, and returns the results in the order
+  of `keys`.
+- `fetch_one_by_one(fetch, keys)` awaits `fetch(key)` for each key strictly one after another
+  (the server takes one request at a time): a request starts only after the previous one has
+  finished. Results in the order of `keys`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TypeVar
+
+K = TypeVar("K")
+T = TypeVar("T")
+V = TypeVar("V")
+
+# A state: calling it gives a coroutine that does the state's work and names the next state.
+State = Callable[[], Awaitable[str | None]]
+
+
+async def double_after(delay: float, value: int) -> int:
+    """Wait `delay` seconds without blocking the loop, then return `value * 2`."""
+    # asyncio.sleep suspends only this coroutine; the loop runs others meanwhile.
+    await asyncio.sleep(delay)
+    return value * 2
+
+
+async def settle(value: T | Awaitable[T]) -> T:
+    """Return `value`, or what awaiting it gives when it is awaitable."""
+    # isawaitable covers coroutines, Tasks and Futures alike; iscoroutine would miss the last two.
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+async def run_machine(states: Mapping[str, State], start: str, max_steps: int = 100) -> list[str]:
+    """Run the machine from `start` until a state returns None; return the states run, in order."""
+    path: list[str] = []
+    current: str | None = start
+    while current is not None:
+        if current not in states:
+            raise ValueError(f"unknown state {current!r} (after {path})")
+        # Refuse before running: a cycle must not run a single state past the budget.
+        if len(path) == max_steps:
+            raise RuntimeError(f"no end after {max_steps} states; the last ones: {path[-3:]}")
+        path.append(current)
+        # Calling the state only creates a coroutine; awaiting it runs it and gives its result.
+        current = await states[current]()
+    return path
+
+
+async def fetch_all(fetch: Callable[[K], Awaitable[V]], keys: Sequence[K]) -> list[V]:
+    """Fetch every key at the same time; results in the order of `keys`."""
+    # gather starts every coroutine as a task before waiting, and keeps the order of its arguments.
+    return list(await asyncio.gather(*(fetch(key) for key in keys)))
+
+
+async def fetch_one_by_one(fetch: Callable[[K], Awaitable[V]], keys: Sequence[K]) -> list[V]:
+    """Fetch the keys strictly one after another; results in the order of `keys`."""
+    # Awaiting inside the loop finishes each request before the next one is even created.
+    return [await fetch(key) for key in keys]

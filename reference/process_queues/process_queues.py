@@ -1,0 +1,136 @@
+"""Kata `process_queues`: a pipeline of consumer processes fed through a `multiprocessing.Queue`.
+
+Contract (the tests check each point):
+
+- `run_pipeline(function, source, *, consumers=2, start_method="fork", timeout=10.0)` returns
+  `[function(item) for item in source]`, in the order of `source`, computed by `consumers`
+  child processes that share one task queue:
+  - It starts the consumers *first*, then feeds the items of `source` into the task queue one
+    by one as `(index, item)` pairs. `source` may be slow (a generator that takes its time):
+    the consumers must already be working while it still produces.
+  - After the last item it puts one `STOP` per consumer: each consumer stops at the first
+    `STOP` it takes, so one `STOP` stops exactly one consumer.
+  - It reads every result *before* joining the consumers: a child cannot finish while data it
+    put on a queue still waits to be read.
+  - When a result, or a consumer's exit, does not come within `timeout` seconds of the call, it
+    kills every consumer and raises `TimeoutError`. It never leaves a child running.
+- `consume(function, tasks, results)` is what each consumer process runs: it takes
+  `(index, item)` pairs from `tasks` until it takes a `STOP`, and puts
+  `(index, function(item))` on `results` for each. The source may be slow, so an empty task
+  queue does not mean the work is over: only `STOP` does.
+
+The functions at the bottom of the file (`square`, `signal_and_square`, `sleep_then_return`,
+`big_block`) are given: the tests send them to your consumers.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+import time
+from collections.abc import Callable, Iterable
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Event
+from typing import Any, Literal
+
+# The start methods a caller may choose (`fork` and `forkserver` exist on POSIX only).
+StartMethod = Literal["spawn", "fork", "forkserver"]
+# The end-of-work marker: one per consumer. None survives pickling as itself, so `is` works.
+STOP = None
+# A task is an input's index and the input; a result is the index and function(input).
+Task = tuple[int, Any]
+Result = tuple[int, Any]
+
+
+def consume(
+    function: Callable[[Any], Any], tasks: Queue[Task | None], results: Queue[Result]
+) -> None:
+    """Runs in each consumer: process tasks until a STOP arrives."""
+    while True:
+        # Block until something arrives: an empty queue only means the source is slow.
+        task = tasks.get()
+        if task is STOP:
+            return
+        index, item = task
+        results.put((index, function(item)))
+
+
+def run_pipeline(
+    function: Callable[[Any], Any],
+    source: Iterable[Any],
+    *,
+    consumers: int = 2,
+    start_method: StartMethod = "fork",
+    timeout: float = 10.0,
+) -> list[Any]:
+    """`[function(item) for item in source]`, computed by `consumers` processes in parallel."""
+    deadline = time.monotonic() + timeout
+    context = multiprocessing.get_context(start_method)
+    tasks: Queue[Task | None] = context.Queue()
+    results: Queue[Result] = context.Queue()
+    # (typeshed's BaseContext lacks `Process`, which every real context has: hence the ignore)
+    workers = [
+        context.Process(target=consume, args=(function, tasks, results))  # type: ignore[attr-defined]
+        for _ in range(consumers)
+    ]
+    collected: dict[int, Any] = {}
+    try:
+        # Consumers first: they work on early items while the source still produces.
+        for worker in workers:
+            worker.start()
+        count = 0
+        for item in source:
+            tasks.put((count, item))
+            count += 1
+        # One STOP per consumer: each consumer leaves after the first one it takes.
+        for _ in workers:
+            tasks.put(STOP)
+        # Drain before joining: a consumer cannot exit until its results are read.
+        while len(collected) < count:
+            try:
+                index, value = results.get(timeout=max(deadline - time.monotonic(), 0.0))
+            except queue.Empty:
+                raise TimeoutError(
+                    f"{count - len(collected)} of {count} results missing after {timeout} s"
+                ) from None
+            collected[index] = value
+        for worker in workers:
+            worker.join(timeout=max(deadline - time.monotonic(), 0.0))
+            if worker.is_alive():
+                raise TimeoutError(f"consumer {worker.name} did not stop within {timeout} s")
+    finally:
+        # Whatever happened, no consumer outlives this call.
+        for worker in workers:
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
+        # Our own feeder thread must not keep running (or keep the interpreter from exiting).
+        tasks.close()
+        tasks.cancel_join_thread()
+    return [collected[index] for index in range(len(collected))]
+
+
+# -- given: the functions the tests send to your consumers -----------------------------------
+
+
+def square(number: int) -> int:
+    """The square of `number`."""
+    return number * number
+
+
+def signal_and_square(done: Event, number: int) -> int:
+    """Set `done`, then return the square of `number`."""
+    done.set()
+    return number * number
+
+
+def sleep_then_return(pair: tuple[Any, float]) -> Any:
+    """Sleep `pair[1]` seconds, then return `pair[0]`."""
+    value, seconds = pair
+    time.sleep(seconds)
+    return value
+
+
+def big_block(number: int) -> bytes:
+    """A 256 KiB block of bytes, all equal to `number % 256`: more than a pipe holds."""
+    return bytes([number % 256]) * (256 * 1024)

@@ -1,0 +1,89 @@
+"""Kata `queues`: a producer, worker threads and a collector connected by `queue.Queue`.
+
+Contract (the tests check each point, several of them under a controlled scheduler that tries
+many interleavings of your threads):
+
+- `STOP` is the sentinel ("poison pill"): an object that is never a real item.
+- `produce(items, tasks, workers)` puts every item on `tasks` in order, then one `STOP` per
+  worker, so that every worker gets a `STOP` of its own.
+- `work_loop(tasks, results, work)` is a worker's body. It takes items from `tasks` with a
+  blocking `get()` (a worker that starts before the producer must wait, not give up) and
+  puts `work(item)` on `results` for each one, until it takes a `STOP`; then it returns,
+  leaving anything behind the `STOP` in the queue. It calls `tasks.task_done()` exactly once
+  for every item it took, the `STOP` included, and only after the item's result is on
+  `results`: when `tasks.join()` returns, every result is already in `results`.
+- `collect(results)` takes values from `results` until it takes a `STOP`, and returns the
+  values taken before it, in the order they arrived.
+- `run_pipeline(items, work, workers=3)` wires the stages: two queues, `workers` threads
+  running `work_loop` and one collector thread running `collect`, all started before the
+  caller produces the items. Once `tasks.join()` says that all the work is done, it stops the
+  collector with a `STOP` on `results`, joins every thread and returns the collected results
+  (one per item, in any order). The work must run in several workers at once.
+- Use `queue.Queue` and `threading.Thread` (the tests swap in instrumented versions while
+  they probe you). Never poll `empty()`: it is out of date as soon as it returns.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any, Final
+
+STOP: Final = object()
+"""The sentinel: a worker that takes it stops; the collector that takes it returns."""
+
+
+def produce(items: Iterable[Any], tasks: queue.Queue[Any], workers: int) -> None:
+    """Put every item on `tasks`, then one STOP per worker."""
+    for item in items:
+        tasks.put(item)
+    # Each worker leaves after taking one STOP, so every worker needs a STOP of its own.
+    for _ in range(workers):
+        tasks.put(STOP)
+
+
+def work_loop(
+    tasks: queue.Queue[Any], results: queue.Queue[Any], work: Callable[[Any], Any]
+) -> None:
+    """Process items from `tasks` into `results` until a STOP arrives; mark each one done."""
+    while True:
+        # A blocking get() waits for the producer; empty() would only say "nothing yet".
+        item = tasks.get()
+        try:
+            if item is STOP:
+                return
+            results.put(work(item))
+        finally:
+            # Done only once the result is on `results` (STOP included): join() can trust it.
+            tasks.task_done()
+
+
+def collect(results: queue.Queue[Any]) -> list[Any]:
+    """Take results until a STOP arrives; return them in arrival order."""
+    collected: list[Any] = []
+    # The STOP arrives only after every result, so everything before it belongs to the run.
+    while (value := results.get()) is not STOP:
+        collected.append(value)
+    return collected
+
+
+def run_pipeline(items: Iterable[Any], work: Callable[[Any], Any], workers: int = 3) -> list[Any]:
+    """Run `work` on every item in `workers` threads; return all the results (any order)."""
+    tasks: queue.Queue[Any] = queue.Queue()
+    results: queue.Queue[Any] = queue.Queue()
+    collected: list[Any] = []
+    # Everyone is started before the first item is put: the workers overlap with the producer.
+    threads = [
+        threading.Thread(target=work_loop, args=(tasks, results, work)) for _ in range(workers)
+    ]
+    collector = threading.Thread(target=lambda: collected.extend(collect(results)))
+    for thread in [*threads, collector]:
+        thread.start()
+    produce(items, tasks, workers)
+    # join() returns once every item and STOP is marked done, so every result is queued.
+    tasks.join()
+    results.put(STOP)
+    for thread in [*threads, collector]:
+        thread.join()
+    return collected
