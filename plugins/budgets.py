@@ -49,7 +49,7 @@ def format_all_stacks(skip_frame: FrameType | None = None) -> str:
     names = {t.ident: t.name for t in threading.enumerate()}
     sections = []
     for ident, frame in sys._current_frames().items():
-        stack = traceback.extract_stack(frame)
+        stack = list(traceback.extract_stack(frame))
         if skip_frame is not None and frame is skip_frame:
             stack = stack[:-1]  # drop the signal handler itself
         lines = "".join(traceback.format_list(stack[-12:]))
@@ -162,7 +162,9 @@ def _stop_stray_children(item: pytest.Item, before: set[Any]) -> None:
         child.join(STRAY_GRACE_SECONDS)
         if not child.is_alive():
             continue
-        strays.append(f"{item.nodeid}: child process {child.name!r} (pid {child.pid}) was still running; stopped it")
+        strays.append(
+            f"{item.nodeid}: child process {child.name!r} (pid {child.pid}) was still running; stopped it"
+        )
         child.terminate()
         child.join(STRAY_GRACE_SECONDS)
         if child.is_alive():
@@ -189,9 +191,7 @@ def _collect_strays(item: pytest.Item, before: set[threading.Thread]) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Any:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
     if call.excinfo is not None and isinstance(call.excinfo.value, BudgetExceeded):
         report.longrepr = call.excinfo.value.report
@@ -204,7 +204,6 @@ def pytest_runtest_makereport(
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     session.config.stash[exitstatus_key] = int(exitstatus)
-
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

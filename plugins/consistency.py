@@ -25,17 +25,25 @@ def curriculum_problems(curriculum: Curriculum) -> list[str]:
     """Problems that concern the whole curriculum rather than one kata."""
     problems = []
     names = Counter(k.name for k in curriculum.katas)
-    problems += [f"kata name {n!r} appears {c} times in the manifest" for n, c in names.items() if c > 1]
+    problems += [
+        f"kata name {n!r} appears {c} times in the manifest" for n, c in names.items() if c > 1
+    ]
     listed = set(names)
     katas_root = curriculum.root / "katas"
-    for folder in sorted(p for p in katas_root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
+    for folder in sorted(
+        p for p in katas_root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))
+    ):
         if folder.name not in listed:
             problems.append(f"katas/{folder.name}/ is not listed in katas/curriculum.toml")
     for kata in curriculum.katas:
         if kata.module in sys.stdlib_module_names:
-            problems.append(f"{kata.name}: shadows the standard library module of that name; rename the kata")
+            problems.append(
+                f"{kata.name}: shadows the standard library module of that name; rename the kata"
+            )
         if not curriculum.kata_dir(kata).is_dir():
-            problems.append(f"{kata.name}: listed in the manifest but katas/{kata.name}/ is missing")
+            problems.append(
+                f"{kata.name}: listed in the manifest but katas/{kata.name}/ is missing"
+            )
         if curriculum.tracks and kata.track not in curriculum.tracks:
             problems.append(f"{kata.name}: track {kata.track!r} is not defined under [tracks]")
     return problems
@@ -85,7 +93,11 @@ def imported_names(test_file: Path, module: str) -> set[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module == module:
             names |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == module:
+        elif (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == module
+        ):
             names.add(node.attr)
     return names
 
@@ -135,12 +147,17 @@ def _signature(obj: object) -> str:
 def contract_problems(kata: Kata, stub: Path, reference: Path, tests: list[Path]) -> list[str]:
     """Every name the tests import exists in stub and reference, with the same signatures."""
     try:
-        modules = {"stub": _load_isolated(stub, f"stub_{kata.name}"), "reference": _load_isolated(reference, f"ref_{kata.name}")}
+        modules = {
+            "stub": _load_isolated(stub, f"stub_{kata.name}"),
+            "reference": _load_isolated(reference, f"ref_{kata.name}"),
+        }
     except Exception as error:  # a module that does not import is itself the problem
         return [f"stub or reference does not import: {type(error).__name__}: {error}"]
     wanted = set().union(*(imported_names(t, kata.module) for t in tests))
     if not wanted:
-        return [f"the tests import nothing from {kata.module!r}: test files must import the kata module by name"]
+        return [
+            f"the tests import nothing from {kata.module!r}: test files must import the kata module by name"
+        ]
     problems = []
     for name in sorted(wanted):
         shapes = {}
@@ -150,6 +167,10 @@ def contract_problems(kata: Kata, stub: Path, reference: Path, tests: list[Path]
             else:
                 shapes[role] = _shape(getattr(module, name))
         if len(shapes) == 2 and shapes["stub"] != shapes["reference"]:
-            differ = sorted(k for k in shapes["stub"].keys() | shapes["reference"].keys() if shapes["stub"].get(k) != shapes["reference"].get(k))
+            differ = sorted(
+                k
+                for k in shapes["stub"].keys() | shapes["reference"].keys()
+                if shapes["stub"].get(k) != shapes["reference"].get(k)
+            )
             problems.append(f"{name!r} differs between stub and reference in: {', '.join(differ)}")
     return problems

@@ -45,7 +45,11 @@ class Probe:
 
 
 def _missing_module(name: str) -> str | None:
-    return None if importlib.util.find_spec(name) is not None else f"the Python package {name} is not installed"
+    return (
+        None
+        if importlib.util.find_spec(name) is not None
+        else f"the Python package {name} is not installed"
+    )
 
 
 def _detect_mpi() -> str | None:
@@ -104,18 +108,54 @@ def _detect_pyro() -> str | None:
 BACKENDS: dict[str, Backend] = {
     b.marker: b
     for b in (
-        Backend("mpi", "mpi4py", "an MPI launcher and mpi4py", "pip install -e '.[mpi]' (or: nox -s mpi)", _detect_mpi),
-        Backend("opencl", "pyopencl", "an OpenCL platform (PoCL on the CPU is enough)", "pip install -e '.[opencl]' (or: nox -s opencl)", _detect_opencl),
-        Backend("cuda", "pycuda", "an NVIDIA GPU with PyCUDA", "a CUDA GPU plus a PyCUDA build: see README, section CUDA (or: nox -s cuda)", _detect_cuda),
-        Backend("broker", "celery", "Celery with its embedded broker", "pip install -e '.[celery]' (or: nox -s celery)", _detect_broker),
-        Backend("pyro", "Pyro4", "Pyro4 and its name server", "pip install -e '.[pyro]' (or: nox -s pyro)", _detect_pyro),
+        Backend(
+            "mpi",
+            "mpi4py",
+            "an MPI launcher and mpi4py",
+            "pip install -e '.[mpi]' (or: nox -s mpi)",
+            _detect_mpi,
+        ),
+        Backend(
+            "opencl",
+            "pyopencl",
+            "an OpenCL platform (PoCL on the CPU is enough)",
+            "pip install -e '.[opencl]' (or: nox -s opencl)",
+            _detect_opencl,
+        ),
+        Backend(
+            "cuda",
+            "pycuda",
+            "an NVIDIA GPU with PyCUDA",
+            "a CUDA GPU plus a PyCUDA build: see README, section CUDA (or: nox -s cuda)",
+            _detect_cuda,
+        ),
+        Backend(
+            "broker",
+            "celery",
+            "Celery with its embedded broker",
+            "pip install -e '.[celery]' (or: nox -s celery)",
+            _detect_broker,
+        ),
+        Backend(
+            "pyro",
+            "Pyro4",
+            "Pyro4 and its name server",
+            "pip install -e '.[pyro]' (or: nox -s pyro)",
+            _detect_pyro,
+        ),
     )
 }
 PROBES = (
     Probe("probe", "the test runs workers under the controlled scheduler; e.g. @pytest.mark.probe"),
     Probe("slow", "the test takes more than a couple of seconds; e.g. @pytest.mark.slow"),
-    Probe("timing", "the test measures wall-clock speed and must not share the CPU; e.g. @pytest.mark.timing"),
-    Probe("budget", "this test's time budget in seconds, overriding the kata's; e.g. @pytest.mark.budget(30)"),
+    Probe(
+        "timing",
+        "the test measures wall-clock speed and must not share the CPU; e.g. @pytest.mark.timing",
+    ),
+    Probe(
+        "budget",
+        "this test's time budget in seconds, overriding the kata's; e.g. @pytest.mark.budget(30)",
+    ),
 )
 
 absence_key = pytest.StashKey[dict[str, "str | None"]]()
@@ -191,7 +231,10 @@ def skip_or_fail_reason(config: pytest.Config, marker: str) -> tuple[bool, str] 
     backend = BACKENDS[marker]
     required = marker in config.stash.get(required_key, frozenset())
     verdict = "required by --kata-require but absent" if required else "skipped"
-    return required, f"{verdict}: needs {backend.description}; {why}. To get it: {backend.how_to_get}"
+    return (
+        required,
+        f"{verdict}: needs {backend.description}; {why}. To get it: {backend.how_to_get}",
+    )
 
 
 # -- collection ------------------------------------------------------------------------------

@@ -31,7 +31,9 @@ def pytest_configure(config: pytest.Config) -> None:
     default = "ci" if os.environ.get("CI") else "dev"
     profile = os.environ.get(PROFILE_VARIABLE, default)
     if profile not in PROFILES:
-        raise pytest.UsageError(f"{PROFILE_VARIABLE}={profile}: valid profiles are {', '.join(PROFILES)}")
+        raise pytest.UsageError(
+            f"{PROFILE_VARIABLE}={profile}: valid profiles are {', '.join(PROFILES)}"
+        )
     settings.load_profile(profile)
 
 

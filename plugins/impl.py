@@ -77,7 +77,9 @@ class KataLoader(importlib.machinery.SourceFileLoader):
                 name=module.__name__,
             ) from error
         except Exception as error:
-            frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == self.path]
+            frames = [
+                f for f in traceback.extract_tb(error.__traceback__) if f.filename == self.path
+            ]
             line = f" (line {frames[-1].lineno})" if frames else ""
             raise KataModuleError(
                 f"{shown} raised {type(error).__name__} while being imported{line}: {error}",
@@ -89,7 +91,9 @@ class KataFinder(importlib.abc.MetaPathFinder):
     """Resolves kata module names to the implementation chosen for this run."""
 
     def __init__(self, implementation: Implementation) -> None:
-        self.paths = {k.module: implementation.module_path(k) for k in implementation.curriculum.katas}
+        self.paths = {
+            k.module: implementation.module_path(k) for k in implementation.curriculum.katas
+        }
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
@@ -97,7 +101,9 @@ class KataFinder(importlib.abc.MetaPathFinder):
         if fullname not in self.paths:
             return None
         file = str(self.paths[fullname])
-        return importlib.util.spec_from_file_location(fullname, file, loader=KataLoader(fullname, file))
+        return importlib.util.spec_from_file_location(
+            fullname, file, loader=KataLoader(fullname, file)
+        )
 
 
 def shown_path(path: Path) -> str:
@@ -230,7 +236,9 @@ class KataModuleBroken(pytest.Item):
         return self.path, None, f"{self.name}: {self.message.splitlines()[0]}"
 
 
-def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> pytest.Module | None:
+def pytest_pycollect_makemodule(
+    module_path: Path, parent: pytest.Collector
+) -> pytest.Module | None:
     implementation_ = implementation(parent.config)
     if implementation_ is None or implementation_.curriculum.kata_for_path(module_path) is None:
         return None

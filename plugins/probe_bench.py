@@ -30,22 +30,37 @@ MEDIAN_BAR_MS = 1.0
 def _probe_katas(curriculum_: Curriculum, names: list[str]) -> list[Kata]:
     chosen = [k for k in curriculum_.katas if not names or k.name in names]
     return [
-        k for k in chosen
+        k
+        for k in chosen
         if (curriculum_.kata_dir(k) / f"test_{k.name}.py").is_file()
-        and "mark.probe" in (curriculum_.kata_dir(k) / f"test_{k.name}.py").read_text(encoding="utf-8")
+        and "mark.probe"
+        in (curriculum_.kata_dir(k) / f"test_{k.name}.py").read_text(encoding="utf-8")
     ]
 
 
-def _run(root: Path, kata: Kata, target: str, seed: int, budget: int, stats: Path, *extra: str) -> tuple[float, list[dict[str, Any]]]:
+def _run(
+    root: Path, kata: Kata, target: str, seed: int, budget: int, stats: Path, *extra: str
+) -> tuple[float, list[dict[str, Any]]]:
     stats.unlink(missing_ok=True)
     test_file = root / "katas" / kata.name / f"test_{kata.name}.py"
-    outcome = run_suite(root, test_file, target, f"--kata-probe-seed={seed}", f"--kata-probe-budget={budget}",
-                        f"--kata-probe-stats={stats}", *extra)
-    entries = [json.loads(line) for line in stats.read_text().splitlines()] if stats.is_file() else []
+    outcome = run_suite(
+        root,
+        test_file,
+        target,
+        f"--kata-probe-seed={seed}",
+        f"--kata-probe-budget={budget}",
+        f"--kata-probe-stats={stats}",
+        *extra,
+    )
+    entries = (
+        [json.loads(line) for line in stats.read_text().splitlines()] if stats.is_file() else []
+    )
     return outcome.test_seconds, entries
 
 
-def bench_kata(root: Path, curriculum_: Curriculum, kata: Kata, seeds: int, budget: int, scratch: Path) -> bool:
+def bench_kata(
+    root: Path, curriculum_: Curriculum, kata: Kata, seeds: int, budget: int, scratch: Path
+) -> bool:
     stats = scratch / "stats.jsonl"
     ok = True
     print(f"\n## {kata.name}")
@@ -63,10 +78,14 @@ def bench_kata(root: Path, curriculum_: Curriculum, kata: Kata, seeds: int, budg
     for test, entries in per_test.items():
         median = statistics.median(e["median_ms"] for e in entries)
         flag = "" if median <= MEDIAN_BAR_MS else "  <- over 1 ms"
-        print(f"{test.split('::')[-1][:70]:70} {entries[0]['schedules']:>9} {median:>9.3f} {max(e['max_steps'] for e in entries):>9}{flag}")
+        print(
+            f"{test.split('::')[-1][:70]:70} {entries[0]['schedules']:>9} {median:>9.3f} {max(e['max_steps'] for e in entries):>9}{flag}"
+        )
     print(f"false alarms on the reference over {seeds} seeds: {len(false_alarms)}")
-    print(f"kata file on the reference (seed 0, tests alone): {file_seconds:.2f} s"
-          f"{'' if file_seconds <= KATA_FILE_BAR_SECONDS else '  <- over 2 s'}")
+    print(
+        f"kata file on the reference (seed 0, tests alone): {file_seconds:.2f} s"
+        f"{'' if file_seconds <= KATA_FILE_BAR_SECONDS else '  <- over 2 s'}"
+    )
     ok &= not false_alarms and file_seconds <= KATA_FILE_BAR_SECONDS
     source = curriculum_.reference_path(kata).read_text(encoding="utf-8")
     print(f"{'mutant':32} {'first killing schedule':>24}  bar: < {budget // 4}")
@@ -75,7 +94,11 @@ def bench_kata(root: Path, curriculum_: Curriculum, kata: Kata, seeds: int, budg
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{kata.module}.py").write_text(mutant.apply(source), encoding="utf-8")
         _, entries = _run(root, kata, str(folder.parent), 0, budget, stats, "-m", "probe")
-        kills = [e["first_failure"] for e in entries if e["failed"] and e.get("first_failure") is not None]
+        kills = [
+            e["first_failure"]
+            for e in entries
+            if e["failed"] and e.get("first_failure") is not None
+        ]
         if kills:
             first_kill = min(kills)
             within = first_kill < budget / 4
@@ -87,9 +110,15 @@ def bench_kata(root: Path, curriculum_: Curriculum, kata: Kata, seeds: int, budg
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("katas", nargs="*", help="kata names (default: every kata with probe tests)")
-    parser.add_argument("--seeds", type=int, default=10, help="seeds for the false-alarm check (default 10)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "katas", nargs="*", help="kata names (default: every kata with probe tests)"
+    )
+    parser.add_argument(
+        "--seeds", type=int, default=10, help="seeds for the false-alarm check (default 10)"
+    )
     parser.add_argument("--budget", type=int, default=250, help="schedules per probe (default 250)")
     options = parser.parse_args(argv)
     root = curriculum.find_root(Path.cwd())
@@ -100,7 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     if not katas:
         parser.error("no kata with probe tests matches")
     with tempfile.TemporaryDirectory(prefix="probe-bench-") as scratch:
-        results = [bench_kata(root, curriculum_, k, options.seeds, options.budget, Path(scratch)) for k in katas]
+        results = [
+            bench_kata(root, curriculum_, k, options.seeds, options.budget, Path(scratch))
+            for k in katas
+        ]
     print(f"\n{sum(results)} of {len(results)} katas meet every bar")
     return 0 if all(results) else 1
 

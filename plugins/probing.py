@@ -33,14 +33,31 @@ DEFAULT_BUDGET = 250
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("kata")
-    group.addoption(SEED_OPTION, dest="kata_probe_seed", type=int, default=None, metavar="N",
-                    help="seed of the controlled scheduler's strategies (default 0: every run explores the same schedules)")
+    group.addoption(
+        SEED_OPTION,
+        dest="kata_probe_seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="seed of the controlled scheduler's strategies (default 0: every run explores the same schedules)",
+    )
     parser.addini(SEED_INI, "default for --kata-probe-seed", default="0")
-    group.addoption(BUDGET_OPTION, dest="kata_probe_budget", type=int, default=None, metavar="N",
-                    help=f"schedules explored per probe (default {DEFAULT_BUDGET})")
+    group.addoption(
+        BUDGET_OPTION,
+        dest="kata_probe_budget",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"schedules explored per probe (default {DEFAULT_BUDGET})",
+    )
     parser.addini(BUDGET_INI, "default for --kata-probe-budget", default=str(DEFAULT_BUDGET))
-    group.addoption(STATS_OPTION, dest="kata_probe_stats", default=None, metavar="PATH",
-                    help="append one JSON line of statistics per probe to PATH (for the benchmark)")
+    group.addoption(
+        STATS_OPTION,
+        dest="kata_probe_stats",
+        default=None,
+        metavar="PATH",
+        help="append one JSON line of statistics per probe to PATH (for the benchmark)",
+    )
 
 
 def _int_setting(config: pytest.Config, dest: str, ini: str, minimum: int) -> int:
@@ -61,14 +78,27 @@ def _int_setting(config: pytest.Config, dest: str, ini: str, minimum: int) -> in
 class Prober:
     """`explore` bound to the kata module under test and to this run's seed and budget."""
 
-    def __init__(self, modules: Sequence[ModuleType], seed: int, budget: int, record: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(
+        self,
+        modules: Sequence[ModuleType],
+        seed: int,
+        budget: int,
+        record: Callable[[dict[str, Any]], None],
+    ) -> None:
         self.modules = list(modules)
         self.seed = seed
         self.budget = budget
         self._record = record
 
-    def explore(self, setup: Callable[[], Any], workers: Sequence[Callable[[Any], object]] | Mapping[str, Callable[[Any], object]],
-                check: Callable[[Any, list[object]], None] | None = None, **options: Any) -> harness.ExploreStats:
+    def explore(
+        self,
+        setup: Callable[[], Any],
+        workers: Sequence[Callable[[Any], object]] | Mapping[str, Callable[[Any], object]],
+        check: Callable[[Any, list[object]], None] | None = None,
+        *,
+        explain: str = "",
+        **options: Any,
+    ) -> harness.ExploreStats:
         __tracebackhide__ = True
         from plugins import probe as harness  # imported on first use: most katas never probe
 
@@ -78,13 +108,19 @@ class Prober:
             stats = harness.explore(setup, workers, check, modules=self.modules, **options)
         except harness.ProbeFailure as failure:
             self._record({"mode": "threads", "failed": True, **_stats_dict(failure.stats)})
-            # The report says everything; the harness's own frames would only bury it.
-            raise failure.with_traceback(None)  # noqa: B904  # re-raise the same failure
+            raise _explained(failure, explain)  # noqa: B904  # the same failure, cause kept
         self._record({"mode": "threads", "failed": False, **_stats_dict(stats)})
         return stats
 
-    def explore_async(self, setup: Callable[[], Any], workers: Sequence[Callable[[Any], Any]] | Mapping[str, Callable[[Any], Any]],
-                      check: Callable[[Any, list[object]], None] | None = None, **options: Any) -> harness.ExploreStats:
+    def explore_async(
+        self,
+        setup: Callable[[], Any],
+        workers: Sequence[Callable[[Any], Any]] | Mapping[str, Callable[[Any], Any]],
+        check: Callable[[Any, list[object]], None] | None = None,
+        *,
+        explain: str = "",
+        **options: Any,
+    ) -> harness.ExploreStats:
         __tracebackhide__ = True
         from plugins import probe as harness
 
@@ -94,9 +130,17 @@ class Prober:
             stats = harness.explore_async(setup, workers, check, **options)
         except harness.ProbeFailure as failure:
             self._record({"mode": "asyncio", "failed": True, **_stats_dict(failure.stats)})
-            raise failure.with_traceback(None)  # noqa: B904  # re-raise the same failure
+            raise _explained(failure, explain)  # noqa: B904  # the same failure, cause kept
         self._record({"mode": "asyncio", "failed": False, **_stats_dict(stats)})
         return stats
+
+
+def _explained(failure: harness.ProbeFailure, explain: str) -> harness.ProbeFailure:
+    """The same failure, its message led by the test's explanation, without the harness's own
+    frames (the report says everything; they would only bury it). Its cause stays chained."""
+    if explain:
+        failure.args = (f"{explain}\n\n{failure}", *failure.args[1:])
+    return failure.with_traceback(None)
 
 
 def _stats_dict(stats: Any) -> dict[str, Any]:
@@ -104,7 +148,11 @@ def _stats_dict(stats: Any) -> dict[str, Any]:
         return {}
     fields = getattr(stats, "__dataclass_fields__", None)
     if fields:
-        return {name: getattr(stats, name) for name in fields if isinstance(getattr(stats, name), (int, float, str, bool, type(None)))}
+        return {
+            name: getattr(stats, name)
+            for name in fields
+            if isinstance(getattr(stats, name), (int, float, str, bool, type(None)))
+        }
     return {}
 
 

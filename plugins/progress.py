@@ -127,9 +127,9 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
 
 
 def _not_implemented_cause(item: pytest.Item, call: pytest.CallInfo[None]) -> BaseException | None:
-    candidates = [call.excinfo.value] if call.excinfo is not None else []
-    if call.excinfo is not None:
-        candidates += item.stash.get(thread_errors_key, [])
+    if call.excinfo is None:
+        return None
+    candidates = [call.excinfo.value, *item.stash.get(thread_errors_key, ())]
     for candidate in candidates:
         cause = _root_cause(candidate)
         if isinstance(cause, NotImplementedError):
@@ -196,7 +196,11 @@ def _describe(tally: KataTally, curriculum: Curriculum, hints: int) -> list[str]
     elif tally.status == "done":
         after = curriculum.next_after(kata)
         reference = shown(curriculum.reference_path(kata))
-        nxt = f"Next kata: {after.name} (pytest katas/{after.name})." if after else "That was the last kata."
+        nxt = (
+            f"Next kata: {after.name} (pytest katas/{after.name})."
+            if after
+            else "That was the last kata."
+        )
         lines = [f"{head}: all {total} tests pass. Compare with the reference: {reference}. {nxt}"]
     elif tally.status == "not started":
         lines = [

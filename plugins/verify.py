@@ -93,7 +93,9 @@ def _verifying(config: pytest.Config) -> Curriculum | None:
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+def pytest_pycollect_makemodule(
+    module_path: Path, parent: pytest.Collector
+) -> pytest.Collector | None:
     curriculum_ = _verifying(parent.config)
     if curriculum_ is None:
         return None
@@ -125,7 +127,9 @@ class CurriculumItem(pytest.Item):
         if problems:
             raise VerifyFailure(problems)
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: object = None) -> str:
+    def repr_failure(
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: object = None
+    ) -> str:
         if isinstance(excinfo.value, VerifyFailure):
             return str(excinfo.value)
         return str(super().repr_failure(excinfo))
@@ -218,8 +222,12 @@ def _verify_behaviour(config: pytest.Config, curriculum_: Curriculum, kata: Kata
             common = [f"--kata-require={required}"] if required else []
             futures = {
                 label: pool.submit(
-                    run_suite, config.rootpath, test_file, target,
-                    *common, *(["-x"] if label.startswith("mutant:") else []),
+                    run_suite,
+                    config.rootpath,
+                    test_file,
+                    target,
+                    *common,
+                    *(["-x"] if label.startswith("mutant:") else []),
                 )
                 for label, target in targets.items()
             }
@@ -233,15 +241,31 @@ def run_suite(root: Path, test_file: Path, target: str, *extra: str) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="kata-verify-") as scratch:
         junit = Path(scratch) / "report.xml"
         command = [
-            sys.executable, "-m", "pytest", str(test_file), f"--kata-impl={target}",
-            "-p", "no:cacheprovider", "-q", "--no-header", "-p", "no:randomly",
-            f"--junitxml={junit}", "-o", "junit_family=xunit2", *extra,
+            sys.executable,
+            "-m",
+            "pytest",
+            str(test_file),
+            f"--kata-impl={target}",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--no-header",
+            "-p",
+            "no:randomly",
+            f"--junitxml={junit}",
+            "-o",
+            "junit_family=xunit2",
+            *extra,
         ]
         started = time.perf_counter()
         try:
             completed = subprocess.run(
-                command, cwd=root, capture_output=True, text=True,
-                timeout=SUITE_TIMEOUT_SECONDS, stdin=subprocess.DEVNULL,
+                command,
+                cwd=root,
+                capture_output=True,
+                text=True,
+                timeout=SUITE_TIMEOUT_SECONDS,
+                stdin=subprocess.DEVNULL,
             )
         except subprocess.TimeoutExpired:
             return Outcome(returncode=-1, timed_out=True, seconds=SUITE_TIMEOUT_SECONDS)
@@ -274,24 +298,34 @@ def _judge(row: Row, outcomes: dict[str, Outcome], found: list[mutants.Mutant]) 
     if reference.returncode == 0 and reference.passed and not reference.failed:
         row.reference = f"passes {reference.passed}/{reference.total}"
     else:
-        row.reference = f"WRONG: {reference.failed} of {reference.total} fail (rc {reference.returncode})"
-        row.problems.append("the reference must pass every test; run: pytest katas/{0} --kata-impl=reference".format(row.kata))
+        row.reference = (
+            f"WRONG: {reference.failed} of {reference.total} fail (rc {reference.returncode})"
+        )
+        row.problems.append(
+            f"the reference must pass every test; run: pytest katas/{row.kata} --kata-impl=reference"
+        )
     if stub.passed == 0 and stub.failed and stub.returncode == 1:
         row.stub = f"fails {stub.failed}/{stub.total}"
     else:
         row.stub = f"WRONG: {stub.passed} of {stub.total} pass (rc {stub.returncode})"
-        row.problems.append(f"every test must fail on the stub, but {stub.passed} passed: such a test cannot catch a missing solution")
+        row.problems.append(
+            f"every test must fail on the stub, but {stub.passed} passed: such a test cannot catch a missing solution"
+        )
     killed = 0
     for mutant in found:
         outcome = outcomes.get(f"mutant:{mutant.name}")
         if outcome is None:
             continue
         if outcome.broken_module:
-            row.problems.append(f"mutant {mutant.name!r} does not even import; a mutant must be a plausible program")
+            row.problems.append(
+                f"mutant {mutant.name!r} does not even import; a mutant must be a plausible program"
+            )
         elif outcome.timed_out or (outcome.returncode == 1 and outcome.failed):
             killed += 1
         else:
-            row.problems.append(f"mutant {mutant.name!r} survived ({mutant.bug}): no test caught it")
+            row.problems.append(
+                f"mutant {mutant.name!r} survived ({mutant.bug}): no test caught it"
+            )
     row.mutants = f"{killed}/{len(found)} killed"
     if killed != len(found):
         row.mutants = "WRONG: " + row.mutants
@@ -307,7 +341,7 @@ class RowRecorder:
         if report.when != "call" and not (report.when == "setup" and report.skipped):
             return
         for name, value in report.user_properties:
-            if name == ROW_PROPERTY:
+            if name == ROW_PROPERTY and isinstance(value, dict):
                 self.config.stash[rows_key].append(Row(**value))
 
 
@@ -315,7 +349,7 @@ class RowRecorder:
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    rows = sorted(config.stash.get(rows_key, []), key=lambda r: r.kata)
+    rows = list(config.stash.get(rows_key, ()))
     if not config.getoption("kata_verify") or not rows:
         return
     curriculum_ = curriculum.for_config(config)
@@ -323,13 +357,21 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     rows.sort(key=lambda r: order.get(r.kata, 0))
     header = ("kata", "stub", "reference", "mutants", "seconds")
     cells = [header] + [
-        (r.kata, r.stub or ("skipped" if r.skipped else "-"), r.reference or "-", r.mutants or "-",
-         f"{r.seconds:.1f}") for r in rows
+        (
+            r.kata,
+            r.stub or ("skipped" if r.skipped else "-"),
+            r.reference or "-",
+            r.mutants or "-",
+            f"{r.seconds:.1f}",
+        )
+        for r in rows
     ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     terminalreporter.section("kata verification")
     for n, row in enumerate(cells):
-        terminalreporter.write_line("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        terminalreporter.write_line(
+            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        )
         if n == 0:
             terminalreporter.write_line("  ".join("-" * w for w in widths))
     for r in rows:

@@ -8,7 +8,6 @@ chosen from a fixed seed. A race is found every time, and the failure shows the 
 from __future__ import annotations
 
 import pytest
-
 from locks import Account, Counter, InsufficientFunds, transfer
 
 
@@ -47,7 +46,9 @@ def test_a_transfer_larger_than_the_balance_is_refused_and_changes_nothing() -> 
     alice, bob = Account(1, 20), Account(2, 0)
     with pytest.raises(InsufficientFunds):
         transfer(alice, bob, 30)
-    assert (alice.balance, bob.balance) == (20, 0), "a refused transfer must leave both balances alone"
+    assert (alice.balance, bob.balance) == (20, 0), (
+        "a refused transfer must leave both balances alone"
+    )
 
 
 def _pair() -> tuple[Account, Account]:
@@ -87,7 +88,9 @@ def test_two_transfers_racing_for_the_same_money_cannot_overdraw(probe) -> None:
 
         return worker
 
-    def exactly_one_succeeds(accounts: tuple[Account, Account, Account], results: list[object]) -> None:
+    def exactly_one_succeeds(
+        accounts: tuple[Account, Account, Account], results: list[object]
+    ) -> None:
         balances = [a.balance for a in accounts]
         assert balances[0] >= 0 and sorted(results) == ["done", "refused"], (
             f"two transfers of 60 out of 100 gave {results} and balances {balances}: both passed "
@@ -135,4 +138,8 @@ def test_an_auditor_holding_both_locks_always_sees_the_full_total(probe) -> None
             f"releasing the locks"
         )
 
-    probe.explore(_pair, {"transfer": lambda pair: transfer(pair[0], pair[1], 50), "auditor": audit}, total_never_changes)
+    probe.explore(
+        _pair,
+        {"transfer": lambda pair: transfer(pair[0], pair[1], 50), "auditor": audit},
+        total_never_changes,
+    )

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
+import pytest
 from threads import Countdown, run_all, run_named, start_daemon
 
-# How long a thread may take to reach a meeting point. Starting a thread takes well under a
-# millisecond, so two seconds only ever runs out when the threads do not run at the same time,
-# and then it always runs out: the check cannot flake either way.
+from plugins.probing import Prober
+
+# A generous bound for real threads to finish a trivial job: starting a thread takes well
+# under a millisecond, so it only runs out when something is wrong.
 MEETING_SECONDS = 2.0
-# How long each worker in the join test stays busy; any implementation that returns before its
-# workers finish returns long before this.
-BUSY_SECONDS = 0.2
 
 
 def test_every_call_runs_once_and_results_keep_the_order_of_the_arguments() -> None:
@@ -23,42 +23,45 @@ def test_every_call_runs_once_and_results_keep_the_order_of_the_arguments() -> N
     )
 
 
-def test_all_threads_run_at_the_same_time() -> None:
+@pytest.mark.probe
+def test_all_threads_run_at_the_same_time(probe: Prober) -> None:
     parties = 3
-    barrier = threading.Barrier(parties, timeout=MEETING_SECONDS)
 
-    def meet(index: int) -> str:
-        try:
-            barrier.wait()
-        except threading.BrokenBarrierError:
-            return "alone"
-        return "met"
+    def call_all_at_a_barrier(barrier: threading.Barrier) -> list[Any]:
+        # Each call waits until all three calls have reached the barrier.
+        return run_all(lambda index: barrier.wait() >= 0, [(i,) for i in range(parties)])
 
-    results = run_all(meet, [(i,) for i in range(parties)])
-    assert results == ["met"] * parties, (
-        f"the {parties} calls never ran at the same time (results: {results}): each must run in "
-        f"its own thread, and all threads must be started before any is joined. Passing "
-        f"target=f(x) calls f in your own thread, and a join() inside the start loop makes "
-        f"each thread wait for the previous one."
+    def all_met(barrier: threading.Barrier, results: list[Any]) -> None:
+        assert results[0] == [True] * parties, f"run_all returned {results[0]}"
+
+    probe.explore(
+        lambda: threading.Barrier(parties),
+        [call_all_at_a_barrier],
+        all_met,
+        explain=(
+            f"the {parties} calls never all ran at the same time: each must run in its own "
+            f"thread, and every thread must be started before any is joined (target=f(x) calls "
+            f"f in your own thread; a join() inside the start loop waits for each thread before "
+            f"starting the next)."
+        ),
     )
 
 
-def test_results_are_placed_by_position_not_by_finishing_order() -> None:
-    count = 4
-    finished = [threading.Event() for _ in range(count)]
+@pytest.mark.probe
+def test_results_keep_the_order_of_the_arguments_whatever_order_threads_finish_in(
+    probe: Prober,
+) -> None:
+    def tens(_state: None) -> list[Any]:
+        return run_all(lambda index: index * 10, [(i,) for i in range(3)])
 
-    def finish_after_next(index: int) -> int:
-        # Thread i waits for thread i+1, so the threads finish in reverse order.
-        if index + 1 < count:
-            finished[index + 1].wait(MEETING_SECONDS)
-        finished[index].set()
-        return index
+    def in_argument_order(_state: None, results: list[Any]) -> None:
+        assert results[0] == [0, 10, 20], (
+            f"got {results[0]} instead of [0, 10, 20]: the threads finished in another order, "
+            f"and results were collected in finishing order. Store each result at its "
+            f"argument's index."
+        )
 
-    results = run_all(finish_after_next, [(i,) for i in range(count)])
-    assert results == list(range(count)), (
-        f"got {results}: the threads finished last-first, so results collected in finishing "
-        f"order come out reversed. Store each result at its argument's index."
-    )
+    probe.explore(lambda: None, [tens], in_argument_order)
 
 
 def test_run_named_gives_each_thread_its_name_and_runs_outside_the_caller() -> None:
@@ -73,22 +76,31 @@ def test_run_named_gives_each_thread_its_name_and_runs_outside_the_caller() -> N
         f"the threads ran under the names {[n for n, _ in seen]}, not {names}: pass name= to Thread"
     )
     caller = threading.get_ident()
-    assert all(ident != caller for _, ident in seen), "function() ran in the caller's thread, not in new threads"
-
-
-def test_run_named_returns_only_after_every_thread_has_finished() -> None:
-    workers: list[threading.Thread] = []
-
-    def busy() -> None:
-        workers.append(threading.current_thread())
-        threading.Event().wait(BUSY_SECONDS)
-
-    run_named(["a", "b", "c"], busy)
-    still_running = [w.name for w in workers if w.is_alive()]
-    assert len(workers) == 3 and not still_running, (
-        f"run_named returned while threads {still_running or '(not yet started)'} were still "
-        f"working: join every thread before returning"
+    assert all(ident != caller for _, ident in seen), (
+        "function() ran in the caller's thread, not in new threads"
     )
+
+
+@pytest.mark.probe
+def test_run_named_returns_only_after_every_thread_has_finished(probe: Prober) -> None:
+    def setup() -> dict[str, Any]:
+        return {"finished": 0, "lock": threading.Lock()}
+
+    def run_two(state: dict[str, Any]) -> int:
+        def finish() -> None:
+            with state["lock"]:
+                state["finished"] += 1
+
+        run_named(["a", "b"], finish)
+        return int(state["finished"])
+
+    def both_finished(state: dict[str, Any], results: list[Any]) -> None:
+        assert results[0] == 2, (
+            f"run_named returned when only {results[0]} of its 2 threads had finished: join "
+            f"every thread before returning"
+        )
+
+    probe.explore(setup, [run_two], both_finished)
 
 
 def test_countdown_counts_down_inside_its_own_thread() -> None:
@@ -108,10 +120,18 @@ def test_start_daemon_returns_a_running_daemon_thread_without_waiting() -> None:
     started = time.monotonic()
     thread = start_daemon(lambda: release.wait(MEETING_SECONDS))
     try:
-        assert isinstance(thread, threading.Thread), "start_daemon must return the Thread it started"
-        assert thread.daemon, "the thread is not a daemon: a daemon thread never keeps the program from exiting"
-        assert thread.is_alive(), "start_daemon must start the thread and return while it still runs"
-        assert time.monotonic() - started < MEETING_SECONDS, "start_daemon waited for the thread to finish"
+        assert isinstance(thread, threading.Thread), (
+            "start_daemon must return the Thread it started"
+        )
+        assert thread.daemon, (
+            "the thread is not a daemon: a daemon thread never keeps the program from exiting"
+        )
+        assert thread.is_alive(), (
+            "start_daemon must start the thread and return while it still runs"
+        )
+        assert time.monotonic() - started < MEETING_SECONDS, (
+            "start_daemon waited for the thread to finish"
+        )
     finally:
         release.set()
         if isinstance(thread, threading.Thread) and thread.ident is not None:

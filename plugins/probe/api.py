@@ -317,7 +317,9 @@ def explore(
             _replay_call(modules, schedule),
             origin,
         )
-        raise ProbeFailure(message, kind=final_failure.kind, schedule=schedule, stats=stats)
+        raise ProbeFailure(
+            message, kind=final_failure.kind, schedule=schedule, stats=stats
+        ) from final_failure.error
     return ExploreStats(
         schedules=budget,
         median_ms=statistics.median(times) * 1000 if times else 0.0,
@@ -359,7 +361,9 @@ def run_schedule(
         _replay_call(modules, executed),
         "",
     )
-    raise ProbeFailure(message, kind=out.failure.kind, schedule=executed, stats=stats)
+    raise ProbeFailure(
+        message, kind=out.failure.kind, schedule=executed, stats=stats
+    ) from out.failure.error
 
 
 def schedules(*, max_len: int = 120, max_value: int = 3) -> SearchStrategy[list[int]]:

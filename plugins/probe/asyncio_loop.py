@@ -213,6 +213,7 @@ def _task_exception(tasks: list[asyncio.Task[object]], files: frozenset[str]) ->
                 "exception",
                 f"{task.get_name()} raised {text} at {short(site)} `{source(site)}`",
                 signature=f"{type(exc).__name__}@{short(site)}",
+                error=exc,
             )
     return None
 
@@ -317,7 +318,9 @@ def _explore(
             origin,
             switches=sum(1 for c in sched if c),
         )
-        raise ProbeFailure(message, kind=final_failure.kind, schedule=sched, stats=stats)
+        raise ProbeFailure(
+            message, kind=final_failure.kind, schedule=sched, stats=stats
+        ) from final_failure.error
     return ExploreStats(
         schedules=count,
         median_ms=statistics.median(times) * 1000 if times else 0.0,

@@ -40,6 +40,9 @@ class Failure:
     headline: str
     details: list[str] = field(default_factory=list)
     signature: str = ""
+    # The worker's own exception, chained to the ProbeFailure so tools that follow __cause__
+    # (the progress plugin's "not implemented yet") see what the learner's code raised.
+    error: BaseException | None = field(default=None, compare=False)
 
     def same_as(self, other: Failure | None) -> bool:
         return other is not None and (self.kind, self.signature) == (other.kind, other.signature)
@@ -426,6 +429,7 @@ class Run:
                 "exception",
                 f"{w.name} raised {text} at {short(site)} `{source(site)}`" + hint,
                 signature=f"{type(exc).__name__}@{short(site)}",
+                error=exc,
             )
         )
 
