@@ -3,7 +3,8 @@
 For each kata whose tests use the `probe` fixture it prints: per probe test, the schedules
 explored and the median milliseconds per schedule; per mutant, the first schedule that killed
 it (bar: within a quarter of the budget); false alarms on the reference over 10 seeds (bar: 0);
-and the seconds the kata file takes on the reference (bar: 2 s). Exit status 1 if a bar fails.
+each probe test's seconds (bar: 1 s) and the seconds the kata file takes on the reference
+(bar: 2 s). Exit status 1 if a bar fails.
 
     python -m plugins.probe_bench [KATA ...] [--seeds 10] [--budget 250]
 """
@@ -24,6 +25,7 @@ from plugins.curriculum import Curriculum, Kata
 from plugins.verify import run_suite
 
 KATA_FILE_BAR_SECONDS = 2.0
+PROBE_TEST_BAR_SECONDS = 1.0
 MEDIAN_BAR_MS = 1.0
 
 
@@ -74,12 +76,19 @@ def bench_kata(
             per_test[entry["test"]].append(entry)
     for entry in first:
         per_test[entry["test"]].insert(0, entry)
-    print(f"{'probe test':70} {'schedules':>9} {'median ms':>9} {'max steps':>9}")
+    print(f"{'probe test':64} {'schedules':>9} {'median ms':>9} {'max steps':>9} {'seconds':>7}")
     for test, entries in per_test.items():
         median = statistics.median(e["median_ms"] for e in entries)
-        flag = "" if median <= MEDIAN_BAR_MS else "  <- over 1 ms"
+        slowest = max(e["total_s"] for e in entries)
+        flags = [
+            *([] if median <= MEDIAN_BAR_MS else ["median over 1 ms"]),
+            *([] if slowest <= PROBE_TEST_BAR_SECONDS else ["over 1 s"]),
+        ]
+        ok &= not flags
         print(
-            f"{test.split('::')[-1][:70]:70} {entries[0]['schedules']:>9} {median:>9.3f} {max(e['max_steps'] for e in entries):>9}{flag}"
+            f"{test.split('::')[-1][:64]:64} {entries[0]['schedules']:>9} {median:>9.3f} "
+            f"{max(e['max_steps'] for e in entries):>9} {slowest:>7.2f}"
+            + (f"  <- {', '.join(flags)}" if flags else "")
         )
     print(f"false alarms on the reference over {seeds} seeds: {len(false_alarms)}")
     print(
