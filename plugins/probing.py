@@ -126,6 +126,7 @@ class Prober:
 
         options.setdefault("budget", self.budget)
         options.setdefault("seed", self.seed)
+        options.setdefault("modules", self.modules)
         try:
             stats = harness.explore_async(setup, workers, check, **options)
         except harness.ProbeFailure as failure:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import textwrap
 from pathlib import Path
 
@@ -50,7 +49,7 @@ def add(a: int, b: int) -> int:
     return a + b
 '''
 
-ADDER_TESTS = '''
+ADDER_TESTS = """
 from adder import add
 
 
@@ -60,7 +59,7 @@ def test_adds_small_numbers():
 
 def test_adds_negative_numbers():
     assert add(-2, -3) == -5, "-2 + -3 must be -5"
-'''
+"""
 
 ADDER_MUTANTS = """
 [[mutant]]
@@ -101,13 +100,13 @@ def greet(name: str) -> str:
     return f"hello {name}"
 '''
 
-GREETER_TESTS = '''
+GREETER_TESTS = """
 from greeter import greet
 
 
 def test_greets_by_name():
     assert greet("ada") == "hello ada", "the greeting must be 'hello <name>'"
-'''
+"""
 
 GREETER_MUTANTS = """
 [[mutant]]
@@ -167,6 +166,6 @@ class KataRepo:
         path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
         return path
 
-    def run(self, *args: str, timeout: float = 120) -> pytest.RunResult:
+    def run(self, *args: str, timeout: float = 300) -> pytest.RunResult:
         """pytest in a fresh process (signals, meta-path finders and threads stay isolated)."""
         return self.pytester.runpytest_subprocess(*args, timeout=timeout)

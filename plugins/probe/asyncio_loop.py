@@ -355,6 +355,10 @@ def explore_async(
     try:
         asyncio.get_running_loop()
     except RuntimeError:
+        inside_a_loop = False
+    else:
+        inside_a_loop = True
+    if not inside_a_loop:  # outside the except block, so a failure carries no stray context
         return _explore(*args)
     box: list[Any] = []
     done = _thread.allocate_lock()
