@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import inspect
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -139,9 +140,11 @@ def _signature(obj: object) -> str:
         return "property"
     target = obj.__func__ if isinstance(obj, (staticmethod, classmethod)) else obj
     try:
-        return str(inspect.signature(target))  # type: ignore[arg-type]
+        signature = str(inspect.signature(target))  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return "?"
+    # A default that is a function prints with its address, which differs between modules.
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", signature)
 
 
 def contract_problems(kata: Kata, stub: Path, reference: Path, tests: list[Path]) -> list[str]:

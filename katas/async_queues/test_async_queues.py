@@ -141,7 +141,7 @@ def test_process_all_runs_up_to_workers_handlers_at_the_same_time(probe) -> None
             f"the queue, so that they take items side by side"
         )
 
-    probe.explore_async(Tracker, [run], two_at_a_time, modules=probe.modules)
+    probe.explore_async(Tracker, [run], two_at_a_time)
 
 
 @pytest.mark.asyncio
@@ -304,7 +304,7 @@ def test_run_pipeline_handles_every_item_once_and_stops_every_consumer(probe) ->
         )
         assert not alive, f"run_pipeline returned while consumers {alive} were still running"
 
-    probe.explore_async(Flow, [pipeline_run(5, consumers=3)], all_done, modules=probe.modules)
+    probe.explore_async(Flow, [pipeline_run(5, consumers=3)], all_done)
 
 
 @pytest.mark.probe
@@ -317,7 +317,7 @@ def test_a_fast_producer_waits_while_the_queue_is_full(probe) -> None:
             f"so a fast producer waits while the queue is full instead of piling up work"
         )
 
-    probe.explore_async(Flow, [pipeline_run(6, consumers=2)], bounded, modules=probe.modules)
+    probe.explore_async(Flow, [pipeline_run(6, consumers=2)], bounded)
 
 
 @pytest.mark.probe
@@ -328,5 +328,5 @@ def test_consumers_keep_waiting_while_a_slow_producer_is_still_producing(probe) 
         assert results == [0, 10, 20, 30], f"4 items gave the results {results}"
 
     probe.explore_async(
-        Flow, [pipeline_run(4, consumers=2, delay=1.0)], nothing_lost, modules=probe.modules
+        Flow, [pipeline_run(4, consumers=2, delay=1.0)], nothing_lost
     )

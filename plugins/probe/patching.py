@@ -24,6 +24,7 @@ _THREADING = {
     "Event": p.Event,
     "Barrier": p.Barrier,
     "Thread": p.Thread,
+    "Timer": p.Timer,
     "current_thread": p.current_thread,
     "currentThread": p.current_thread,
 }

@@ -111,6 +111,7 @@ class Lock(_Prim):
         self._owner: object = None
         self._count = 0
         self._probe_acq_site: Site = NO_SITE
+        self._probe_handoff = False  # released by a thread that did not acquire it
 
     # shared by Lock and RLock
     def _take(self, w: Worker, site: Site) -> None:
@@ -182,15 +183,20 @@ class Lock(_Prim):
             run.misuse(w, f"released {run.label(self)}, which nobody holds", "release-unheld")
             raise RuntimeError(self._unlocked_message())
         if self._owner is not w:
+            if not self._reentrant():
+                # Legal for a plain Lock, and how locks are used as signals (CPython's own
+                # Condition hands its waiter locks over this way): a hand-off, not misuse.
+                self._probe_handoff = True
+                self._drop_all()
+                run.step(w, run.site())
+                return
             run.misuse(
                 w,
                 f"released {run.label(self)}, which {_owner_name(self._owner)} holds "
-                "(only the worker that acquired a lock should release it)",
+                "(only the thread that acquired an RLock may release it)",
                 "release-foreign",
             )
-            if self._reentrant():
-                raise RuntimeError("cannot release un-acquired lock")
-            raise Unwind
+            raise RuntimeError("cannot release un-acquired lock")
         if self._release_one():
             run.step(w, run.site())
 
@@ -296,6 +302,15 @@ class RLock(Lock):
         return self._owner is (ctl[1] if ctl else _OUTSIDE)
 
 
+def _remove_identical(items: list[list[bool]], item: list[bool]) -> None:
+    """Remove `item` itself: waiters are equal lists ([False]), so `list.remove` could take
+    another waiter's entry and leave that waiter never woken."""
+    for index, candidate in enumerate(items):
+        if candidate is item:
+            del items[index]
+            return
+
+
 class Condition(_Prim):
     """Cooperative ``threading.Condition``.
 
@@ -359,8 +374,8 @@ class Condition(_Prim):
         try:
             notified = run.block(w, lambda: waiter[0], run.clock.deadline(timeout), self, site)
         finally:
-            if not waiter[0] and waiter in self._waiters:
-                self._waiters.remove(waiter)
+            if not waiter[0]:
+                _remove_identical(self._waiters, waiter)
         self._lock._probe_acquire_restore(run, w, saved, site)
         return notified
 
@@ -371,8 +386,7 @@ class Condition(_Prim):
         try:
             return _poll(lambda: waiter[0], timeout, "Condition.wait")
         finally:
-            if waiter in self._waiters:
-                self._waiters.remove(waiter)
+            _remove_identical(self._waiters, waiter)
             self._lock._owner = _OUTSIDE
             self._lock._count = saved
 
@@ -931,3 +945,31 @@ def perf_counter_ns() -> int:
 
 def time_ns() -> int:
     return int(time() * 1e9)
+
+
+class Timer(Thread):
+    """Cooperative ``threading.Timer``: waits on the virtual clock, so a 5 s delay costs nothing."""
+
+    def __init__(
+        self,
+        interval: float,
+        function: Callable[..., object],
+        args: Iterable[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.interval = interval
+        self.function = function
+        self.args = tuple(args) if args is not None else ()
+        self.kwargs = dict(kwargs) if kwargs is not None else {}
+        self.finished = Event()
+
+    def cancel(self) -> None:
+        """Stop the timer if it has not fired yet."""
+        self.finished.set()
+
+    def run(self) -> None:
+        self.finished.wait(self.interval)
+        if not self.finished.is_set():
+            self.function(*self.args, **self.kwargs)
+        self.finished.set()

@@ -371,10 +371,12 @@ class Run:
             raise Unwind
 
     def _finish(self, w: Worker) -> None:
-        if w.held:
+        # A lock that has been handed from thread to thread is a signal, not a critical section.
+        still_held = [lock for lock in w.held if not getattr(lock, "_probe_handoff", False)]
+        if still_held:
             held = ", ".join(
                 f"{self.label(lock)} acquired at {short(getattr(lock, '_probe_acq_site', NO_SITE))}"
-                for lock in w.held
+                for lock in still_held
             )
             self.fail(
                 Failure(

@@ -1,0 +1,222 @@
+"""Kata `managers`: shared dicts, lists and namespaces through a manager, and a served object.
+
+A manager is a server process that owns Python objects; other processes reach them through
+*proxies*, and every proxy operation is one request to the server. Each function below joins
+every worker it starts before it returns; when a worker is still running after `timeout`
+seconds it kills the workers and raises `TimeoutError`. Managers it starts, it shuts down.
+
+Contract (the tests check each point):
+
+- `cast_votes(tally, lock, start, ballot)` / `count_votes(ballots)`: one worker process per
+  ballot (a list of candidate names) adds 1 to `tally[name]` for each name, where `tally` is a
+  `manager.dict()` that starts with 0 for every candidate. `tally[name] += 1` on a proxy is two
+  requests (a read, then a write), so another worker can slip in between: each increment must
+  hold one shared `manager.Lock()`. The workers start together (they meet at `start`, a
+  `Barrier`), so they really do run at the same time. `count_votes` returns the final tally as
+  a plain dict; no vote may be lost.
+- `write_lines(board, worker, count)` / `collect_lines(workers, lines_per_worker)`: `board` is
+  a `manager.Namespace()` whose attribute `lines` must itself be a managed list
+  (`manager.list()`): a plain list inside a proxy comes back as a *copy*, so appending to it
+  changes nothing shared. Worker `w` appends `f"{w}:{i}"` for `i` in `range(count)`.
+  `collect_lines` returns every line that reached the board, as a plain list.
+- `InventoryManager` (given) is a `BaseManager` that serves one `Inventory` (given) under the
+  name `inventory`. `start_inventory_server(authkey)` starts one listening on 127.0.0.1 only
+  (port chosen by the system) and accepting only clients that know `authkey`, and returns it
+  started. `connect_to_inventory(address, authkey)` returns a proxy to the served inventory;
+  a wrong key makes it raise `multiprocessing.AuthenticationError`.
+- `restock(address, authkey, item, times, start)` runs in a client process: it connects, waits
+  at `start` (a `Barrier` of all the clients, so that they restock at the same time), and adds
+  one unit of `item`, `times` times, losing none while other clients restock the same item.
+  A method call on the served object runs whole inside the server, so do the addition there
+  (`inventory.add`), never as a read followed by a write from the client.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from collections.abc import Sequence
+from multiprocessing.managers import BaseManager, DictProxy
+from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Barrier
+from typing import Any, Literal
+
+# The start methods a caller may choose (`fork` and `forkserver` exist on POSIX only).
+StartMethod = Literal["spawn", "fork", "forkserver"]
+
+
+# -- given: starting and stopping the workers ------------------------------------------------
+
+
+def start_all(
+    context: Any, target: Any, argument_lists: Sequence[tuple[Any, ...]]
+) -> list[BaseProcess]:
+    """Start one child per argument tuple, each running `target(*arguments)`."""
+    children: list[BaseProcess] = [
+        context.Process(target=target, args=arguments) for arguments in argument_lists
+    ]
+    for child in children:
+        child.start()
+    return children
+
+
+def join_all(children: list[BaseProcess], deadline: float) -> None:
+    """Join every child by `deadline` (a time.monotonic() value); kill them all if one is late."""
+    try:
+        for child in children:
+            child.join(timeout=max(deadline - time.monotonic(), 0.0))
+            if child.is_alive():
+                raise TimeoutError(f"{child.name} was still running at the deadline")
+    finally:
+        for child in children:
+            if child.is_alive():
+                child.kill()
+                child.join()
+
+
+# -- 1. a managed dict, and why `d[k] += 1` needs a lock -----------------------------------
+
+
+def cast_votes(
+    tally: DictProxy[str, int], lock: Any, start: Barrier, ballot: Sequence[str]
+) -> None:
+    """Runs in each worker: add 1 to tally[name] for every name on the ballot."""
+    start.wait(10.0)
+    for name in ballot:
+        # Read and write are two requests to the manager: hold the shared lock across both.
+        with lock:
+            tally[name] += 1
+
+
+def count_votes(
+    ballots: Sequence[Sequence[str]],
+    *,
+    start_method: StartMethod = "fork",
+    timeout: float = 10.0,
+) -> dict[str, int]:
+    """Count the ballots with one worker process each; the final tally as a plain dict."""
+    deadline = time.monotonic() + timeout
+    context = multiprocessing.get_context(start_method)
+    with context.Manager() as manager:
+        tally = manager.dict({name: 0 for ballot in ballots for name in ballot})
+        # One lock, owned by the manager, shared by every worker.
+        lock = manager.Lock()
+        start = context.Barrier(len(ballots))
+        children = start_all(
+            context, cast_votes, [(tally, lock, start, ballot) for ballot in ballots]
+        )
+        join_all(children, deadline)
+        # A plain copy: the proxy dies with the manager at the end of the `with`.
+        return dict(tally.items())
+
+
+# -- 2. a Namespace, and a nested mutable that must be managed too ---------------------------
+
+
+def write_lines(board: Any, worker: int, count: int) -> None:
+    """Runs in each worker: append `count` lines to board.lines."""
+    for index in range(count):
+        # board.lines is a proxy of a managed list: each append is a request to the manager.
+        board.lines.append(f"{worker}:{index}")
+
+
+def collect_lines(
+    workers: int,
+    lines_per_worker: int,
+    *,
+    start_method: StartMethod = "fork",
+    timeout: float = 10.0,
+) -> list[str]:
+    """Let `workers` processes append lines to a shared board; every line that arrived."""
+    deadline = time.monotonic() + timeout
+    context = multiprocessing.get_context(start_method)
+    with context.Manager() as manager:
+        board = manager.Namespace()
+        # A managed list, not a plain one: a plain list would come back to each worker as a copy.
+        board.lines = manager.list()
+        children = start_all(
+            context, write_lines, [(board, worker, lines_per_worker) for worker in range(workers)]
+        )
+        join_all(children, deadline)
+        return list(board.lines)
+
+
+# -- 3. a custom manager serving one object ---------------------------------------------------
+
+
+class Inventory:
+    """Stock counts per item; served by InventoryManager, one instance for all clients."""
+
+    def __init__(self) -> None:
+        self._stock: dict[str, int] = {}
+        # The server runs each client's requests in its own thread.
+        self._lock = threading.Lock()
+
+    def add(self, item: str, count: int) -> None:
+        """Add `count` units of `item` (one request: the addition happens here, whole)."""
+        with self._lock:
+            self._stock[item] = self._stock.get(item, 0) + count
+
+    def count(self, item: str) -> int:
+        """How many units of `item` are in stock."""
+        with self._lock:
+            return self._stock.get(item, 0)
+
+    def set_count(self, item: str, count: int) -> None:
+        """Overwrite the stock of `item`."""
+        with self._lock:
+            self._stock[item] = count
+
+    def snapshot(self) -> dict[str, int]:
+        """A copy of every stock count."""
+        with self._lock:
+            return dict(self._stock)
+
+
+_INVENTORY = Inventory()
+
+
+def the_inventory() -> Inventory:
+    """The one Inventory of this (server) process."""
+    return _INVENTORY
+
+
+class InventoryManager(BaseManager):
+    """Serves the_inventory() to every client as `manager.inventory()`."""
+
+
+InventoryManager.register("inventory", callable=the_inventory)
+
+
+def start_inventory_server(
+    authkey: bytes, *, start_method: StartMethod = "fork"
+) -> InventoryManager:
+    """Start an InventoryManager server on 127.0.0.1 (any free port) that requires `authkey`."""
+    # 127.0.0.1: reachable from this machine only; port 0: the system picks a free one.
+    server = InventoryManager(
+        address=("127.0.0.1", 0),
+        authkey=authkey,
+        ctx=multiprocessing.get_context(start_method),
+    )
+    server.start()
+    return server
+
+
+def connect_to_inventory(address: tuple[str, int], authkey: bytes) -> Any:
+    """A proxy to the inventory served at `address`; AuthenticationError for a wrong key."""
+    client = InventoryManager(address=address, authkey=authkey)
+    # connect() performs the handshake in which both sides prove they know the key.
+    client.connect()
+    return client.inventory()  # type: ignore[attr-defined]
+
+
+def restock(
+    address: tuple[str, int], authkey: bytes, item: str, times: int, start: Barrier
+) -> None:
+    """Runs in a client process: connect, wait at `start`, add one unit of `item` `times` times."""
+    inventory = connect_to_inventory(address, authkey)
+    start.wait(10.0)
+    for _ in range(times):
+        # One request that does the whole addition in the server: nothing can slip in.
+        inventory.add(item, 1)
