@@ -7,10 +7,11 @@ k, because the next generation reads the neighbours' cells. A `threading.Barrier
 Contract (the tests check each point under a controlled scheduler with a virtual clock, so
 timeouts cost nothing):
 
-- `Simulation(cells, parties, rule=rule90, timeout=DEFAULT_TIMEOUT)` keeps the current row in
-  `current` and the row being built in `next`. Its `barrier` is a `threading.Barrier` for
-  `parties` threads, whose `action` is `end_generation` and whose default wait timeout is
-  `timeout`: a party that never arrives breaks the barrier instead of hanging everyone.
+- `Simulation(cells, parties, rule=None, timeout=DEFAULT_TIMEOUT)` (no rule: `rule90`) keeps
+  the current row in `current` and the row being built in `next`. Its `barrier` is a
+  `threading.Barrier` for `parties` threads, whose `action` is `end_generation` and whose
+  default wait timeout is `timeout`: a party that never arrives breaks the barrier instead of
+  hanging everyone.
 - `compute_slice(party)` (given) fills party's cells of `next` from `current`.
 - `end_generation()` runs exactly once per generation, after every party has finished it and
   before any party starts the next: it swaps `current` and `next` and adds 1 to `generation`.
@@ -47,13 +48,13 @@ class Simulation:
         self,
         cells: Sequence[int],
         parties: int,
-        rule: Callable[[int, int, int], int] = rule90,
+        rule: Callable[[int, int, int], int] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self.current = list(cells)
         self.next = [0] * len(cells)
         self.parties = parties
-        self.rule = rule
+        self.rule = rule90 if rule is None else rule
         self.generation = 0
         # TODO(kata): create self.barrier: a threading.Barrier for `parties` threads, with
         # end_generation as its action and `timeout` as its default timeout.

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import time
 from collections.abc import Awaitable, Callable
 
-import coroutines
 import pytest
 from coroutines import double_after, fetch_all, fetch_one_by_one, run_machine, settle
 
@@ -36,13 +34,9 @@ SCHEDULES = 25
 
 
 def explore(probe, setup, workers, check) -> None:  # type: ignore[no-untyped-def]
-    """probe.explore_async on this kata's module, reported without the harness's own frames."""
+    """probe.explore_async with this kata's schedule budget."""
     __tracebackhide__ = True
-    try:
-        probe.explore_async(setup, workers, check, modules=[coroutines], budget=SCHEDULES)
-    except AssertionError as failure:
-        # The harness raises its report while handling an internal RuntimeError; drop that.
-        raise failure from None
+    probe.explore_async(setup, workers, check, budget=SCHEDULES)
 
 
 # -- double_after --------------------------------------------------------------------------
@@ -160,8 +154,12 @@ def machine(
 async def test_every_state_runs_to_completion_before_the_next_one_starts() -> None:
     log: list[str] = []
     states = machine({"start": "a", "a": "b", "b": "end", "end": None}, log)
-    with contextlib.suppress(Exception):  # this test judges what ran; the next ones the result
+    try:
         await run_machine(states, "start")
+    except NotImplementedError:
+        raise
+    except Exception:  # this test judges what ran; the next ones judge the result
+        pass
     order = ("start", "a", "b", "end")
     expected = [f"{step} {name}" for name in order for step in ("enter", "leave")]
     assert log == expected, (
@@ -192,8 +190,14 @@ async def test_an_unknown_state_name_raises_value_error() -> None:
 async def test_a_machine_that_never_ends_stops_after_max_steps_states() -> None:
     log: list[str] = []
     states = machine({"a": "b", "b": "a"}, log)
-    with pytest.raises(RuntimeError):
+    try:
         await run_machine(states, "a", max_steps=5)
+    except NotImplementedError:
+        raise
+    except RuntimeError:
+        pass
+    else:
+        pytest.fail("a machine cycling a -> b -> a with max_steps=5 did not raise RuntimeError")
     ran = log.count("enter a") + log.count("enter b")
     assert ran == 5, (
         f"a machine cycling a -> b -> a with max_steps=5 ran {ran} states before it raised; "
@@ -230,7 +234,12 @@ class Server:
         return key.upper()
 
 
-def fetching(fetcher: Callable[[Callable[[str], Awaitable[str]], list[str]], Awaitable[list[str]]]):  # type: ignore[no-untyped-def]
+Fetcher = Callable[[Callable[[str], Awaitable[str]], list[str]], Awaitable[list[str]]]
+
+
+def fetching(fetcher: Fetcher) -> Callable[[Server], Awaitable[tuple[object, float]]]:
+    """A probe worker: fetches a, b and c with `fetcher` and times it on the loop's clock."""
+
     async def worker(server: Server) -> tuple[object, float]:
         return await _timed(fetcher(server.fetch, ["a", "b", "c"]))
 

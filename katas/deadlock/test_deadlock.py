@@ -93,7 +93,13 @@ def test_every_philosopher_can_dine_at_once_without_a_deadlock(probe) -> None:
     # in a schedule that happened to get through.
     workers = {f"seat-{seat}": _philosopher(seat) for seat in range(3)}
     probe.explore(
-        lambda: Dinner(3), workers, everybody_ate, budget=min(probe.budget, DINING_SCHEDULES)
+        lambda: Dinner(3), workers, everybody_ate, budget=min(probe.budget, DINING_SCHEDULES),
+        explain=(
+            "three philosophers dined at once. If each takes the fork on the same side first, "
+            "all three can hold one fork and wait for the next one for ever: a circle of "
+            "waiting. Take the lower-numbered fork first, so the last philosopher reaches for "
+            "fork 0 before fork 2 and the circle cannot close."
+        ),
     )
 
 
@@ -117,8 +123,9 @@ def test_two_philosophers_who_are_not_neighbours_can_eat_at_the_same_time(probe)
             f"around the whole table cannot deadlock, but it turns the dinner into a queue"
         )
 
+    # Whether the two can meet does not depend on the interleaving, only on what dine() holds.
     workers = {"seat-0": meet_while_eating(0, 2), "seat-2": meet_while_eating(2, 0)}
-    probe.explore(lambda: Dinner(4), workers, they_met)
+    probe.explore(lambda: Dinner(4), workers, they_met, budget=min(probe.budget, 25))
 
 
 @pytest.mark.probe
@@ -141,7 +148,15 @@ def test_a_meal_that_fails_still_puts_both_forks_down(probe) -> None:
         held = [i for i, fork in enumerate(dinner.table.forks) if fork.locked()]
         assert not held, f"forks {held} were still held after both meals had ended"
 
-    probe.explore(lambda: Dinner(3), {"clumsy": spill, "neighbour": _philosopher(1)}, forks_free)
+    workers = {"clumsy": spill, "neighbour": _philosopher(1)}
+    probe.explore(
+        lambda: Dinner(3), workers, forks_free, budget=min(probe.budget, 50),
+        explain=(
+            "a philosopher's eat() raised while both forks were in hand. The forks must be put "
+            "down on that path too, or the neighbours can never eat again: `with fork:` "
+            "releases however the block is left, bare acquire()/release() calls do not."
+        ),
+    )
 
 
 class Bank:
@@ -210,7 +225,14 @@ def test_a_transfer_that_cannot_get_the_second_lock_backs_off_after_its_timeout(
 
     call = lambda bank: try_transfer(bank.source, bank.target, 10, timeout=1.0)  # noqa: E731
     workers = {"holder": _hold_target_lock(5.0), "transfer": _timed(call)}
-    probe.explore(Bank, workers, backed_off, budget=min(probe.budget, TRANSFER_SCHEDULES))
+    probe.explore(
+        Bank, workers, backed_off, budget=min(probe.budget, TRANSFER_SCHEDULES),
+        explain=(
+            "another thread held the target's lock for 5 s, so try_transfer(timeout=1) had to "
+            "back off: give up waiting after 1 s, release the source's lock it already held, "
+            "and return False."
+        ),
+    )
 
 
 @pytest.mark.probe

@@ -11,6 +11,11 @@ from rlock import Box, NotEnoughItems
 # The real-thread handshake below waits at most this long. Each wait ends within microseconds
 # when the code is right; the bound only keeps a broken box from hanging the test.
 HANDSHAKE_SECONDS = 2.0
+RE_ENTRY = (
+    "add() and remove() hold the box's lock while they call execute(), which takes the same "
+    "lock again. A plain Lock does not know who holds it, so its own holder waits for it for "
+    "ever; a threading.RLock lets the thread that holds it take it again."
+)
 
 
 def _remove_or_refuse(box: Box, count: int) -> str:
@@ -44,7 +49,7 @@ def test_add_remove_and_execute_change_the_count_of_a_new_empty_box(probe) -> No
 
     # One worker has exactly one schedule. Under the probe a lock taken twice by its own holder
     # is reported as a deadlock instead of hanging the test.
-    probe.explore(Box, [use], counts_add_up, budget=1)
+    probe.explore(Box, [use], counts_add_up, budget=1, explain=RE_ENTRY)
 
 
 @pytest.mark.probe
@@ -61,7 +66,7 @@ def test_a_caller_holding_the_box_lock_can_still_call_the_box_methods(probe) -> 
             f"{results[0]} items, expected 1"
         )
 
-    probe.explore(Box, [add_under_the_lock], no_self_deadlock, budget=1)
+    probe.explore(Box, [add_under_the_lock], no_self_deadlock, budget=1, explain=RE_ENTRY)
 
 
 @pytest.mark.probe
@@ -147,6 +152,12 @@ def test_a_refused_remove_leaves_the_lock_free_for_other_threads(probe) -> None:
         Box,
         {"remover": lambda box: _remove_or_refuse(box, 5), "adder": lambda box: box.add(1)},
         both_done,
+        explain=(
+            "remove(5) from an empty box raised NotEnoughItems while it held the box's lock. "
+            "The lock must be released on that path too, or no other thread can ever use the "
+            "box again: `with self.lock:` releases it however the block is left, a bare "
+            "acquire()/release() pair does not."
+        ),
     )
 
 

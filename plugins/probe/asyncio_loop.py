@@ -179,7 +179,7 @@ def _execute_async(
         _close(loop, tasks)
     files = files_box[0]
     if failure is None:
-        failure = _task_exception(tasks, files)
+        failure = _task_exception(tasks, files) or _callback_exception(loop.errors, files)
     results: list[object] = [
         t.result() if t.done() and not t.cancelled() and t.exception() is None else None
         for t in tasks
@@ -215,6 +215,24 @@ def _task_exception(tasks: list[asyncio.Task[object]], files: frozenset[str]) ->
                 signature=f"{type(exc).__name__}@{short(site)}",
                 error=exc,
             )
+    return None
+
+
+def _callback_exception(errors: list[dict[str, Any]], files: frozenset[str]) -> Failure | None:
+    """An exception raised by a plain loop callback (call_soon, a done-callback): asyncio only
+    logs those, so without this check a broken callback would pass unnoticed."""
+    for context in errors:
+        exc = context.get("exception")
+        if exc is None or "handle" not in context:
+            continue
+        site = traceback_site(exc.__traceback__, files)
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return Failure(
+            "exception",
+            f"a callback raised {text} at {short(site)} `{source(site)}`",
+            signature=f"callback:{type(exc).__name__}@{short(site)}",
+            error=exc,
+        )
     return None
 
 

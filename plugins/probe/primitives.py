@@ -142,7 +142,10 @@ class Lock(_Prim):
             self._count += 1
             return True
         site = run.site()
-        run.note_acquire(w, self, site)
+        if blocking and timeout == -1:
+            # Only an acquire that waits forever can deadlock; a timed or non-blocking one
+            # backs off, so it adds no edge to the lock-order graph.
+            run.note_acquire(w, self, site)
         run.step(w, site)
         if self._owner is None:
             self._take(w, site)

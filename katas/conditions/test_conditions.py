@@ -1,0 +1,253 @@
+"""Kata `conditions`: a bounded buffer with several producers and several consumers."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+import pytest
+from conditions import BoundedBuffer, Closed
+
+# What a consumer records instead of an item when get() misbehaves.
+TOLD_CLOSED_WHILE_OPEN = "<Closed while the buffer was open>"
+POPPED_EMPTY = "<popped an empty buffer>"
+# The scenarios with the most steps explore fewer schedules to keep the file fast. For each
+# seed tried, every known bug was caught by one of them within its first 25 schedules.
+BUSY_SCHEDULES = 100
+
+
+class WatchedDeque(deque[object]):
+    """A deque that remembers the most items it ever held at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.peak = 0
+
+    def append(self, item: object) -> None:
+        super().append(item)
+        self.peak = max(self.peak, len(self))
+
+
+def _buffer(capacity: int) -> Callable[[], BoundedBuffer[object]]:
+    def setup() -> BoundedBuffer[object]:
+        buffer: BoundedBuffer[object] = BoundedBuffer(capacity)
+        buffer.items = WatchedDeque()
+        return buffer
+
+    return setup
+
+
+def _consume_until_closed(buffer: BoundedBuffer[object]) -> list[object]:
+    got: list[object] = []
+    while True:
+        try:
+            got.append(buffer.get())
+        except Closed:
+            if not buffer.closed:
+                got.append(TOLD_CLOSED_WHILE_OPEN)
+            return got
+        except IndexError:
+            got.append(POPPED_EMPTY)
+            return got
+
+
+def _put_all(*items: object) -> Callable[[BoundedBuffer[object]], None]:
+    def produce(buffer: BoundedBuffer[object]) -> None:
+        for item in items:
+            buffer.put(item)
+
+    return produce
+
+
+def _get(count: int) -> Callable[[BoundedBuffer[object]], list[object]]:
+    def consume(buffer: BoundedBuffer[object]) -> list[object]:
+        return [buffer.get() for _ in range(count)]
+
+    return consume
+
+
+@pytest.mark.probe
+def test_items_come_out_in_the_order_they_went_in(probe) -> None:
+    def fifo(buffer: BoundedBuffer[object]) -> list[object]:
+        _put_all("a", "b", "c")(buffer)
+        return _get(3)(buffer)
+
+    def in_order(_buffer: BoundedBuffer[object], results: list[object]) -> None:
+        assert results[0] == ["a", "b", "c"], (
+            f"put 'a', 'b', 'c' into a buffer of 3, then got {results[0]}: get() must return "
+            f"the oldest item first"
+        )
+
+    probe.explore(_buffer(3), [fifo], in_order, budget=1)
+
+
+@pytest.mark.probe
+def test_a_closed_buffer_refuses_puts_and_hands_out_what_is_left_then_raises_closed(probe) -> None:
+    def drain(buffer: BoundedBuffer[object]) -> list[object]:
+        _put_all(1, 2)(buffer)
+        buffer.close()
+        seen: list[object] = []
+        try:
+            buffer.put(3)
+            seen.append("put accepted")
+        except Closed:
+            seen.append("put refused")
+        for _ in range(3):
+            try:
+                seen.append(buffer.get())
+            except Closed:
+                seen.append("closed")
+        return seen
+
+    def drained(_buffer: BoundedBuffer[object], results: list[object]) -> None:
+        assert results[0] == ["put refused", 1, 2, "closed"], (
+            f"put 1 and 2, close(), put(3), then get() three times gave {results[0]}; expected "
+            f"the put refused with Closed, then 1 and 2, then Closed"
+        )
+
+    probe.explore(_buffer(3), [drain], drained, budget=1)
+
+
+@pytest.mark.probe
+def test_with_two_consumers_every_item_is_got_exactly_once(probe) -> None:
+    def producer(buffer: BoundedBuffer[object]) -> None:
+        buffer.put(1)
+        buffer.close()
+
+    def exactly_once(_buffer: BoundedBuffer[object], results: list[object]) -> None:
+        got = [*results[1], *results[2]]  # type: ignore[misc]
+        assert POPPED_EMPTY not in got, (
+            f"the consumers got {results[1:]}: a consumer woke up, did not check again, and "
+            f"took from an empty buffer. While it waited for the lock, the other consumer took "
+            f"the item: wait in a `while` loop (or wait_for), never under an `if`"
+        )
+        assert TOLD_CLOSED_WHILE_OPEN not in got, (
+            f"the consumers got {results[1:]}: a consumer was told Closed while the buffer was "
+            f"still open. It woke up, found the buffer empty (the other consumer had taken the "
+            f"item) and gave up instead of waiting again: use a `while` loop"
+        )
+        assert got == [1], (
+            f"one producer put 1 and closed the buffer, and the two consumers got "
+            f"{results[1:]} between them: the item must be got exactly once"
+        )
+
+    workers = {
+        "producer": producer,
+        "consumer-1": _consume_until_closed,
+        "consumer-2": _consume_until_closed,
+    }
+    probe.explore(
+        _buffer(1), workers, exactly_once, budget=min(probe.budget, BUSY_SCHEDULES),
+        explain=(
+            "one producer put one item and closed the buffer while two consumers waited for "
+            "items. Exactly one consumer gets the item; close() must then wake the other (all "
+            "waiters, notify_all), which must see the buffer closed and raise Closed."
+        ),
+    )
+
+
+@pytest.mark.probe
+def test_with_two_producers_the_buffer_never_holds_more_than_its_capacity(probe) -> None:
+    def within_capacity(buffer: BoundedBuffer[object], results: list[object]) -> None:
+        peak = buffer.items.peak  # type: ignore[attr-defined]
+        assert peak <= 1, (
+            f"a buffer of capacity 1 held {peak} items at once: a producer went on without "
+            f"checking for room again after it woke up, or appended after releasing the "
+            f"condition's lock. Check and append under the lock, in a `while` loop (or wait_for)"
+        )
+        assert sorted(map(str, results[2])) == ["a1", "a2", "b"], (  # type: ignore[call-overload]
+            f"the consumer got {results[2]}, expected a1, a2 and b in some order"
+        )
+
+    workers = {"producer-a": _put_all("a1", "a2"), "producer-b": _put_all("b"), "consumer": _get(3)}
+    probe.explore(
+        _buffer(1), workers, within_capacity, budget=min(probe.budget, BUSY_SCHEDULES),
+        explain=(
+            "two producers and a consumer shared a buffer of one item, so the producers had to "
+            "wait for room, woken each time the consumer took an item. A get() that notifies "
+            "nobody leaves them waiting for ever."
+        ),
+    )
+
+
+@pytest.mark.probe
+def test_two_producers_and_two_consumers_never_wait_for_each_other_for_ever(probe) -> None:
+    def all_served(_buffer: BoundedBuffer[object], results: list[object]) -> None:
+        got = sorted(str(item) for batch in results[2:] for item in batch)  # type: ignore[attr-defined]
+        assert got == ["x", "y"], f"the two consumers got {results[2:]}, expected 'x' and 'y'"
+
+    # Producers and consumers wait on the same condition. If notify() wakes one waiter, it may
+    # wake a thread of the wrong kind, which goes back to waiting: the probe then reports a
+    # deadlock in which every thread waits for a notify that nobody will send.
+    workers = {
+        "producer-x": _put_all("x"),
+        "producer-y": _put_all("y"),
+        "consumer-1": _get(1),
+        "consumer-2": _get(1),
+    }
+    probe.explore(
+        _buffer(1), workers, all_served, budget=min(probe.budget, BUSY_SCHEDULES),
+        explain=(
+            "two producers and two consumers shared one condition on a buffer of one item. If "
+            "they all end up waiting, a notify() woke a thread of the wrong kind (a producer "
+            "when only a consumer could go on), and the one that could go on was never woken: "
+            "notify_all() wakes everybody, and each re-checks what it waits for."
+        ),
+    )
+
+
+@pytest.mark.probe
+def test_close_wakes_every_waiting_consumer(probe) -> None:
+    def both_released(_buffer: BoundedBuffer[object], results: list[object]) -> None:
+        assert results[:2] == [[], []], (
+            f"two consumers of an empty buffer got {results[:2]} when it was closed; expected "
+            f"nothing, then Closed"
+        )
+
+    # A consumer still waiting after close() is reported by the probe as a deadlock.
+    workers = {
+        "consumer-1": _consume_until_closed,
+        "consumer-2": _consume_until_closed,
+        "closer": lambda buffer: buffer.close(),
+    }
+    probe.explore(
+        _buffer(1), workers, both_released,
+        explain=(
+            "two consumers waited on an empty buffer when it was closed. close() must wake "
+            "every waiter (notify_all, not notify), and each consumer's wait must end when "
+            "the buffer is closed, not only when an item comes."
+        ),
+    )
+
+
+@pytest.mark.probe
+def test_close_wakes_a_producer_waiting_for_room(probe) -> None:
+    def fill_and_keep_putting(buffer: BoundedBuffer[object]) -> int:
+        accepted = 0
+        try:
+            for item in range(3):
+                buffer.put(item)
+                accepted += 1
+        except Closed:
+            return accepted
+        return -1
+
+    def refused(buffer: BoundedBuffer[object], results: list[object]) -> None:
+        accepted = results[0]
+        assert accepted in (0, 1), (
+            f"a producer putting 3 items into a buffer of capacity 1 that nobody empties had "
+            f"{accepted} puts accepted before close(); at most 1 fits, then put() must wait, "
+            f"and raise Closed once the buffer is closed"
+        )
+
+    # A producer still waiting for room after close() is reported as a deadlock: its wait
+    # must also end when the buffer is closed.
+    workers = {"producer": fill_and_keep_putting, "closer": lambda buffer: buffer.close()}
+    probe.explore(
+        _buffer(1), workers, refused,
+        explain=(
+            "a producer waited for room in a full buffer that nobody empties, and then the "
+            "buffer was closed. put()'s wait must also end when the buffer is closed: make "
+            "`closed` part of what it waits for, and let close() wake every waiter."
+        ),
+    )

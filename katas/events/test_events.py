@@ -1,0 +1,213 @@
+"""Kata `events`: a start gun, a stoppable poller and an inbox built on threading.Event."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+from events import Inbox, Poller, StartGun
+
+# Under the probe, time.sleep, time.monotonic and every timeout run on a virtual clock: these
+# seconds cost no real time, and the times the tests measure are exact.
+PATIENCE = 5.0
+INTERVAL = 1.0
+STOP_AT = 2.5
+
+
+def _runner(gun: StartGun) -> tuple[bool, float]:
+    started = time.monotonic()
+    passed = gun.wait(timeout=PATIENCE)
+    return passed, time.monotonic() - started
+
+
+@pytest.mark.probe
+def test_runners_waiting_at_the_line_all_start_when_the_gun_fires(probe) -> None:
+    def starter(gun: StartGun) -> None:
+        time.sleep(1.0)  # both runners are at the line by now
+        gun.fire()
+
+    def everybody_started(_gun: StartGun, results: list[object]) -> None:
+        passed = [result[0] for result in results[:2]]  # type: ignore[index]
+        assert passed == [True, True], (
+            f"two runners waited at the line and the gun fired after 1 s; wait() returned "
+            f"{passed}. fire() must release every waiting runner, not just one: a semaphore "
+            f"released once lets one thread through, an Event's set() wakes them all"
+        )
+
+    workers = {"runner-1": _runner, "runner-2": _runner, "starter": starter}
+    probe.explore(StartGun, workers, everybody_started)
+
+
+@pytest.mark.probe
+def test_a_runner_who_arrives_after_the_shot_starts_at_once(probe) -> None:
+    def late_runner(gun: StartGun) -> tuple[bool, float, bool]:
+        time.sleep(1.0)  # the gun fired long ago
+        passed, waited = _runner(gun)
+        return passed, waited, gun.fired
+
+    def passed_at_once(_gun: StartGun, results: list[object]) -> None:
+        passed, waited, fired = results[1]  # type: ignore[misc]
+        assert (passed, waited) == (True, 0.0), (
+            f"the gun fired at 0 s; a runner who came to the line at 1 s got {passed} from "
+            f"wait(timeout={PATIENCE:g}) after {waited:g} s. It must pass at once: fire() "
+            f"must leave the gun fired. A set() followed by clear() is a pulse that only "
+            f"threads already waiting can see (B1's Event.py)"
+        )
+        assert fired is True, f"after fire(), gun.fired is {fired}"
+
+    workers = {"starter": lambda gun: gun.fire(), "late": late_runner}
+    probe.explore(StartGun, workers, passed_at_once)
+
+
+@pytest.mark.probe
+def test_waiting_for_a_gun_that_never_fires_returns_false_after_the_timeout(probe) -> None:
+    def wait_in_vain(gun: StartGun) -> tuple[bool, float, bool]:
+        started = time.monotonic()
+        passed = gun.wait(timeout=1.0)
+        return passed, time.monotonic() - started, gun.fired
+
+    def timed_out(_gun: StartGun, results: list[object]) -> None:
+        passed, waited, fired = results[0]  # type: ignore[misc]
+        assert (passed, waited) == (False, 1.0), (
+            f"nobody fired the gun; wait(timeout=1) returned {passed} after {waited:g} s. It "
+            f"must return False after 1 s: return what the event's wait() returned"
+        )
+        assert fired is False, f"an unfired gun says fired == {fired}"
+
+    probe.explore(StartGun, [wait_in_vain], timed_out, budget=1)
+
+
+class RanAway(Exception):
+    """A poller kept stepping long after it should have stopped."""
+
+
+class Plant:
+    """A poller whose step records the (virtual) time of each call."""
+
+    def __init__(self, give_up_after: int = 100) -> None:
+        self.ticks: list[float] = []
+        self.give_up_after = give_up_after
+        self.poller = Poller(self.tick, INTERVAL)
+
+    def tick(self) -> None:
+        self.ticks.append(time.monotonic())
+        if len(self.ticks) >= self.give_up_after:
+            raise RanAway
+
+
+def _poll(plant: Plant) -> tuple[int, float]:
+    steps = plant.poller.run()
+    return steps, time.monotonic()
+
+
+def _stop_later(plant: Plant) -> float:
+    time.sleep(STOP_AT)
+    plant.poller.stop()
+    return time.monotonic()
+
+
+def _poll_and_stop() -> dict[str, Callable[[Plant], object]]:
+    return {"poller": _poll, "stopper": _stop_later}
+
+
+@pytest.mark.probe
+def test_the_poller_steps_once_per_interval_until_it_is_stopped(probe) -> None:
+    def paced(plant: Plant, results: list[object]) -> None:
+        steps, _ = results[0]  # type: ignore[misc]
+        gaps = [round(b - a, 6) for a, b in zip(plant.ticks, plant.ticks[1:], strict=False)]
+        assert (steps, gaps) == (3, [INTERVAL, INTERVAL]), (
+            f"a poller with interval {INTERVAL:g} s, stopped at {STOP_AT:g} s, called step() "
+            f"{len(plant.ticks)} times, {gaps} s apart, and run() returned {steps}. Expected 3 "
+            f"steps (at 0, 1 and 2 s), {INTERVAL:g} s apart, and run() returning 3"
+        )
+
+    probe.explore(Plant, _poll_and_stop(), paced)
+
+
+@pytest.mark.probe
+def test_stop_ends_the_pause_at_once_instead_of_waiting_it_out(probe) -> None:
+    def prompt(_plant: Plant, results: list[object]) -> None:
+        _, finished = results[0]  # type: ignore[misc]
+        stopped = results[1]
+        late = round(finished - stopped, 6)  # type: ignore[operator]
+        assert late == 0.0, (
+            f"run() returned {late:g} s after stop() was called during its pause. The pause "
+            f"must end the moment stop() is called: wait on the stop event with "
+            f"timeout=interval instead of time.sleep(interval)"
+        )
+
+    probe.explore(Plant, _poll_and_stop(), prompt)
+
+
+@pytest.mark.probe
+def test_a_stop_before_the_poller_starts_is_not_lost(probe) -> None:
+    def stop_then_run(plant: Plant) -> object:
+        plant.poller.stop()
+        try:
+            return plant.poller.run()
+        except RanAway:
+            return "still running"
+
+    def never_stepped(plant: Plant, results: list[object]) -> None:
+        assert (results[0], plant.ticks) == (0, []), (
+            f"stop() came before run(), yet run() called step() {len(plant.ticks)} times "
+            f"(it was still running when the test gave up): run() must check the stop event "
+            f"before its first step, and must never clear it"
+        )
+
+    # A poller that forgets the early stop would run for ever: its step gives up after 5 calls.
+    probe.explore(lambda: Plant(give_up_after=5), [stop_then_run], never_stepped, budget=1)
+
+
+@pytest.mark.probe
+def test_an_item_posted_before_the_collector_waits_is_not_lost(probe) -> None:
+    def collect(inbox: Inbox[str]) -> list[str]:
+        return inbox.collect(timeout=PATIENCE)
+
+    def delivered(_inbox: Inbox[str], results: list[object]) -> None:
+        assert results[1] == ["parcel"], (
+            f"one thread posted 'parcel' and the collector got {results[1]} within "
+            f"{PATIENCE:g} s. When the post came before the collector started waiting, the "
+            f"signal was gone: post() must leave the event set (B1's Event.py calls set() and "
+            f"clear() back to back, a pulse that only a thread already waiting can see)"
+        )
+
+    workers = {"poster": lambda inbox: inbox.post("parcel"), "collector": collect}
+    probe.explore(Inbox, workers, delivered)
+
+
+@pytest.mark.probe
+def test_items_posted_while_the_collector_takes_the_previous_ones_are_not_lost(probe) -> None:
+    def post_two(inbox: Inbox[str]) -> None:
+        inbox.post("a")
+        inbox.post("b")
+
+    def collect_twice(inbox: Inbox[str]) -> list[str]:
+        return inbox.collect(timeout=PATIENCE) + inbox.collect(timeout=PATIENCE)
+
+    def both_delivered(_inbox: Inbox[str], results: list[object]) -> None:
+        assert results[1] == ["a", "b"], (
+            f"'a' and 'b' were posted, and two collect() calls got {results[1]}: an item was "
+            f"left behind while the event said there was nothing. Take the items and clear "
+            f"the event under the same lock that post() holds while it appends and sets"
+        )
+
+    probe.explore(Inbox, {"poster": post_two, "collector": collect_twice}, both_delivered)
+
+
+@pytest.mark.probe
+def test_collect_returns_an_empty_list_after_its_timeout_when_nothing_came(probe) -> None:
+    def collect_in_vain(inbox: Inbox[str]) -> tuple[list[str], float]:
+        started = time.monotonic()
+        got = inbox.collect(timeout=1.0)
+        return got, time.monotonic() - started
+
+    def empty(_inbox: Inbox[str], results: list[object]) -> None:
+        got, waited = results[0]  # type: ignore[misc]
+        assert (got, waited) == ([], 1.0), (
+            f"nothing was posted; collect(timeout=1) returned {got} after {waited:g} s, "
+            f"expected [] after 1 s"
+        )
+
+    probe.explore(Inbox, [collect_in_vain], empty, budget=1)

@@ -1,0 +1,64 @@
+"""Kata `gil`: threads speed up waiting, not pure-Python computing.
+
+Contract (the tests check each point; those marked `timing` measure real time, with bounds
+explained in the test file):
+
+- `timed(function)` calls `function()` once and returns how many seconds of wall-clock time
+  that took, measured with `time.perf_counter()` (a waiting call counts its waiting).
+- `serially(tasks)` calls each task (a function of no arguments) in turn, in the calling
+  thread, and returns their results in the order of `tasks`.
+- `in_threads(tasks)` calls each task in a thread of its own, all threads running at the same
+  time (every thread is started before any is joined), waits for all of them, and returns
+  their results in the order of `tasks`, whatever order the threads finish in.
+- `speedup(tasks)` runs the tasks once serially and once in threads, and returns the serial
+  time divided by the threaded time: above 1 when threads helped.
+- `wait_for_io(seconds)` (given) stands for a blocking call (a network or disk wait): it sleeps,
+  and the GIL is released while it does. `count_down(n)` (given) is pure-Python computation:
+  it holds the GIL all the time it runs.
+"""
+
+from __future__ import annotations
+
+import threading  # noqa: F401  # in_threads starts threads: you will need it
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+
+def wait_for_io(seconds: float) -> float:
+    """A blocking call: sleep `seconds` (the GIL is free meanwhile) and return them."""
+    time.sleep(seconds)
+    return seconds
+
+
+def count_down(n: int) -> int:
+    """Pure-Python work: count from n down to 0 (the GIL is held throughout); return n."""
+    left = n
+    while left > 0:
+        left -= 1
+    return n
+
+
+def timed(function: Callable[[], object]) -> float:
+    """Wall-clock seconds that `function()` takes."""
+    # TODO(kata): read time.perf_counter() before and after the call; return the difference.
+    raise NotImplementedError
+
+
+def serially(tasks: Sequence[Callable[[], Any]]) -> list[Any]:
+    """Call the tasks one after another in this thread; results in task order."""
+    # TODO(kata): call each task in turn and collect its result.
+    raise NotImplementedError
+
+
+def in_threads(tasks: Sequence[Callable[[], Any]]) -> list[Any]:
+    """Call each task in its own thread, all at once; results in task order."""
+    # TODO(kata): one thread per task, storing its result at the task's index; start every
+    # thread, then join every thread.
+    raise NotImplementedError
+
+
+def speedup(tasks: Sequence[Callable[[], Any]]) -> float:
+    """Serial time divided by threaded time for the same tasks."""
+    # TODO(kata): time serially(tasks) and in_threads(tasks); divide.
+    raise NotImplementedError

@@ -1,0 +1,213 @@
+"""Kata `readers_writers`: a readers-writer lock that does not starve its writers."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from readers_writers import ReadWriteLock
+
+# Schedules per probe. Two or three workers with a couple of lock operations each: every
+# known bug of this kata shows within the first few dozen schedules; 100 leaves a margin.
+SCHEDULES = 100
+# Virtual seconds (the probe's clock makes them free). A reader that is inside waits this
+# long for a second reader to join it before it concludes that it is alone.
+MEET_SECONDS = 1.0
+# How long each reader stays inside in the starvation test, and when the writer arrives:
+# halfway through the first reads, so it always finds readers inside.
+READ_SECONDS = 1.0
+WRITER_ARRIVES = 0.5
+# Virtual seconds each thread stays inside in the exclusion tests: while it sleeps, every other
+# thread runs until it blocks, so a thread that should be kept out always tries to get in.
+STAY_SECONDS = 1.0
+# New readers that may enter while a writer waits (the contract: none).
+BYPASS_BOUND = 0
+
+
+@contextmanager
+def _hang_means(explanation: str) -> Iterator[None]:
+    """Put the meaning of a deadlock report first, in the words of this kata."""
+    __tracebackhide__ = True
+    try:
+        yield
+    except AssertionError as failure:
+        if getattr(failure, "kind", None) == "deadlock":
+            raise AssertionError(f"{explanation}\n\n{failure}") from None
+        raise
+
+
+LOST_WAKEUP = (
+    "a thread waits forever for the lock although nobody is using it: a wakeup was lost. The "
+    "last reader out must notify the waiting writer, and a leaving writer must notify_all."
+)
+
+
+class _Meeting:
+    """A lock and a meeting point that two readers can only pass if both are inside at once."""
+
+    def __init__(self) -> None:
+        self.lock = ReadWriteLock()
+        self.meeting = threading.Barrier(2, timeout=MEET_SECONDS)
+
+
+def _meet_inside(state: _Meeting) -> str:
+    with state.lock.reading():
+        try:
+            state.meeting.wait()
+        except threading.BrokenBarrierError:
+            return "alone"
+        return "met"
+
+
+@pytest.mark.probe
+def test_two_readers_can_be_inside_at_the_same_time(probe) -> None:
+    def met(_state: _Meeting, results: list[object]) -> None:
+        assert results == ["met", "met"], (
+            f"two readers, each waiting inside for the other, ended {results}: the second "
+            f"reader could not enter while the first was inside. Readers must not exclude each "
+            f"other; only a writer (inside or waiting) keeps a reader out."
+        )
+
+    with _hang_means(LOST_WAKEUP):
+        probe.explore(_Meeting, [_meet_inside, _meet_inside], met, budget=SCHEDULES)
+
+
+class _Room:
+    """Counts who is inside and records every moment when the rules were broken."""
+
+    def __init__(self) -> None:
+        self.lock = ReadWriteLock()
+        self.readers = 0
+        self.writers = 0
+        self.broken: list[str] = []
+
+    def look(self, who: str) -> None:
+        if self.writers > 1 or (self.writers and self.readers):
+            self.broken.append(
+                f"{who} found {self.writers} writer(s) and {self.readers} reader(s) inside"
+            )
+
+
+def _read(room: _Room) -> None:
+    with room.lock.reading():
+        room.readers += 1
+        room.look("a reader")
+        time.sleep(STAY_SECONDS)  # everyone else runs until they block or get in too
+        room.look("a reader")
+        room.readers -= 1
+
+
+def _write(room: _Room) -> None:
+    with room.lock.writing():
+        room.writers += 1
+        room.look("a writer")
+        time.sleep(STAY_SECONDS)  # everyone else runs until they block or get in too
+        room.look("a writer")
+        room.writers -= 1
+
+
+@pytest.mark.probe
+def test_a_writer_is_alone_inside(probe) -> None:
+    def exclusive(room: _Room, _results: list[object]) -> None:
+        assert not room.broken, (
+            f"{room.broken[0]}: a writer must be alone inside. acquire_write waits while a "
+            f"writer *or any reader* is inside, and every wait() sits in a `while` loop that "
+            f"re-checks after waking up (another thread may have got in first)."
+        )
+
+    with _hang_means(LOST_WAKEUP):
+        probe.explore(
+            _Room, {"writer-1": _write, "writer-2": _write, "reader": _read}, exclusive,
+            budget=SCHEDULES,
+        )
+
+
+class _Traffic:
+    """Two readers that keep reading, and a writer that arrives while they are inside."""
+
+    def __init__(self) -> None:
+        self.lock = ReadWriteLock()
+        self.events: list[str] = []
+
+
+def _keep_reading(state: _Traffic) -> None:
+    for _ in range(3):
+        with state.lock.reading():
+            state.events.append("reader enters")
+            time.sleep(READ_SECONDS)
+
+
+def _arrive_and_write(state: _Traffic) -> None:
+    time.sleep(WRITER_ARRIVES)
+    state.events.append("writer arrives")
+    with state.lock.writing():
+        state.events.append("writer enters")
+
+
+@pytest.mark.probe
+def test_a_waiting_writer_is_not_overtaken_by_new_readers(probe) -> None:
+    def writer_next(state: _Traffic, _results: list[object]) -> None:
+        arrived, entered = state.events.index("writer arrives"), state.events.index("writer enters")
+        bypass = state.events[arrived:entered].count("reader enters")
+        assert bypass <= BYPASS_BOUND, (
+            f"while the writer waited, {bypass} new reader(s) entered ahead of it (events: "
+            f"{state.events}). Readers that overlap can keep a writer out forever: that is "
+            f"starvation. A reader must also wait while a writer is *waiting*, so the writer "
+            f"goes as soon as the readers already inside have left."
+        )
+
+    with _hang_means(LOST_WAKEUP):
+        probe.explore(
+            _Traffic,
+            {"reader-1": _keep_reading, "reader-2": _keep_reading, "writer": _arrive_and_write},
+            writer_next,
+            budget=SCHEDULES,
+        )
+
+
+def _hold_then_release(state: _Meeting) -> None:
+    with state.lock.writing():
+        time.sleep(MEET_SECONDS / 2)  # both readers arrive and queue up meanwhile
+
+
+def _queued_reader(state: _Meeting) -> str:
+    time.sleep(MEET_SECONDS / 4)  # the writer is inside by now
+    return _meet_inside(state)
+
+
+@pytest.mark.probe
+def test_every_reader_queued_behind_a_writer_gets_in_when_it_leaves(probe) -> None:
+    def all_in(_state: _Meeting, results: list[object]) -> None:
+        assert results[1:] == ["met", "met"], (
+            f"two readers queued behind a writer, each waiting inside for the other once in, "
+            f"ended {results[1:]}: when the writer left, only one of them was let in. Wake "
+            f"every waiter (notify_all) when the writer leaves: they may all read together."
+        )
+
+    with _hang_means(LOST_WAKEUP):
+        probe.explore(
+            _Meeting,
+            {"writer": _hold_then_release, "reader-1": _queued_reader, "reader-2": _queued_reader},
+            all_in,
+            budget=SCHEDULES,
+        )
+
+
+@pytest.mark.probe
+def test_readers_leaving_at_the_same_time_do_not_lock_the_writer_out(probe) -> None:
+    def nobody_overlapped(room: _Room, _results: list[object]) -> None:
+        assert not room.broken, f"{room.broken[0]}: a writer must be alone inside"
+
+    with _hang_means(
+        "the writer waits forever although both readers have left: the lock still counts a "
+        "reader inside. Two readers leaving at once both read the count before either wrote "
+        "it back (a lost update); change the counters only while holding the condition's "
+        "lock, and let the last reader out notify."
+    ):
+        probe.explore(
+            _Room, {"reader-1": _read, "reader-2": _read, "writer": _write}, nobody_overlapped,
+            budget=SCHEDULES,
+        )

@@ -1,0 +1,76 @@
+"""Kata `conditions`: a bounded buffer shared by several producers and several consumers.
+
+Contract (the tests check each point, running threads under a controlled scheduler that tries
+many interleavings):
+
+- `BoundedBuffer(capacity)` keeps its items in `items` (a deque, oldest first), never more than
+  `capacity` of them, and guards `items` and `closed` with one `threading.Condition`,
+  `condition`. Any number of threads may put and get at the same time.
+- `put(item)` waits while the buffer is full, then appends `item`. It raises `Closed` if the
+  buffer is closed (also when it is closed while `put` waits for room).
+- `get()` waits while the buffer is empty, then removes and returns the oldest item. When the
+  buffer is closed, `get()` still hands out the items left in it, and raises `Closed` once it
+  is empty (also when it is closed while `get` waits). A consumer is never told `Closed` while
+  the buffer is still open.
+- `close()` marks the buffer closed and wakes every thread waiting in `put` or `get`.
+- Every item put is got exactly once, in order, and no interleaving leaves a thread waiting
+  for ever when there is work it could do.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Closed(Exception):
+    """The buffer is closed: no more puts, and nothing left to get."""
+
+
+class BoundedBuffer(Generic[T]):
+    """A FIFO of at most `capacity` items, guarded by one Condition."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self.capacity = capacity
+        self.items: deque[T] = deque()
+        self.closed = False
+        self.condition = threading.Condition()
+
+    def put(self, item: T) -> None:
+        """Wait for room, then append `item`; raise Closed if the buffer is closed."""
+        with self.condition:
+            # wait_for re-checks the predicate after every wakeup: another producer may have
+            # filled the room we were woken for before we got the lock back.
+            self.condition.wait_for(lambda: len(self.items) < self.capacity or self.closed)
+            if self.closed:
+                raise Closed("put() on a closed buffer")
+            self.items.append(item)
+            # notify_all: producers and consumers wait on this one condition, and notify()
+            # could wake another producer instead of the consumer that can use the item.
+            self.condition.notify_all()
+
+    def get(self) -> T:
+        """Wait for an item and return the oldest; raise Closed once closed and empty."""
+        with self.condition:
+            # `while`, not `if`: when we get the lock back another consumer may already have
+            # taken the item we were woken for.
+            while not self.items and not self.closed:
+                self.condition.wait()
+            if not self.items:
+                raise Closed("the buffer is closed and empty")
+            item = self.items.popleft()
+            # Wake everybody: a producer waiting for room must not miss this one.
+            self.condition.notify_all()
+            return item
+
+    def close(self) -> None:
+        """Refuse further puts, and wake every waiting thread."""
+        with self.condition:
+            self.closed = True
+            # Every waiter must see `closed`, not just one of them.
+            self.condition.notify_all()
