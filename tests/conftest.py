@@ -14,5 +14,7 @@ pytest_plugins = ["pytester"]
 @pytest.fixture
 def kata_repo(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> KataRepo:
     # The subprocess must import this checkout's plugins, and never inherit a CI profile choice.
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])
+    )
     return KataRepo(pytester)

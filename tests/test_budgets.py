@@ -6,7 +6,7 @@ import time
 
 from tests.kata_repo import KataRepo
 
-DEADLOCK = '''
+DEADLOCK = """
 import threading
 
 import pytest
@@ -30,27 +30,40 @@ def test_deadlocks():
 
 def test_runs_after_the_deadlock():
     assert add(1, 2) == 3
-'''
+"""
 
 
-def test_a_deadlocked_test_fails_with_a_headline_and_every_threads_stack(kata_repo: KataRepo) -> None:
+def test_a_deadlocked_test_fails_with_a_headline_and_every_threads_stack(
+    kata_repo: KataRepo,
+) -> None:
     kata_repo.write("katas/adder/test_adder.py", DEADLOCK)
     started = time.monotonic()
     result = kata_repo.run("katas/adder", "--kata-impl=reference", timeout=60)
     elapsed = time.monotonic() - started
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines([
-        "*probable deadlock or livelock: the test ran past its budget of 1 s*",
-        "*--- thread stuck-worker ---*",
-        "*with first:*",
-    ])
-    result.stdout.fnmatch_lines(["*threads and processes left running*", "*non-daemon thread 'stuck-worker' was still running*"])
-    assert elapsed < 30, f"the run took {elapsed:.1f} s: the stuck thread must not keep pytest from exiting"
+    result.stdout.fnmatch_lines(
+        [
+            "*probable deadlock or livelock: the test ran past its budget of 1 s*",
+            "*--- thread stuck-worker ---*",
+            "*with first:*",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*threads and processes left running*",
+            "*non-daemon thread 'stuck-worker' was still running*",
+        ]
+    )
+    assert elapsed < 30, (
+        f"the run took {elapsed:.1f} s: the stuck thread must not keep pytest from exiting"
+    )
 
 
 def test_the_budget_scale_option_stretches_every_budget(kata_repo: KataRepo) -> None:
     kata_repo.write("katas/adder/test_adder.py", DEADLOCK)
-    result = kata_repo.run("katas/adder", "--kata-impl=reference", "--kata-budget-scale=2", timeout=60)
+    result = kata_repo.run(
+        "katas/adder", "--kata-impl=reference", "--kata-budget-scale=2", timeout=60
+    )
     result.stdout.fnmatch_lines(["*ran past its budget of 2 s*"])
 
 
@@ -60,7 +73,7 @@ def test_a_negative_budget_scale_is_a_usage_error(kata_repo: KataRepo) -> None:
     result.stderr.fnmatch_lines(["*--kata-budget-scale must be 0 (off) or a positive factor*"])
 
 
-LEAKS_A_PROCESS = '''
+LEAKS_A_PROCESS = """
 import multiprocessing
 import time
 
@@ -71,7 +84,7 @@ def test_leaves_a_child_running():
     child = multiprocessing.get_context("fork").Process(target=time.sleep, args=(60,), name="sleeper")
     child.start()
     assert add(1, 2) == 3
-'''
+"""
 
 
 def test_a_child_process_left_running_is_reported_and_stopped(kata_repo: KataRepo) -> None:

@@ -9,16 +9,20 @@ def test_a_sound_repository_verifies_and_prints_the_table(kata_repo: KataRepo) -
     result = kata_repo.run("--kata-verify")
     assert result.ret == 0, result.stdout.str()
     result.assert_outcomes(passed=3)
-    result.stdout.fnmatch_lines([
-        "*kata verification*",
-        "kata*stub*reference*mutants*seconds",
-        "adder*fails 2/2*passes 2/2*3/3 killed*",
-        "greeter*fails 1/1*passes 1/1*3/3 killed*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*kata verification*",
+            "kata*stub*reference*mutants*seconds",
+            "adder*fails 2/2*passes 2/2*3/3 killed*",
+            "greeter*fails 1/1*passes 1/1*3/3 killed*",
+        ]
+    )
 
 
 def test_a_stub_that_passes_fails_the_check(kata_repo: KataRepo) -> None:
-    kata_repo.write("katas/adder/adder.py", ADDER_REFERENCE + "\n# TODO(kata) NotImplementedError\n")
+    kata_repo.write(
+        "katas/adder/adder.py", ADDER_REFERENCE + "\n# TODO(kata) NotImplementedError\n"
+    )
     result = kata_repo.run("--kata-verify")
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*every test must fail on the stub, but 2 passed*"])
@@ -35,7 +39,9 @@ def test_a_surviving_mutant_fails_the_check(kata_repo: KataRepo) -> None:
 
 
 def test_a_failing_reference_fails_the_check(kata_repo: KataRepo) -> None:
-    kata_repo.write("reference/adder/adder.py", ADDER_REFERENCE.replace("a + b", "a + b if a > 0 else 0"))
+    kata_repo.write(
+        "reference/adder/adder.py", ADDER_REFERENCE.replace("a + b", "a + b if a > 0 else 0")
+    )
     result = kata_repo.run("--kata-verify")
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*the reference must pass every test*"])
@@ -43,14 +49,18 @@ def test_a_failing_reference_fails_the_check(kata_repo: KataRepo) -> None:
 
 def test_a_neutralised_test_fails_the_check(kata_repo: KataRepo) -> None:
     tests = kata_repo.root / "katas/greeter/test_greeter.py"
-    tests.write_text(tests.read_text().replace('assert greet("ada") == "hello ada"', 'greet; assert True'))
+    tests.write_text(
+        tests.read_text().replace('assert greet("ada") == "hello ada"', "greet; assert True")
+    )
     result = kata_repo.run("--kata-verify")
     assert result.ret == 1
     result.stdout.fnmatch_lines(["greeter*WRONG*"])
 
 
 def test_a_mutant_whose_find_text_is_gone_fails_the_check(kata_repo: KataRepo) -> None:
-    kata_repo.write("reference/adder/adder.py", ADDER_REFERENCE.replace("return a + b", "return sum((a, b))"))
+    kata_repo.write(
+        "reference/adder/adder.py", ADDER_REFERENCE.replace("return a + b", "return sum((a, b))")
+    )
     result = kata_repo.run("--kata-verify")
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*mutant 'subtracts': its `find` text occurs 0 times*"])
@@ -58,7 +68,9 @@ def test_a_mutant_whose_find_text_is_gone_fails_the_check(kata_repo: KataRepo) -
 
 def test_inconsistent_signatures_fail_the_check(kata_repo: KataRepo) -> None:
     stub = kata_repo.root / "katas/adder/adder.py"
-    stub.write_text(stub.read_text().replace("def add(a: int, b: int)", "def add(a: int, b: int, c: int = 0)"))
+    stub.write_text(
+        stub.read_text().replace("def add(a: int, b: int)", "def add(a: int, b: int, c: int = 0)")
+    )
     result = kata_repo.run("--kata-verify")
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*'add' differs between stub and reference in: signature*"])
@@ -66,7 +78,11 @@ def test_inconsistent_signatures_fail_the_check(kata_repo: KataRepo) -> None:
 
 def test_too_few_hints_and_an_unlisted_kata_fail_the_check(kata_repo: KataRepo) -> None:
     manifest = kata_repo.root / "katas/curriculum.toml"
-    manifest.write_text(manifest.read_text().replace('hints = ["Use an f-string.", "return f\'hello {name}\'"]', 'hints = [""]'))
+    manifest.write_text(
+        manifest.read_text().replace(
+            'hints = ["Use an f-string.", "return f\'hello {name}\'"]', 'hints = [""]'
+        )
+    )
     kata_repo.write("katas/stray/README.md", "# stray\n")
     result = kata_repo.run("--kata-verify")
     assert result.ret == 1
