@@ -59,7 +59,7 @@ def test_opposite_blocking_acquires_are_still_reported() -> None:
         with first, second:
             pass
 
-    with pytest.raises(ProbeFailure, match="deadlock|lock-order"):
+    with pytest.raises(ProbeFailure, match=r"deadlock|lock-order"):
         explore(
             Shared,
             [lambda s: grab(s.first, s.second), lambda s: grab(s.second, s.first)],
