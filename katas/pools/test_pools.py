@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from pools import (
     MEETING_SECONDS,
     Service,

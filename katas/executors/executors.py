@@ -1,0 +1,123 @@
+"""Kata `executors`: concurrent.futures with thread and process pools, and a two-stage crawler.
+
+Contract (the tests check each point):
+
+- `completion_order(executor, function, items, timeout)` submits `function(item)` for every
+  item to the given executor and returns the results in the order the tasks *finish*. If a
+  task raised, that exception is raised to the caller. If the tasks are not all finished
+  `timeout` seconds after the call began, it raises `TimeoutError`.
+- `first_result(executor, function, items, timeout)` submits every item and returns the result
+  of the first task to finish, without waiting for the others; every task that has not started
+  yet is cancelled (it never runs). If no task finishes within `timeout` seconds it cancels what
+  it can and raises `TimeoutError`.
+- `run_bounded(function, items, max_workers)` runs `function(item)` for every item in its own
+  `ThreadPoolExecutor` of `max_workers` threads: exactly `max_workers` tasks run at the same
+  time when there is enough work, never more. Returns the results in the order of `items`.
+- `cpu_map(function, items, max_workers=2)` does the same in a `ProcessPoolExecutor` (CPU-bound
+  work that threads cannot speed up): results in the order of `items`, computed in worker
+  processes, several at the same time. A function that cannot be sent to a process (a lambda)
+  makes it raise the error of `pickle` (`PicklingError`, or `AttributeError` for a function
+  defined inside another one).
+- `crawl(start_urls, max_workers=3, timeout=5.0)` is B2 ch.4's two-stage crawler. Stage 1
+  groups the start URLs: each distinct URL once, duplicates dropped. Stage 2 fetches every
+  grouped URL with `fetch_links` (given) in a `ThreadPoolExecutor(max_workers)`, at most
+  `max_workers` at a time, taking each page as it completes (`as_completed`). Returns
+  `{url: fetch_links(url, timeout)}` for every distinct URL. If a page cannot be fetched its
+  error (e.g. `urllib.error.HTTPError` for a 404) is raised to the caller, never dropped.
+
+`whoami` and `meet` are given worker functions for the process pool; they live at module level
+because a worker process finds the function to run by its module and name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import urllib.request
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urljoin
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# How long `meet` waits for its partner. Starting a worker process takes milliseconds, so the
+# wait only runs out when the two meeting tasks are not running at the same time.
+MEETING_SECONDS = 3.0
+# A link on a page: the target of href="...".
+LINK = re.compile(r'href="([^"]+)"')
+# Talk to the server directly even when the environment configures an HTTP proxy.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+# -- given ------------------------------------------------------------------------------------
+
+
+def whoami(number: int) -> tuple[int, int]:
+    """(the pid of the process that computed it, number * number)."""
+    return os.getpid(), number * number
+
+
+def meet(task: tuple[int, str]) -> int:
+    """For task = (value, folder): wait until a second task has arrived in `folder` (at most
+    MEETING_SECONDS). Returns 1 if it met its partner, else 0."""
+    value, folder = task
+    Path(folder, f"arrived-{value}").touch()
+    deadline = time.monotonic() + MEETING_SECONDS
+    while time.monotonic() < deadline:
+        if len(os.listdir(folder)) >= 2:
+            return 1
+        time.sleep(0.005)
+    return 0
+
+
+def fetch_links(url: str, timeout: float = 5.0) -> list[str]:
+    """Download the page at `url`; return the absolute URLs of its links, in page order."""
+    with _DIRECT.open(url, timeout=timeout) as response:
+        page = response.read().decode("utf-8")
+    return [urljoin(url, link) for link in LINK.findall(page)]
+
+
+# -- the kata ---------------------------------------------------------------------------------
+
+
+def completion_order(
+    executor: Executor, function: Callable[[T], R], items: Iterable[T], timeout: float
+) -> list[R]:
+    """Results in the order the tasks finish; a task's exception is raised; TimeoutError."""
+    # TODO(kata): submit every item, then collect future.result() from as_completed(futures,
+    # timeout=timeout).
+    raise NotImplementedError
+
+
+def first_result(
+    executor: Executor, function: Callable[[T], R], items: Iterable[T], timeout: float
+) -> R:
+    """The result of the first task to finish; cancel the tasks that have not started."""
+    # TODO(kata): submit every item, wait(futures, timeout, return_when=FIRST_COMPLETED), cancel
+    # every future not done, then return a done future's result (or raise TimeoutError).
+    raise NotImplementedError
+
+
+def run_bounded(function: Callable[[T], R], items: Iterable[T], max_workers: int) -> list[R]:
+    """function(item) for every item, at most `max_workers` at a time, results in item order."""
+    # TODO(kata): open a ThreadPoolExecutor(max_workers=max_workers) in a with-block and return
+    # the list of its map().
+    raise NotImplementedError
+
+
+def cpu_map(function: Callable[[T], R], items: Iterable[T], max_workers: int = 2) -> list[R]:
+    """function(item) for every item, computed in worker processes, results in item order."""
+    # TODO(kata): the same as run_bounded, with a ProcessPoolExecutor.
+    raise NotImplementedError
+
+
+def crawl(start_urls: Iterable[str], max_workers: int = 3, timeout: float = 5.0) -> dict[str, list[str]]:
+    """B2 ch.4's crawler: group the distinct URLs, then fetch them on a thread pool."""
+    # TODO(kata): stage 1: drop duplicate URLs; stage 2: submit fetch_links(url, timeout) for each
+    # to a ThreadPoolExecutor(max_workers), map each future back to its URL, and fill the
+    # result dict from as_completed(), calling result() on every future.
+    raise NotImplementedError

@@ -1,0 +1,144 @@
+"""Kata `executors`: concurrent.futures with thread and process pools, and a two-stage crawler.
+
+Contract (the tests check each point):
+
+- `completion_order(executor, function, items, timeout)` submits `function(item)` for every
+  item to the given executor and returns the results in the order the tasks *finish*. If a
+  task raised, that exception is raised to the caller. If the tasks are not all finished
+  `timeout` seconds after the call began, it raises `TimeoutError`.
+- `first_result(executor, function, items, timeout)` submits every item and returns the result
+  of the first task to finish, without waiting for the others; every task that has not started
+  yet is cancelled (it never runs). If no task finishes within `timeout` seconds it cancels what
+  it can and raises `TimeoutError`.
+- `run_bounded(function, items, max_workers)` runs `function(item)` for every item in its own
+  `ThreadPoolExecutor` of `max_workers` threads: exactly `max_workers` tasks run at the same
+  time when there is enough work, never more. Returns the results in the order of `items`.
+- `cpu_map(function, items, max_workers=2)` does the same in a `ProcessPoolExecutor` (CPU-bound
+  work that threads cannot speed up): results in the order of `items`, computed in worker
+  processes, several at the same time. A function that cannot be sent to a process (a lambda)
+  makes it raise the error of `pickle` (`PicklingError`, or `AttributeError` for a function
+  defined inside another one).
+- `crawl(start_urls, max_workers=3, timeout=5.0)` is B2 ch.4's two-stage crawler. Stage 1
+  groups the start URLs: each distinct URL once, duplicates dropped. Stage 2 fetches every
+  grouped URL with `fetch_links` (given) in a `ThreadPoolExecutor(max_workers)`, at most
+  `max_workers` at a time, taking each page as it completes (`as_completed`). Returns
+  `{url: fetch_links(url, timeout)}` for every distinct URL. If a page cannot be fetched its
+  error (e.g. `urllib.error.HTTPError` for a 404) is raised to the caller, never dropped.
+
+`whoami` and `meet` are given worker functions for the process pool; they live at module level
+because a worker process finds the function to run by its module and name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import urllib.request
+from collections.abc import Callable, Iterable
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Executor,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    as_completed,
+    wait,
+)
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urljoin
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# How long `meet` waits for its partner. Starting a worker process takes milliseconds, so the
+# wait only runs out when the two meeting tasks are not running at the same time.
+MEETING_SECONDS = 3.0
+# A link on a page: the target of href="...".
+LINK = re.compile(r'href="([^"]+)"')
+# Talk to the server directly even when the environment configures an HTTP proxy.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+# -- given ------------------------------------------------------------------------------------
+
+
+def whoami(number: int) -> tuple[int, int]:
+    """(the pid of the process that computed it, number * number)."""
+    return os.getpid(), number * number
+
+
+def meet(task: tuple[int, str]) -> int:
+    """For task = (value, folder): wait until a second task has arrived in `folder` (at most
+    MEETING_SECONDS). Returns 1 if it met its partner, else 0."""
+    value, folder = task
+    Path(folder, f"arrived-{value}").touch()
+    deadline = time.monotonic() + MEETING_SECONDS
+    while time.monotonic() < deadline:
+        if len(os.listdir(folder)) >= 2:
+            return 1
+        time.sleep(0.005)
+    return 0
+
+
+def fetch_links(url: str, timeout: float = 5.0) -> list[str]:
+    """Download the page at `url`; return the absolute URLs of its links, in page order."""
+    with _DIRECT.open(url, timeout=timeout) as response:
+        page = response.read().decode("utf-8")
+    return [urljoin(url, link) for link in LINK.findall(page)]
+
+
+# -- the kata ---------------------------------------------------------------------------------
+
+
+def completion_order(
+    executor: Executor, function: Callable[[T], R], items: Iterable[T], timeout: float
+) -> list[R]:
+    """Results in the order the tasks finish; a task's exception is raised; TimeoutError."""
+    futures = [executor.submit(function, item) for item in items]
+    # as_completed yields each future as it finishes and raises TimeoutError once `timeout`
+    # has passed; result() re-raises the task's exception here instead of losing it.
+    return [future.result() for future in as_completed(futures, timeout=timeout)]
+
+
+def first_result(
+    executor: Executor, function: Callable[[T], R], items: Iterable[T], timeout: float
+) -> R:
+    """The result of the first task to finish; cancel the tasks that have not started."""
+    futures = [executor.submit(function, item) for item in items]
+    done, not_done = wait(futures, timeout=timeout, return_when=FIRST_COMPLETED)
+    # cancel() only stops tasks that have not started; running ones finish unobserved.
+    for future in not_done:
+        future.cancel()
+    if not done:
+        raise TimeoutError(f"no task finished within {timeout} s")
+    return next(iter(done)).result()
+
+
+def run_bounded(function: Callable[[T], R], items: Iterable[T], max_workers: int) -> list[R]:
+    """function(item) for every item, at most `max_workers` at a time, results in item order."""
+    # The executor never runs more than max_workers threads; map keeps the order of the items,
+    # and the with-block waits for every task before the threads are shut down.
+    with ThreadPoolExecutor(max_workers=max_workers) as executor:
+        return list(executor.map(function, items))
+
+
+def cpu_map(function: Callable[[T], R], items: Iterable[T], max_workers: int = 2) -> list[R]:
+    """function(item) for every item, computed in worker processes, results in item order."""
+    # Processes run Python on several cores at once; function and items travel pickled.
+    with ProcessPoolExecutor(max_workers=max_workers) as executor:
+        return list(executor.map(function, items))
+
+
+def crawl(start_urls: Iterable[str], max_workers: int = 3, timeout: float = 5.0) -> dict[str, list[str]]:
+    """B2 ch.4's crawler: group the distinct URLs, then fetch them on a thread pool."""
+    # Stage 1: group the URLs; dict.fromkeys keeps each distinct URL once, in first-seen order.
+    grouped = list(dict.fromkeys(start_urls))
+    pages: dict[str, list[str]] = {}
+    with ThreadPoolExecutor(max_workers=max_workers) as executor:
+        # Stage 2: each future remembers its URL, because as_completed yields them in any order.
+        futures = {executor.submit(fetch_links, url, timeout): url for url in grouped}
+        for future in as_completed(futures):
+            # result() raises a failed fetch's error here; skipping it would hide the failure.
+            pages[futures[future]] = future.result()
+    return pages

@@ -1,0 +1,168 @@
+"""Kata `parallel_python`: Parallel Python (`pp`) on local workers and a cluster of ppservers.
+
+Needs the `pp` package (Parallel Python, PyPI `pp` >= 1.7). Import it inside your functions
+(`import pp`), as the given code does nowhere at module level: this file must stay importable
+where pp is not installed, so that the tests can be skipped there with a reason.
+
+Contract (the tests check each point):
+
+- `local_server(ncpus)` returns a `pp.Server` with exactly `ncpus` local worker processes and no
+  remote ppservers. The caller destroys it (`server.destroy()`).
+- `run_all(server, function, argument_tuples, depfuncs=(), modules=())` submits one job per
+  tuple, `function(*arguments)`, shipping the functions in `depfuncs` and importing the modules
+  named in `modules` on the worker, and returns the results in the order of the tuples. pp
+  reports a job that raised by printing the worker's traceback and returning `None`: then
+  `run_all` raises `RuntimeError` naming the arguments of the first failed job. (The functions
+  used here never return None.)
+- `count_primes_in_parallel(server, limit, parts)` returns how many primes lie below `limit`,
+  computed as one `count_primes(start, stop)` job per range of `chunks(limit, parts)`; each job
+  needs `is_prime` and the `math` module on the worker.
+- `fibonacci_table(server, numbers)` computes `fibonacci(n)` for every n as pp jobs whose
+  *callback* files each result under its n (`callbackargs`), and returns `{n: fibonacci(n)}`
+  complete: it waits for every job first (B2 ch.6's SMP recipe).
+- `connect(addresses, secret, timeout=10.0)` returns a `pp.Server` with no local workers that
+  sends its jobs to the ppservers at `addresses` ("127.0.0.1:port"), authenticating with
+  `secret`. It returns only once every address is an active node (`get_active_nodes()`); if
+  that does not happen within `timeout` seconds it destroys the server and raises
+  `TimeoutError` (a wrong secret is refused by the ppservers, for instance).
+
+The job functions (`is_prime`, `count_primes`, `fibonacci`, `meet`, `fail_on`) are given. pp sends
+their *source code* to the workers, so they live at module level and name what they need.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+import pathlib
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+# A pp.Server (typed loosely: pp is imported inside the functions, not here).
+Server = Any
+# How long `meet` waits for its partner: far longer than a job takes to reach a worker.
+MEETING_SECONDS = 3.0
+
+
+# -- job functions (given) --------------------------------------------------------------------
+
+
+def is_prime(number: int) -> bool:
+    """Whether `number` is prime (trial division up to its square root)."""
+    if number < 2:
+        return False
+    return all(number % divisor for divisor in range(2, math.isqrt(number) + 1))
+
+
+def count_primes(start: int, stop: int) -> int:
+    """How many primes lie in [start, stop); calls is_prime."""
+    return sum(1 for number in range(start, stop) if is_prime(number))
+
+
+def fibonacci(n: int) -> int:
+    """The n-th Fibonacci number, computed the slow recursive way (a CPU-bound job)."""
+    return n if n < 2 else fibonacci(n - 1) + fibonacci(n - 2)
+
+
+def meet(folder: str) -> tuple[int, int, bool]:
+    """Wait until a second job has arrived in `folder` (at most MEETING_SECONDS).
+    Returns (this worker's pid, its parent's pid, whether it met its partner)."""
+    pathlib.Path(folder, str(os.getpid())).touch()
+    # 3.0 written out: pp ships a function's source, not the constants of its module.
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline:
+        if len(os.listdir(folder)) >= 2:
+            return os.getpid(), os.getppid(), True
+        time.sleep(0.01)
+    return os.getpid(), os.getppid(), False
+
+
+def fail_on(number: int, bad: int) -> int:
+    """number * 2, but raises ValueError for `bad`."""
+    if number == bad:
+        raise ValueError(f"{number} is the bad number")
+    return number * 2
+
+
+def chunks(limit: int, parts: int) -> list[tuple[int, int]]:
+    """Cut [0, limit) into `parts` consecutive (start, stop) ranges of nearly equal size."""
+    size, remainder = divmod(limit, parts)
+    ranges, start = [], 0
+    for index in range(parts):
+        stop = start + size + (1 if index < remainder else 0)
+        ranges.append((start, stop))
+        start = stop
+    return ranges
+
+
+# -- the kata ---------------------------------------------------------------------------------
+
+
+def local_server(ncpus: int) -> Server:
+    """A pp.Server with `ncpus` local workers and no remote servers."""
+    # Imported here, not at the top: this module must import where pp is missing.
+    pp = importlib.import_module("pp")
+    # ppservers=() keeps every job on this machine's ncpus worker processes.
+    return pp.Server(ncpus=ncpus, ppservers=())
+
+
+def run_all(
+    server: Server,
+    function: Callable[..., Any],
+    argument_tuples: Sequence[tuple[Any, ...]],
+    depfuncs: tuple[Callable[..., Any], ...] = (),
+    modules: tuple[str, ...] = (),
+) -> list[Any]:
+    """function(*arguments) for every tuple, as pp jobs; RuntimeError if a job failed."""
+    # Submit everything before asking for any result, so the jobs run side by side; a worker
+    # knows only the source it is sent: the function, its depfuncs and the listed modules.
+    jobs = [
+        server.submit(function, tuple(arguments), depfuncs=depfuncs, modules=modules)
+        for arguments in argument_tuples
+    ]
+    results = [job() for job in jobs]
+    # pp turns an exception in a job into a printed traceback and a None result.
+    for arguments, result in zip(argument_tuples, results, strict=True):
+        if result is None:
+            raise RuntimeError(f"the job {function.__name__}{tuple(arguments)!r} failed on its worker")
+    return results
+
+
+def count_primes_in_parallel(server: Server, limit: int, parts: int) -> int:
+    """The number of primes below `limit`, one count_primes job per range of chunks()."""
+    # count_primes calls is_prime, which uses math: both must travel with the job.
+    counts = run_all(server, count_primes, chunks(limit, parts), depfuncs=(is_prime,), modules=("math",))
+    return sum(counts)
+
+
+def fibonacci_table(server: Server, numbers: Sequence[int]) -> dict[int, int]:
+    """{n: fibonacci(n)}, filled in by job callbacks; complete when it returns."""
+    table: dict[int, int] = {}
+
+    def file_result(n: int, result: int) -> None:
+        # pp calls callback(*callbackargs, result) in this process when the job is done.
+        table[n] = result
+
+    for n in numbers:
+        server.submit(fibonacci, (n,), callback=file_result, callbackargs=(n,))
+    # Callbacks arrive while jobs finish; wait() returns once every job (and callback) is done.
+    server.wait()
+    return table
+
+
+def connect(addresses: Sequence[str], secret: str, timeout: float = 10.0) -> Server:
+    """A pp.Server with no local workers, connected to every ppserver in `addresses`."""
+    pp = importlib.import_module("pp")
+    # ncpus=0: no local workers, so every job goes to the ppservers; the secret answers their
+    # challenge (a wrong one is refused).
+    server = pp.Server(ncpus=0, ppservers=tuple(addresses), secret=secret, socket_timeout=60)
+    # The connections are made in the background; wait until every node has joined.
+    deadline = time.monotonic() + timeout
+    while not set(addresses) <= set(server.get_active_nodes()):
+        if time.monotonic() > deadline:
+            server.destroy()
+            raise TimeoutError(f"not every ppserver of {list(addresses)} joined within {timeout} s")
+        time.sleep(0.02)
+    return server

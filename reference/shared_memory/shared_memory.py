@@ -1,0 +1,122 @@
+"""Kata `shared_memory`: worker processes transform one NumPy array in place, without copies.
+
+Contract (the tests check each point):
+
+- `share(array)` creates a new `multiprocessing.shared_memory.SharedMemory` block big enough for
+  `array`, makes a NumPy array of the same shape and dtype whose memory *is* that block, copies
+  `array` into it, and returns `(block, view)`. The caller keeps the block alive while it uses
+  the view, then drops the view, closes the block and unlinks it.
+- `scale_slice(name, shape, dtype, start, stop, factor)` runs in a worker process. It receives
+  only the block's name, the array's shape and dtype (NumPy's `dtype.str`, e.g. `'<f8'`) and
+  the rows to change. It attaches to the existing block by name, views it as the array, and
+  multiplies rows `start:stop` by `factor` in place, so that the process that created the block
+  sees the change. It closes its handle on the block but never unlinks it (the block belongs to
+  its creator), and it leaves no NumPy view alive when it closes.
+- `parallel_scale(array, factor, workers=2, target=None)` returns `array * factor`,
+  computed in a shared block by `workers` processes started as
+  `multiprocessing.Process(target=target, args=(name, shape, dtype, start, stop, factor))`
+  (`target` None means `scale_slice`),
+  one per range of `bounds(len(array), workers)` (disjoint rows, together all of them), all
+  started before any is joined. The input array is left unchanged. If a worker fails (its exit
+  code is not 0) it raises `ChildProcessError`. Whatever happens, the block is closed and
+  unlinked before `parallel_scale` returns or raises, and no worker process is left running.
+
+`bounds` and `explode` (a worker that always fails) are given. Worker functions live at module
+level because a new process finds the function to run by its module and name.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+from collections.abc import Callable
+from multiprocessing.shared_memory import SharedMemory
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+# How long parallel_scale waits for each worker; the work takes milliseconds.
+JOIN_SECONDS = 10.0
+
+Worker = Callable[[str, tuple[int, ...], str, int, int, float], None]
+
+
+def bounds(length: int, parts: int) -> list[tuple[int, int]]:
+    """Cut range(length) into `parts` consecutive (start, stop) row ranges of nearly equal size."""
+    size, remainder = divmod(length, parts)
+    edges = [0]
+    for index in range(parts):
+        edges.append(edges[-1] + size + (1 if index < remainder else 0))
+    return list(itertools.pairwise(edges))
+
+
+def explode(
+    name: str, shape: tuple[int, ...], dtype: str, start: int, stop: int, factor: float
+) -> None:
+    """A worker that fails at once, the way a real one fails on bad data."""
+    raise RuntimeError(f"worker for rows {start}:{stop} of block {name} failed")
+
+
+def share(array: npt.NDArray[Any]) -> tuple[SharedMemory, npt.NDArray[Any]]:
+    """A new shared block holding a copy of `array`, and a NumPy view on the block."""
+    # max(1, ...): a block cannot be empty, and an empty array still needs a name to share.
+    block = SharedMemory(create=True, size=max(1, array.nbytes))
+    # buffer= makes NumPy use the block's memory instead of allocating its own.
+    view: npt.NDArray[Any] = np.ndarray(array.shape, dtype=array.dtype, buffer=block.buf)
+    view[...] = array
+    return block, view
+
+
+def scale_slice(
+    name: str, shape: tuple[int, ...], dtype: str, start: int, stop: int, factor: float
+) -> None:
+    """In a worker: multiply rows start:stop of the shared array called `name` by `factor`."""
+    # Attaching by name maps the creator's block into this process: no data is copied.
+    block = SharedMemory(name=name)
+    try:
+        view: npt.NDArray[Any] = np.ndarray(shape, dtype=dtype, buffer=block.buf)
+        # In place (*=), so the new values land in the shared block, not in a fresh array.
+        view[start:stop] *= factor
+        # After close() the block is unmapped: a view that survived would point at nothing.
+        del view
+    finally:
+        # Close only this process's mapping; unlinking is the creator's job.
+        block.close()
+
+
+def parallel_scale(
+    array: npt.NDArray[Any], factor: float, workers: int = 2, target: Worker | None = None
+) -> npt.NDArray[Any]:
+    """array * factor, computed in shared memory by `workers` processes; the block is unlinked."""
+    worker = scale_slice if target is None else target
+    block, view = share(array)
+    processes: list[multiprocessing.Process] = []
+    try:
+        # Only the name, shape and dtype travel to the workers: a few bytes, whatever the size.
+        processes = [
+            multiprocessing.Process(
+                target=worker, args=(block.name, array.shape, array.dtype.str, start, stop, factor)
+            )
+            for start, stop in bounds(len(array), workers)
+        ]
+        # All workers start before any is joined, so they run at the same time.
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(JOIN_SECONDS)
+        failed = [p.exitcode for p in processes if p.exitcode != 0]
+        if failed:
+            raise ChildProcessError(f"{len(failed)} worker(s) failed, exit codes {failed}")
+        # Copy out: the block (and every view on it) is gone once we unlink it below.
+        return view.copy()
+    finally:
+        # A worker that is still running (join timed out) must not outlive the call.
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+                process.join(JOIN_SECONDS)
+        del view
+        block.close()
+        # unlink() frees the block for good; without it, it outlives every process using it.
+        block.unlink()
