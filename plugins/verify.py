@@ -45,6 +45,7 @@ class Outcome:
     seconds: float = 0.0  # the whole process, pytest's start included
     test_seconds: float = 0.0  # the tests alone, as junit reports them
     timed_out: bool = False
+    failures: list[str] = field(default_factory=list)  # "test name: first line of its message"
 
     @property
     def total(self) -> int:
@@ -284,6 +285,9 @@ def _parse_junit(junit: Path, returncode: int) -> Outcome:
         children = {child.tag for child in case}
         if children & {"failure", "error"}:
             outcome.failed += 1
+            problem = next(child for child in case if child.tag in ("failure", "error"))
+            message = (problem.get("message") or "").strip().splitlines()
+            outcome.failures.append(f"{case.get('name')}: {message[0] if message else '?'}")
             if case.get("name") == impl.BROKEN_ITEM_NAME:
                 outcome.broken_module = True
         elif "skipped" in children:
@@ -304,6 +308,7 @@ def _judge(row: Row, outcomes: dict[str, Outcome], found: list[mutants.Mutant]) 
         row.problems.append(
             f"the reference must pass every test; run: pytest katas/{row.kata} --kata-impl=reference"
         )
+        row.problems += [f"  reference failed {failure}" for failure in reference.failures]
     if stub.passed == 0 and stub.failed and stub.returncode == 1:
         row.stub = f"fails {stub.failed}/{stub.total}"
     else:

@@ -325,22 +325,24 @@ def _handler_for(site: Site) -> type[BaseHTTPRequestHandler]:
                 site.peak = max(site.peak, site.inside)
             try:
                 time.sleep(PAGE_SECONDS)
-                parts = self.path.split("/")
-                if len(parts) != 3 or parts[1] != "page" or not parts[2].isdigit():
-                    self.send_error(404)
-                    return
-                number = int(parts[2])
-                # One link absolute from the root, one relative, one with scheme and host.
-                hrefs = [f"/page/{(number + 1) % PAGES}", f"{(number + 2) % PAGES}", site.url((number + 3) % PAGES)]
-                body = "".join(f'<a href="{href}">link</a>\n' for href in hrefs).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
             finally:
+                # Counted out before the reply goes out: once a client has its page it may send
+                # the next request at once, and this handler must not still count as inside.
                 with site.lock:
                     site.inside -= 1
+            parts = self.path.split("/")
+            if len(parts) != 3 or parts[1] != "page" or not parts[2].isdigit():
+                self.send_error(404)
+                return
+            number = int(parts[2])
+            # One link absolute from the root, one relative, one with scheme and host.
+            hrefs = [f"/page/{(number + 1) % PAGES}", f"{(number + 2) % PAGES}", site.url((number + 3) % PAGES)]
+            body = "".join(f'<a href="{href}">link</a>\n' for href in hrefs).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # keep the test output clean
