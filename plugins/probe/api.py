@@ -10,7 +10,7 @@ import types
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from . import report
 from .clock import REAL_PERF_COUNTER
@@ -246,6 +246,32 @@ def shrink(
     return best_out, best, runs
 
 
+def raise_report(
+    outcome: _Outcome,
+    failure: Failure,
+    schedule: list[int],
+    replay: str,
+    origin: str,
+    stats: ExploreStats,
+    switches: int | None = None,
+) -> NoReturn:
+    """Raise the learner-facing report of a failing run, chained to the worker's own exception
+    (so "not implemented yet" and similar causes stay visible to pytest plugins)."""
+    message = report.render(
+        failure.headline,
+        failure.details,
+        outcome.events,
+        outcome.names,
+        schedule,
+        replay,
+        origin,
+        switches=switches,
+    )
+    raise ProbeFailure(
+        message, kind=failure.kind, schedule=schedule, stats=stats
+    ) from failure.error
+
+
 def _replay_call(modules: Sequence[types.ModuleType], schedule: list[int]) -> str:
     mods = ", ".join(m.__name__.rsplit(".", 1)[-1] for m in modules)
     return f"run_schedule(setup, workers, check, modules=[{mods}], schedule={schedule})"
@@ -308,18 +334,7 @@ def explore(
             f"shrunk from {len(_strip(out.choices))} to {len(schedule)} choices "
             f"in {runs} re-runs"
         )
-        message = report.render(
-            final_failure.headline,
-            final_failure.details,
-            final.events,
-            final.names,
-            schedule,
-            _replay_call(modules, schedule),
-            origin,
-        )
-        raise ProbeFailure(
-            message, kind=final_failure.kind, schedule=schedule, stats=stats
-        ) from final_failure.error
+        raise_report(final, final_failure, schedule, _replay_call(modules, schedule), origin, stats)
     return ExploreStats(
         schedules=budget,
         median_ms=statistics.median(times) * 1000 if times else 0.0,
@@ -352,18 +367,7 @@ def run_schedule(
     elapsed = REAL_PERF_COUNTER() - t0
     executed = _strip(out.choices)
     stats = ExploreStats(1, elapsed * 1000, elapsed, out.steps, first_failure=0)
-    message = report.render(
-        out.failure.headline,
-        out.failure.details,
-        out.events,
-        out.names,
-        executed,
-        _replay_call(modules, executed),
-        "",
-    )
-    raise ProbeFailure(
-        message, kind=out.failure.kind, schedule=executed, stats=stats
-    ) from out.failure.error
+    raise_report(out, out.failure, executed, _replay_call(modules, executed), "", stats)
 
 
 def schedules(*, max_len: int = 120, max_value: int = 3) -> SearchStrategy[list[int]]:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Coroutine, Hashable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from . import report
-from .api import ExploreStats, ProbeFailure, _Outcome, _strip, shrink
+from .api import ExploreStats, _Outcome, _strip, raise_report, shrink
 from .clock import REAL_MONOTONIC, REAL_PERF_COUNTER
 from .scheduler import Failure
 from .sites import NO_SITE, Site, find_site, short, source, traceback_site
@@ -326,19 +326,15 @@ def _explore(
             else f"found by: seed={seed}, strategy={strategy.name}, schedule #{i} of {budget}; "
             f"shrunk from {len(_strip(out.choices))} to {len(sched)} choices in {runs} re-runs"
         )
-        message = report.render(
-            final_failure.headline,
-            final_failure.details,
-            final.events,
-            final.names,
+        raise_report(
+            final,
+            final_failure,
             sched,
             f"explore_async(setup, workers, check, schedule={sched})",
             origin,
+            stats,
             switches=sum(1 for c in sched if c),
         )
-        raise ProbeFailure(
-            message, kind=final_failure.kind, schedule=sched, stats=stats
-        ) from final_failure.error
     return ExploreStats(
         schedules=count,
         median_ms=statistics.median(times) * 1000 if times else 0.0,
