@@ -68,8 +68,12 @@ def kata_problems(curriculum: Curriculum, kata: Kata) -> list[str]:
     if problems:
         return problems
     stub_source = stub.read_text(encoding="utf-8")
-    if TODO_MARK not in stub_source or "NotImplementedError" not in stub_source:
-        problems.append(f"the stub must raise NotImplementedError at each {TODO_MARK} edit site")
+    todos, raises = stub_source.count(TODO_MARK), stub_source.count("raise NotImplementedError")
+    if todos == 0 or todos != raises:
+        problems.append(
+            f"the stub must raise NotImplementedError at each {TODO_MARK} edit site "
+            f"(found {todos} marks and {raises} raises)"
+        )
     if TODO_MARK in reference.read_text(encoding="utf-8"):
         problems.append(f"the reference still contains {TODO_MARK}")
     try:

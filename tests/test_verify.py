@@ -21,7 +21,9 @@ def test_a_sound_repository_verifies_and_prints_the_table(kata_repo: KataRepo) -
 
 def test_a_stub_that_passes_fails_the_check(kata_repo: KataRepo) -> None:
     kata_repo.write(
-        "katas/adder/adder.py", ADDER_REFERENCE + "\n# TODO(kata) NotImplementedError\n"
+        "katas/adder/adder.py",
+        ADDER_REFERENCE
+        + "\n# TODO(kata): kept only so the static checks pass\n# raise NotImplementedError\n",
     )
     result = kata_repo.run("--kata-verify")
     assert result.ret == 1
@@ -88,3 +90,13 @@ def test_too_few_hints_and_an_unlisted_kata_fail_the_check(kata_repo: KataRepo) 
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*needs at least 2 non-empty hints*"])
     result.stdout.fnmatch_lines(["*katas/stray/ is not listed in katas/curriculum.toml*"])
+
+
+def test_a_stub_with_a_todo_but_no_raise_fails_the_check(kata_repo: KataRepo) -> None:
+    stub = kata_repo.root / "katas/adder/adder.py"
+    stub.write_text(stub.read_text().replace("raise NotImplementedError", "return 0"))
+    result = kata_repo.run("--kata-verify")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        ["*NotImplementedError at each TODO(kata) edit site (found 1 marks and 0 raises)*"]
+    )
