@@ -1,6 +1,7 @@
 """The plugins that turn pytest into the kata runner (one concern each, see plugins/)."""
 
 pytest_plugins = [
+    "plugins.settings",
     "plugins.hypothesis_profiles",
     "plugins.impl",
     "plugins.hardware",

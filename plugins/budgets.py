@@ -19,10 +19,9 @@ from typing import Any
 
 import pytest
 
-from plugins import impl
+from plugins import impl, settings
 
-SCALE_OPTION = "--kata-budget-scale"
-SCALE_INI = "kata_budget_scale"
+BUDGET_MARKER = "budget"
 # Seconds a test's leftover threads get to finish before they count as strays.
 STRAY_GRACE_SECONDS = 1.0
 HEADLINE = (
@@ -57,53 +56,30 @@ def format_all_stacks(skip_frame: FrameType | None = None) -> str:
     return "\n".join(sections)
 
 
-# -- options ---------------------------------------------------------------------------------
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("kata")
-    group.addoption(
-        SCALE_OPTION,
-        dest="kata_budget_scale",
-        type=float,
-        default=None,
-        metavar="FACTOR",
-        help="multiply every kata test's time budget (e.g. 3 on a slow machine; 0 disables budgets)",
-    )
-    parser.addini(SCALE_INI, "default for --kata-budget-scale", default="1")
-
-
 # -- configure -------------------------------------------------------------------------------
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{BUDGET_MARKER}(seconds): this test's time budget, overriding the kata's; "
+        f"e.g. @pytest.mark.{BUDGET_MARKER}(30)",
+    )
     config.stash[strays_key] = []
 
 
 # -- collection ------------------------------------------------------------------------------
 
 
-def _scale(config: pytest.Config) -> float:
-    value = config.getoption("kata_budget_scale")
-    if value is None:
-        try:
-            value = float(str(config.getini(SCALE_INI)))
-        except ValueError:
-            raise pytest.UsageError(f"{SCALE_INI} must be a number") from None
-    if value < 0:
-        raise pytest.UsageError(f"{SCALE_OPTION} must be 0 (off) or a positive factor")
-    return float(value)
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    scale = _scale(config)
+    scale = settings.of(config).budget_scale
     if scale == 0:
         return
     for item, kata in impl.iter_kata_items(items):
         # Only the kata's own tests; the self-check's items run whole suites (with budgets).
         if not isinstance(item, pytest.Function) or item.get_closest_marker("timeout") is not None:
             continue
-        override = item.get_closest_marker("budget")
+        override = item.get_closest_marker(BUDGET_MARKER)
         seconds = float(override.args[0]) if override else kata.budget_seconds
         item.add_marker(pytest.mark.timeout(seconds * scale, method="signal"))
 

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 
-REQUIRE_OPTION = "--kata-require"
-REQUIRE_INI = "kata_require"
+from plugins import impl, settings
 
 
 @dataclass(frozen=True)
@@ -34,14 +33,6 @@ class Backend:
     @property
     def installed(self) -> bool:
         return importlib.util.find_spec(self.package) is not None
-
-
-@dataclass(frozen=True)
-class Probe:
-    """A scheduling marker with no hardware behind it."""
-
-    marker: str
-    description: str
 
 
 def _missing_module(name: str) -> str | None:
@@ -145,21 +136,7 @@ BACKENDS: dict[str, Backend] = {
         ),
     )
 }
-PROBES = (
-    Probe("probe", "the test runs workers under the controlled scheduler; e.g. @pytest.mark.probe"),
-    Probe("slow", "the test takes more than a couple of seconds; e.g. @pytest.mark.slow"),
-    Probe(
-        "timing",
-        "the test measures wall-clock speed and must not share the CPU; e.g. @pytest.mark.timing",
-    ),
-    Probe(
-        "budget",
-        "this test's time budget in seconds, overriding the kata's; e.g. @pytest.mark.budget(30)",
-    ),
-)
-
 absence_key = pytest.StashKey[dict[str, "str | None"]]()
-required_key = pytest.StashKey[frozenset[str]]()
 
 
 def absence(config: pytest.Config, marker: str) -> str | None:
@@ -170,34 +147,7 @@ def absence(config: pytest.Config, marker: str) -> str | None:
     return cache[marker]
 
 
-# -- options ---------------------------------------------------------------------------------
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("kata")
-    group.addoption(
-        REQUIRE_OPTION,
-        dest="kata_require",
-        default=None,
-        metavar="BACKEND[,BACKEND...]",
-        help=f"fail (instead of skip) tests whose backend is absent; one of: {', '.join(BACKENDS)}, all",
-    )
-    parser.addini(REQUIRE_INI, "default for --kata-require", default="")
-
-
 # -- configure -------------------------------------------------------------------------------
-
-
-def _parse_required(value: str) -> frozenset[str]:
-    names = {n.strip() for n in value.split(",") if n.strip()}
-    if "all" in names:
-        return frozenset(BACKENDS)
-    unknown = sorted(names - set(BACKENDS))
-    if unknown:
-        raise pytest.UsageError(
-            f"{REQUIRE_OPTION}: unknown backend {', '.join(unknown)}; valid: {', '.join(BACKENDS)}, all"
-        )
-    return frozenset(names)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -207,18 +157,13 @@ def pytest_configure(config: pytest.Config) -> None:
             f"{backend.marker}: needs {backend.description}; skipped when absent. "
             f"e.g. @pytest.mark.{backend.marker}",
         )
-    for probe in PROBES:
-        config.addinivalue_line("markers", f"{probe.marker}: {probe.description}")
-    config.stash[required_key] = _parse_required(
-        config.getoption("kata_require") or str(config.getini(REQUIRE_INI))
-    )
 
 
 def pytest_report_header(config: pytest.Config) -> str:
     # Only cheap facts here (is the package installed?); opening drivers waits for a test
     # that needs them, so a learner on a laptop never pays for GPU probing.
     parts = [f"{b.marker} {'installed' if b.installed else 'absent'}" for b in BACKENDS.values()]
-    required = config.stash.get(required_key, frozenset())
+    required = settings.of(config).require
     suffix = f" (required: {', '.join(sorted(required))})" if required else ""
     return "kata backends: " + ", ".join(parts) + suffix
 
@@ -229,7 +174,7 @@ def skip_or_fail_reason(config: pytest.Config, marker: str) -> tuple[bool, str] 
     if why is None:
         return None
     backend = BACKENDS[marker]
-    required = marker in config.stash.get(required_key, frozenset())
+    required = marker in settings.of(config).require
     verdict = "required by --kata-require but absent" if required else "skipped"
     return (
         required,
@@ -240,7 +185,18 @@ def skip_or_fail_reason(config: pytest.Config, marker: str) -> tuple[bool, str] 
 # -- collection ------------------------------------------------------------------------------
 
 
+def _apply_manifest_markers(items: list[pytest.Item]) -> None:
+    """The manifest is where a kata declares what it needs: every test of a kata marked
+    `mpi` there carries the `mpi` marker, as if each test were decorated with it."""
+    for item, kata in impl.iter_kata_items(items):
+        for name in kata.markers:
+            if item.get_closest_marker(name) is None:
+                # getattr on pytest.mark, so --strict-markers rejects a misspelt manifest marker.
+                item.add_marker(getattr(pytest.mark, name))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _apply_manifest_markers(items)
     # A skip marker (not a skip raised here) makes pytest report the test's own location.
     # Backends are probed only when a collected test needs them.
     for item in items:

@@ -118,22 +118,6 @@ def implementation(config: pytest.Config) -> Implementation | None:
     return config.stash.get(impl_key, None)
 
 
-# -- options ---------------------------------------------------------------------------------
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("kata", "parallel katas")
-    group.addoption(
-        IMPL_OPTION,
-        dest="kata_impl",
-        default=None,
-        metavar="stub|reference|PATH",
-        help="which implementation the kata tests import: the learner's stub (default), the "
-        "reference solution, or a folder laid out like reference/ (to grade a student).",
-    )
-    parser.addini(IMPL_INI, "default for --kata-impl", default=STUB)
-
-
 # -- configure -------------------------------------------------------------------------------
 
 

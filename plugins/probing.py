@@ -17,59 +17,35 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from plugins import impl
+from plugins import impl, settings
 
 if TYPE_CHECKING:
     from plugins import probe as harness
 
-SEED_OPTION, SEED_INI = "--kata-probe-seed", "kata_probe_seed"
-BUDGET_OPTION, BUDGET_INI = "--kata-probe-budget", "kata_probe_budget"
-STATS_OPTION = "--kata-probe-stats"
-DEFAULT_BUDGET = 250
+PROBE_MARKER = "probe"
 
 
-# -- options ---------------------------------------------------------------------------------
+# -- configure -------------------------------------------------------------------------------
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("kata")
-    group.addoption(
-        SEED_OPTION,
-        dest="kata_probe_seed",
-        type=int,
-        default=None,
-        metavar="N",
-        help="seed of the controlled scheduler's strategies (default 0: every run explores the same schedules)",
-    )
-    parser.addini(SEED_INI, "default for --kata-probe-seed", default="0")
-    group.addoption(
-        BUDGET_OPTION,
-        dest="kata_probe_budget",
-        type=int,
-        default=None,
-        metavar="N",
-        help=f"schedules explored per probe (default {DEFAULT_BUDGET})",
-    )
-    parser.addini(BUDGET_INI, "default for --kata-probe-budget", default=str(DEFAULT_BUDGET))
-    group.addoption(
-        STATS_OPTION,
-        dest="kata_probe_stats",
-        default=None,
-        metavar="PATH",
-        help="append one JSON line of statistics per probe to PATH (for the benchmark)",
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{PROBE_MARKER}: the test runs workers under the controlled scheduler; given "
+        f"automatically to every test that uses the `probe` fixture",
     )
 
 
-def _int_setting(config: pytest.Config, dest: str, ini: str, minimum: int) -> int:
-    value = config.getoption(dest)
-    if value is None:
-        try:
-            value = int(str(config.getini(ini)))
-        except ValueError:
-            raise pytest.UsageError(f"{ini} must be an integer") from None
-    if value < minimum:
-        raise pytest.UsageError(f"{ini} must be at least {minimum}, got {value}")
-    return int(value)
+# -- collection ------------------------------------------------------------------------------
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # `-m probe` selects every test that explores interleavings, decorated or not.
+    for item in items:
+        if PROBE_MARKER in getattr(item, "fixturenames", ()) and not item.get_closest_marker(
+            PROBE_MARKER
+        ):
+            item.add_marker(PROBE_MARKER)
 
 
 # -- fixtures --------------------------------------------------------------------------------
@@ -163,7 +139,8 @@ def probe(request: pytest.FixtureRequest) -> Prober:
     config = request.config
     kata = impl.kata_of(request.node)
     modules = [sys.modules[kata.module]] if kata is not None and kata.module in sys.modules else []
-    stats_path = config.getoption("kata_probe_stats")
+    run = settings.of(config)
+    stats_path = run.probe_stats
 
     def record(entry: dict[str, Any]) -> None:
         if stats_path:
@@ -173,8 +150,8 @@ def probe(request: pytest.FixtureRequest) -> Prober:
 
     return Prober(
         modules,
-        seed=_int_setting(config, "kata_probe_seed", SEED_INI, 0),
-        budget=_int_setting(config, "kata_probe_budget", BUDGET_INI, 1),
+        seed=run.probe_seed,
+        budget=run.probe_budget,
         record=record,
     )
 

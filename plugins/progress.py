@@ -16,10 +16,9 @@ from typing import Any
 
 import pytest
 
-from plugins import impl
+from plugins import impl, settings
 from plugins.curriculum import Curriculum, Kata
 
-HINTS_OPTION = "--kata-hints"
 NOT_IMPLEMENTED_PROPERTY = "kata_not_implemented"
 NOT_IMPLEMENTED = (
     "{where}: `{function}` is not implemented yet (it still raises NotImplementedError).\n"
@@ -58,25 +57,12 @@ tallies_key = pytest.StashKey[dict[str, KataTally]]()
 thread_errors_key = pytest.StashKey[list[BaseException]]()
 
 
-# -- options ---------------------------------------------------------------------------------
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("kata")
-    group.addoption(
-        HINTS_OPTION,
-        dest="kata_hints",
-        type=int,
-        default=0,
-        metavar="LEVEL",
-        help="show the hints up to LEVEL (1 = a nudge, higher = closer to the answer) for "
-        "every kata that is not done",
-    )
+# -- configure -------------------------------------------------------------------------------
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[tallies_key] = {}
-    if not config.getoption("kata_verify", False):  # the self-check reports on its own
+    if not settings.of(config).verify:  # the self-check reports on its own
         config.pluginmanager.register(ReportRecorder(config), "kata-progress-recorder")
 
 
@@ -215,7 +201,7 @@ def _describe(tally: KataTally, curriculum: Curriculum, hints: int) -> list[str]
         lines += [f"  hint {n}: {text}" for n, text in enumerate(shown_hints, start=1)]
         if len(shown_hints) < len(kata.hints):
             lines.append(
-                f"  Stuck? pytest katas/{kata.name} {HINTS_OPTION}={len(shown_hints) + 1} "
+                f"  Stuck? pytest katas/{kata.name} {settings.HINTS_OPTION}={len(shown_hints) + 1} "
                 f"shows hint {len(shown_hints) + 1} of {len(kata.hints)}."
             )
     return lines
@@ -231,7 +217,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if implementation is None or not tallies:
         return
     terminalreporter.section(f"kata status ({implementation.label})")
-    hints = int(config.getoption("kata_hints") or 0)
+    hints = settings.of(config).hints
     for tally in sorted(tallies.values(), key=lambda t: t.kata.order):
         for line in _describe(tally, implementation.curriculum, hints):
             terminalreporter.write_line(line)

@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 
-from plugins import consistency, curriculum, hardware, impl, mutants
+from plugins import consistency, curriculum, hardware, impl, mutants, settings
 from plugins.curriculum import Curriculum, Kata
 
-VERIFY_OPTION = "--kata-verify"
+TIMING_MARKER = "timing"
 ROW_PROPERTY = "kata_verify_row"
 # A backstop only: each kata test already fails within its own budget.
 SUITE_TIMEOUT_SECONDS = 600
@@ -63,26 +63,17 @@ class Row:
     skipped: str = ""
 
 
-# -- options ---------------------------------------------------------------------------------
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("kata")
-    group.addoption(
-        VERIFY_OPTION,
-        action="store_true",
-        dest="kata_verify",
-        help="verify the repository instead of running the katas: every stub fails, every "
-        "reference passes, every mutant is killed, and the curriculum is consistent",
-    )
-
-
 # -- configure -------------------------------------------------------------------------------
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{TIMING_MARKER}: the test measures wall-clock speed, so the self-check never runs the "
+        f"kata's variants side by side; e.g. @pytest.mark.{TIMING_MARKER}",
+    )
     config.stash[rows_key] = []
-    if config.getoption("kata_verify"):
+    if settings.of(config).verify:
         config.pluginmanager.register(RowRecorder(config), "kata-verify-recorder")
 
 
@@ -90,7 +81,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _verifying(config: pytest.Config) -> Curriculum | None:
-    return curriculum.for_config(config) if config.getoption("kata_verify") else None
+    return curriculum.for_config(config) if settings.of(config).verify else None
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -217,10 +208,9 @@ def _verify_behaviour(config: pytest.Config, curriculum_: Curriculum, kata: Kata
             (folder / kata.name / f"{kata.module}.py").write_text(source, encoding="utf-8")
             targets[f"mutant:{mutant.name}"] = str(folder)
         # Timing katas measure speed, so their runs must not share the CPU with each other.
-        jobs = 1 if "timing" in kata.markers else _jobs()
+        jobs = 1 if TIMING_MARKER in kata.markers else _jobs()
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            required = config.getoption("kata_require")
-            common = [f"--kata-require={required}"] if required else []
+            common = settings.of(config).child_args()
             futures = {
                 label: pool.submit(
                     run_suite,
@@ -355,7 +345,7 @@ class RowRecorder:
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     rows = list(config.stash.get(rows_key, ()))
-    if not config.getoption("kata_verify") or not rows:
+    if not settings.of(config).verify or not rows:
         return
     curriculum_ = curriculum.for_config(config)
     order = {k.name: k.order for k in curriculum_.katas} if curriculum_ else {}

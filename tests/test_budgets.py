@@ -70,7 +70,9 @@ def test_the_budget_scale_option_stretches_every_budget(kata_repo: KataRepo) -> 
 def test_a_negative_budget_scale_is_a_usage_error(kata_repo: KataRepo) -> None:
     result = kata_repo.run("katas", "--kata-budget-scale=-1")
     assert result.ret == 4
-    result.stderr.fnmatch_lines(["*--kata-budget-scale must be 0 (off) or a positive factor*"])
+    result.stderr.fnmatch_lines(
+        ["*--kata-budget-scale=-1: expected 0 (budgets off) or a positive factor*"]
+    )
 
 
 LEAKS_A_PROCESS = """

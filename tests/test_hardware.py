@@ -63,3 +63,39 @@ def test_an_unregistered_marker_is_an_error(kata_repo: KataRepo) -> None:
     kata_repo.write("katas/adder/test_adder.py", NEEDS_MPI.replace("mark.mpi", "mark.mpii"))
     result = kata_repo.run("katas/adder", "--kata-impl=reference")
     result.stdout.fnmatch_lines(["*'mpii' not found in `markers` configuration option*"])
+
+
+def _mark_adder_in_the_manifest(kata_repo: KataRepo, markers: str) -> None:
+    manifest = (kata_repo.root / "katas/curriculum.toml").read_text(encoding="utf-8")
+    marked = manifest.replace(
+        'title = "Add two numbers"', f'title = "Add two numbers"\nmarkers = {markers}'
+    )
+    assert marked != manifest
+    kata_repo.write("katas/curriculum.toml", marked)
+
+
+def test_a_backend_named_in_the_manifest_skips_every_test_of_the_kata(
+    kata_repo: KataRepo,
+) -> None:
+    _mark_adder_in_the_manifest(kata_repo, '["mpi"]')
+    result = kata_repo.run("katas", "--kata-impl=reference", "-rs")
+    result.assert_outcomes(passed=1, skipped=2)
+    result.stdout.fnmatch_lines(
+        ["SKIPPED ?2? katas/adder/test_adder.py*: skipped: needs an MPI launcher and mpi4py*"]
+    )
+
+
+def test_kata_require_fails_every_test_of_a_kata_whose_manifest_needs_the_backend(
+    kata_repo: KataRepo,
+) -> None:
+    _mark_adder_in_the_manifest(kata_repo, '["mpi"]')
+    result = kata_repo.run("katas", "--kata-impl=reference", "--kata-require=mpi")
+    result.assert_outcomes(passed=1, errors=2)
+    assert result.ret == 1
+
+
+def test_a_misspelt_manifest_marker_is_an_error(kata_repo: KataRepo) -> None:
+    _mark_adder_in_the_manifest(kata_repo, '["mpii"]')
+    result = kata_repo.run("katas", "--kata-impl=reference")
+    assert result.ret != 0, "a marker the plugins do not know must not pass silently"
+    result.stdout.fnmatch_lines(["*'mpii' not found in `markers` configuration option*"])
