@@ -15,6 +15,8 @@ from typing import TypeVar
 
 import pytest
 
+from plugins.backends import BACKENDS
+
 IMPL_OPTION, IMPL_INI = "--kata-impl", "kata_impl"
 REQUIRE_OPTION, REQUIRE_INI = "--kata-require", "kata_require"
 SEED_OPTION, SEED_INI = "--kata-probe-seed", "kata_probe_seed"
@@ -93,7 +95,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="kata_require",
         metavar="BACKEND[,BACKEND...]",
         help="fail (instead of skip) tests whose backend is absent; one of: "
-        f"{', '.join(_backends())}, all",
+        f"{', '.join(BACKENDS)}, all",
     )
     parser.addini(REQUIRE_INI, f"default for {REQUIRE_OPTION}", default="")
     group.addoption(
@@ -171,15 +173,7 @@ def _parsed(
     return value
 
 
-def _backends() -> list[str]:
-    # TEMPORARY lazy import (hardware imports this module); becomes plugins.backends.
-    from plugins.hardware import BACKENDS
-
-    return list(BACKENDS)
-
-
 def _required(config: pytest.Config) -> frozenset[str]:
-    BACKENDS = _backends()
     text, source = _raw(config, "kata_require", REQUIRE_OPTION, REQUIRE_INI)
     names = {n.strip() for n in text.split(",") if n.strip()}
     if "all" in names:

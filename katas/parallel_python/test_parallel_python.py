@@ -29,9 +29,6 @@ from parallel_python import (
     run_all,
 )
 
-# Needs the pp package; until the hardware plugin knows a `pp` backend, these are `slow`.
-pytestmark = pytest.mark.slow
-
 # A ppserver is listening within a fraction of a second; 10 s only runs out when it is broken.
 START_SECONDS = 10.0
 STOP_SECONDS = 5.0

@@ -1,0 +1,196 @@
+"""The backend registry: every piece of hardware or infrastructure a kata can need, in one place.
+
+The hardware plugin turns each entry into a marker, a skip reason and a report-header line; the
+noxfile makes one session per entry; `tests/test_backends_registry.py` checks pyproject's
+extras, README's backend table and the CI workflow against it. So adding a backend is one
+entry here, and that test names whatever else still has to follow.
+
+This module must not import pytest: the noxfile imports it under nox's own interpreter.
+`python -m plugins.backends` prints README's backend table.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, kw_only=True)
+class Backend:
+    """A piece of hardware or infrastructure a kata can need, and how a learner gets it."""
+
+    marker: str  # the pytest marker, and the name --kata-require takes
+    extra: str  # pyproject's optional-dependencies extra that installs its Python packages
+    session: str  # the nox session that runs the katas needing it
+    package: str  # the import name whose presence the report header shows
+    description: str  # what it needs, completing "needs ..."
+    detect: Callable[[], str | None]  # None when usable, else the reason it is not
+    # Debian/Ubuntu packages it needs beyond the extra (CI installs them with apt-get).
+    apt: tuple[str, ...] = ()
+    # Where the extra alone cannot install it (no wheels on PyPI): what to do instead. Such a
+    # backend stays out of the `all` extra and its CI job needs a runner prepared by hand.
+    manual: str | None = None
+
+    @property
+    def installed(self) -> bool:
+        return importlib.util.find_spec(self.package) is not None
+
+    @property
+    def from_pypi(self) -> bool:
+        """Whether `pip install -e '.[extra]'` (plus `apt`) is all it takes."""
+        return self.manual is None
+
+    @property
+    def install_commands(self) -> tuple[str, ...]:
+        """The commands that install it; none where it takes `manual` steps."""
+        if self.manual is not None:
+            return ()
+        apt = (f"apt-get install {' '.join(self.apt)}",) if self.apt else ()
+        return (f"pip install -e '.[{self.extra}]'", *apt)
+
+    @property
+    def install(self) -> str:
+        """How to install it, without the nox alternative."""
+        return self.manual if self.manual is not None else " and ".join(self.install_commands)
+
+    @property
+    def how_to_get(self) -> str:
+        return f"{self.install} (or: nox -s {self.session})"
+
+
+def _missing_module(name: str) -> str | None:
+    return (
+        None
+        if importlib.util.find_spec(name) is not None
+        else f"the Python package {name} is not installed"
+    )
+
+
+def mpiexec_path() -> Path | None:
+    """The launcher that belongs to this interpreter's environment first (PyPI's mpich puts it
+    in the venv's bin/), else the one on PATH."""
+    beside = Path(sys.executable).parent / "mpiexec"
+    if beside.is_file():
+        return beside
+    found = shutil.which("mpiexec")
+    return Path(found) if found else None
+
+
+def _detect_mpi() -> str | None:
+    missing = _missing_module("mpi4py")
+    if missing:
+        return missing
+    if mpiexec_path() is None:
+        return "no mpiexec launcher was found next to this Python or on PATH"
+    return None
+
+
+def _detect_opencl() -> str | None:
+    missing = _missing_module("pyopencl")
+    if missing:
+        return missing
+    try:
+        cl = importlib.import_module("pyopencl")
+        devices = [d for p in cl.get_platforms() for d in p.get_devices()]
+    except Exception as error:  # any driver/ICD failure means "absent", never a crash
+        return f"no OpenCL platform could be opened ({type(error).__name__}: {error})"
+    return None if devices else "an OpenCL platform exists but offers no device"
+
+
+def _detect_cuda() -> str | None:
+    missing = _missing_module("pycuda")
+    if missing:
+        return missing
+    try:
+        driver = importlib.import_module("pycuda.driver")
+        driver.init()
+        count = int(driver.Device.count())
+    except Exception as error:  # ImportError for a missing libcuda.so.1 included
+        return f"no usable CUDA driver ({type(error).__name__}: {error})"
+    return None if count else "the CUDA driver reports no GPU"
+
+
+def _detect_broker() -> str | None:
+    # Only Celery is checked so far; the Celery katas will add a check for the Redis server.
+    return _missing_module("celery")
+
+
+def _detect_pyro() -> str | None:
+    return _missing_module("Pyro4")
+
+
+BACKENDS: dict[str, Backend] = {
+    b.marker: b
+    for b in (
+        Backend(
+            marker="mpi",
+            extra="mpi",
+            session="mpi",
+            package="mpi4py",
+            description="an MPI launcher and mpi4py",
+            detect=_detect_mpi,
+        ),
+        Backend(
+            marker="opencl",
+            extra="opencl",
+            session="opencl",
+            package="pyopencl",
+            description="an OpenCL platform (PoCL on the CPU is enough)",
+            detect=_detect_opencl,
+        ),
+        Backend(
+            marker="cuda",
+            extra="cuda",
+            session="cuda",
+            package="pycuda",
+            description="an NVIDIA GPU with PyCUDA",
+            detect=_detect_cuda,
+            manual="a CUDA GPU plus a PyCUDA build: see README, section CUDA",
+        ),
+        Backend(
+            marker="broker",
+            extra="celery",
+            session="celery",
+            package="celery",
+            description="Celery and a Redis server as its broker",
+            detect=_detect_broker,
+            apt=("redis-server",),
+        ),
+        Backend(
+            marker="pyro",
+            extra="pyro",
+            session="pyro",
+            package="Pyro4",
+            description="Pyro4 and its name server",
+            detect=_detect_pyro,
+        ),
+    )
+}
+
+README_TABLE_HEADER = "| marker | needs | how to get it | nox session |"
+
+
+def readme_table() -> str:
+    """README's backend table, one row per backend (tests/test_backends_registry.py checks it)."""
+    rows = [README_TABLE_HEADER, "|---|---|---|---|"]
+    rows += [readme_row(b) for b in BACKENDS.values()]
+    return "\n".join(rows)
+
+
+def readme_row(backend: Backend) -> str:
+    cells = (
+        f"`{backend.marker}`",
+        backend.description,
+        backend.manual or " and ".join(f"`{command}`" for command in backend.install_commands),
+        f"`nox -s {backend.session}`",
+    )
+    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+
+if __name__ == "__main__":
+    print(readme_table())
