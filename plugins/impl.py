@@ -1,31 +1,35 @@
 """Implementation swap: decides which file a kata's `from locks import Counter` loads.
 
 The tests import each kata module by its plain name; `--kata-impl` picks the learner's stub
-(the default), the reference solution, or any folder laid out like `reference/` (grading).
+(the default), the reference solution, one mutant of the reference (`mutant:NAME`, to watch the
+tests catch its bug), or any folder laid out like `reference/` (grading).
 A kata module that fails to load becomes one failing test with a one-paragraph explanation,
 so the other katas of the run still run.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib.abc
 import importlib.machinery
 import importlib.util
 import os
+import shutil
 import sys
+import tempfile
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from plugins import curriculum
+from plugins import curriculum, mutants, settings
 from plugins.curriculum import Curriculum, Kata
 
-IMPL_OPTION = "--kata-impl"
-IMPL_INI = "kata_impl"
 STUB, REFERENCE = "stub", "reference"
+MUTANT_PREFIX = "mutant:"
 BROKEN_ITEM_NAME = "kata module loads"
 
 impl_key = pytest.StashKey["Implementation"]()
@@ -35,25 +39,22 @@ class KataModuleError(ImportError):
     """A kata module could not be loaded; the message is written for the learner."""
 
 
+@dataclass(frozen=True)
 class Implementation:
     """Where each kata module comes from in this run."""
 
-    def __init__(self, choice: str, curriculum_: Curriculum) -> None:
-        self.choice = choice
-        self.curriculum = curriculum_
-
-    @property
-    def label(self) -> str:
-        if self.choice in (STUB, REFERENCE):
-            return self.choice
-        return f"folder {self.choice}"
+    curriculum: Curriculum
+    label: str  # what the header and the status table call it
+    paths: dict[str, Path]  # kata name -> the file its tests import
+    detail: str = ""  # one more line of explanation for the report header
+    scratch: Path | None = None  # a folder written for this run (a mutant), removed by close()
 
     def module_path(self, kata: Kata) -> Path:
-        if self.choice == STUB:
-            return self.curriculum.stub_path(kata)
-        if self.choice == REFERENCE:
-            return self.curriculum.reference_path(kata)
-        return Path(self.choice) / kata.name / f"{kata.module}.py"
+        return self.paths[kata.name]
+
+    def close(self) -> None:
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 class KataLoader(importlib.machinery.SourceFileLoader):
@@ -121,20 +122,126 @@ def implementation(config: pytest.Config) -> Implementation | None:
 # -- configure -------------------------------------------------------------------------------
 
 
+def resolve(choice: str, curriculum_: Curriculum, selected: Iterable[Kata] = ()) -> Implementation:
+    """The implementation `choice` names: 'stub', 'reference', 'mutant:[KATA/]NAME' or a folder
+    laid out like reference/. A bare mutant NAME found in several katas is looked up among the
+    `selected` katas (those the command line names). A mutant is written to a scratch folder
+    (so child processes import it by name, as any other choice): call `close()` at the end."""
+    if choice == STUB:
+        return Implementation(curriculum_, STUB, _paths(curriculum_, curriculum_.stub_path))
+    if choice == REFERENCE:
+        return Implementation(
+            curriculum_, REFERENCE, _paths(curriculum_, curriculum_.reference_path)
+        )
+    if choice.startswith(MUTANT_PREFIX):
+        kata, mutant = _find_mutant(choice.removeprefix(MUTANT_PREFIX), curriculum_, selected)
+        return _mutant_implementation(curriculum_, kata, mutant)
+    folder = Path(choice).expanduser()
+    if not folder.is_dir():
+        raise pytest.UsageError(
+            f"{settings.IMPL_OPTION}={choice}: expected 'stub', 'reference' or an existing folder laid "
+            f"out like reference/ (<folder>/<kata>/<kata>.py), or {MUTANT_PREFIX}NAME (one "
+            f"mutant of the reference)"
+        )
+    folder = folder.resolve()
+    return Implementation(
+        curriculum_,
+        f"folder {folder}",
+        _paths(curriculum_, lambda kata: folder / kata.name / f"{kata.module}.py"),
+    )
+
+
+def _paths(curriculum_: Curriculum, path: Callable[[Kata], Path]) -> dict[str, Path]:
+    return {kata.name: path(kata) for kata in curriculum_.katas}
+
+
+def _find_mutant(
+    wanted: str, curriculum_: Curriculum, selected: Iterable[Kata]
+) -> tuple[Kata, mutants.Mutant]:
+    """The one mutant `wanted` (NAME or KATA/NAME) names, or a usage error listing the valid."""
+    option = f"{settings.IMPL_OPTION}={MUTANT_PREFIX}{wanted}"
+    kata_name, _, name = wanted.rpartition("/")
+    if kata_name:
+        kata = curriculum_.get(kata_name)
+        if kata is None:
+            raise pytest.UsageError(
+                f"{option}: no kata {kata_name!r}; valid: "
+                f"{', '.join(k.name for k in curriculum_.katas)}"
+            )
+        katas: Sequence[Kata] = [kata]
+    else:
+        katas = curriculum_.katas
+    everything = {kata: _mutants_of(kata, curriculum_) for kata in katas}
+    found = [(kata, m) for kata, found in everything.items() for m in found if m.name == name]
+    chosen = set(selected)
+    narrowed = [(kata, m) for kata, m in found if kata in chosen]
+    if len(found) > 1 and len(narrowed) == 1:
+        found = narrowed
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise pytest.UsageError(
+            f"{option}: a mutant of that name exists in several katas; name one of: "
+            + ", ".join(f"{MUTANT_PREFIX}{kata.name}/{name}" for kata, _ in found)
+        )
+    valid = [f"{kata.name}/{m.name}" for kata, found in everything.items() for m in found]
+    close = difflib.get_close_matches(wanted, valid, n=3) or difflib.get_close_matches(
+        name, [v.rpartition("/")[2] for v in valid], n=3
+    )
+    raise pytest.UsageError(
+        f"{option}: no such mutant"
+        + (f" (did you mean {', '.join(close)}?)" if close else "")
+        + "; valid (KATA/NAME, or NAME alone where it is unique):\n"
+        + "\n".join(
+            f"  {kata.name}: {', '.join(m.name for m in found)}"
+            for kata, found in everything.items()
+            if found
+        )
+    )
+
+
+def _mutants_of(kata: Kata, curriculum_: Curriculum) -> list[mutants.Mutant]:
+    try:
+        return mutants.load(curriculum_.mutants_path(kata))
+    except mutants.MutantError as error:
+        raise pytest.UsageError(str(error)) from error
+
+
+def _mutant_implementation(
+    curriculum_: Curriculum, kata: Kata, mutant: mutants.Mutant
+) -> Implementation:
+    """The reference, except for `kata`, whose module is the mutated reference."""
+    reference = curriculum_.reference_path(kata)
+    try:
+        source = mutant.apply(reference.read_text(encoding="utf-8"))
+    except (OSError, mutants.MutantError) as error:
+        raise pytest.UsageError(f"{settings.IMPL_OPTION}: {error}") from error
+    scratch = Path(tempfile.mkdtemp(prefix=f"kata-mutant-{mutant.name}-"))
+    mutated = scratch / kata.name / f"{kata.module}.py"
+    mutated.parent.mkdir()
+    mutated.write_text(source, encoding="utf-8")
+    paths = _paths(curriculum_, curriculum_.reference_path) | {kata.name: mutated}
+    label = f"mutant {kata.name}/{mutant.name}"
+    return Implementation(curriculum_, label, paths, detail=mutant.bug, scratch=scratch)
+
+
+def _selected_katas(config: pytest.Config, curriculum_: Curriculum) -> list[Kata]:
+    """The katas the command line's paths point into (`pytest katas/locks ...`)."""
+    katas = []
+    for arg in config.args:
+        kata = curriculum_.kata_for_path(config.invocation_params.dir / arg.split("::")[0])
+        if kata is not None:
+            katas.append(kata)
+    return katas
+
+
 def pytest_configure(config: pytest.Config) -> None:
     curriculum_ = curriculum.for_config(config)
     if curriculum_ is None:
         return
-    choice = config.getoption("kata_impl") or str(config.getini(IMPL_INI))
-    if choice not in (STUB, REFERENCE):
-        folder = Path(choice).expanduser()
-        if not folder.is_dir():
-            raise pytest.UsageError(
-                f"{IMPL_OPTION}={choice}: expected 'stub', 'reference' or an existing folder laid "
-                f"out like reference/ (<folder>/<kata>/<kata>.py)"
-            )
-        choice = str(folder.resolve())
-    implementation_ = Implementation(choice, curriculum_)
+    choice = settings.of(config).impl
+    implementation_ = resolve(choice, curriculum_, _selected_katas(config, curriculum_))
+    config.add_cleanup(implementation_.close)
     config.stash[impl_key] = implementation_
     finder = KataFinder(implementation_)
     sys.meta_path.insert(0, finder)
@@ -252,4 +359,5 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     implementation_ = implementation(config)
     if implementation_ is None:
         return None
-    return f"kata implementation: {implementation_.label}"
+    detail = f": {implementation_.detail}" if implementation_.detail else ""
+    return f"kata implementation: {implementation_.label}{detail}"

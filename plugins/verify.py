@@ -195,34 +195,31 @@ def _verify_behaviour(config: pytest.Config, curriculum_: Curriculum, kata: Kata
     test_file = curriculum_.kata_dir(kata) / f"test_{kata.name}.py"
     found = mutants.load(curriculum_.mutants_path(kata))
     reference_source = curriculum_.reference_path(kata).read_text(encoding="utf-8")
-    with tempfile.TemporaryDirectory(prefix=f"kata-mutants-{kata.name}-") as scratch:
-        targets: dict[str, str] = {"stub": impl.STUB, "reference": impl.REFERENCE}
-        for mutant in found:
-            folder = Path(scratch) / mutant.name
-            (folder / kata.name).mkdir(parents=True)
-            try:
-                source = mutant.apply(reference_source)
-            except mutants.MutantError as error:
-                row.problems.append(str(error))
-                continue
-            (folder / kata.name / f"{kata.module}.py").write_text(source, encoding="utf-8")
-            targets[f"mutant:{mutant.name}"] = str(folder)
-        # Timing katas measure speed, so their runs must not share the CPU with each other.
-        jobs = 1 if TIMING_MARKER in kata.markers else _jobs()
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            common = settings.of(config).child_args()
-            futures = {
-                label: pool.submit(
-                    run_suite,
-                    config.rootpath,
-                    test_file,
-                    target,
-                    *common,
-                    *(["-x"] if label.startswith("mutant:") else []),
-                )
-                for label, target in targets.items()
-            }
-            outcomes = {label: future.result() for label, future in futures.items()}
+    targets: dict[str, str] = {"stub": impl.STUB, "reference": impl.REFERENCE}
+    for mutant in found:
+        try:
+            # Checked here: a mutant the reference no longer fits is a problem to name, not a run.
+            mutant.apply(reference_source)
+        except mutants.MutantError as error:
+            row.problems.append(str(error))
+            continue
+        targets[f"mutant:{mutant.name}"] = f"{impl.MUTANT_PREFIX}{kata.name}/{mutant.name}"
+    # Timing katas measure speed, so their runs must not share the CPU with each other.
+    jobs = 1 if TIMING_MARKER in kata.markers else _jobs()
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        common = settings.of(config).child_args()
+        futures = {
+            label: pool.submit(
+                run_suite,
+                config.rootpath,
+                test_file,
+                target,
+                *common,
+                *(["-x"] if label.startswith("mutant:") else []),
+            )
+            for label, target in targets.items()
+        }
+        outcomes = {label: future.result() for label, future in futures.items()}
     row.seconds = time.perf_counter() - started
     _judge(row, outcomes, found)
 
