@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from async_queues import STOP, Stop, consume, process_all, produce, run_pipeline, worker
 
+from plugins.probe import Prober
+
 # Every handler in these tests finishes in microseconds, so correct code is done within a few
 # milliseconds. One second only ever runs out when something waits forever (a join() that
 # nobody completes, a consumer that never gets its STOP), and then it always runs out.
@@ -123,7 +125,7 @@ class Tracker:
 
 
 @pytest.mark.probe
-def test_process_all_runs_up_to_workers_handlers_at_the_same_time(probe) -> None:
+def test_process_all_runs_up_to_workers_handlers_at_the_same_time(probe: Prober) -> None:
     async def run(tracker: Tracker) -> tuple[list[int], float]:
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -295,7 +297,7 @@ def pipeline_run(count: int, *, consumers: int, delay: float = 0.0):  # type: ig
 
 
 @pytest.mark.probe
-def test_run_pipeline_handles_every_item_once_and_stops_every_consumer(probe) -> None:
+def test_run_pipeline_handles_every_item_once_and_stops_every_consumer(probe: Prober) -> None:
     def all_done(flow: Flow, outcome: list[object]) -> None:
         assert outcome[0] != "hung", why_it_hung(flow)
         results, alive = outcome[0]  # type: ignore[misc]
@@ -308,7 +310,7 @@ def test_run_pipeline_handles_every_item_once_and_stops_every_consumer(probe) ->
 
 
 @pytest.mark.probe
-def test_a_fast_producer_waits_while_the_queue_is_full(probe) -> None:
+def test_a_fast_producer_waits_while_the_queue_is_full(probe: Prober) -> None:
     def bounded(flow: Flow, outcome: list[object]) -> None:
         assert outcome[0] != "hung", why_it_hung(flow)
         assert flow.most_ahead <= 3, (
@@ -321,7 +323,7 @@ def test_a_fast_producer_waits_while_the_queue_is_full(probe) -> None:
 
 
 @pytest.mark.probe
-def test_consumers_keep_waiting_while_a_slow_producer_is_still_producing(probe) -> None:
+def test_consumers_keep_waiting_while_a_slow_producer_is_still_producing(probe: Prober) -> None:
     def nothing_lost(flow: Flow, outcome: list[object]) -> None:
         assert outcome[0] != "hung", why_it_hung(flow)
         results, _alive = outcome[0]  # type: ignore[misc]

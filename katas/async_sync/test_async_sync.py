@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from async_sync import AsyncCache, BoundedBuffer, RateLimiter, StartingGate, run_rounds
 
+from plugins.probe import Prober
+
 Worker = Callable[[Any], Awaitable[object]]
 
 
@@ -18,8 +20,8 @@ FEW_SCHEDULES = 10
 RACE_SCHEDULES = 100
 
 
-def explore(  # type: ignore[no-untyped-def]
-    probe,
+def explore(
+    probe: Prober,
     setup: Callable[[], Any],
     workers: list[Worker] | dict[str, Worker],
     check: Callable[[Any, list[object]], None],
@@ -63,7 +65,7 @@ async def get_k_after_a_round_trip(backend: Backend) -> object:
 
 
 @pytest.mark.probe
-def test_two_callers_of_the_same_missing_key_cause_one_fetch(probe) -> None:
+def test_two_callers_of_the_same_missing_key_cause_one_fetch(probe: Prober) -> None:
     def one_fetch(backend: Backend, results: list[object]) -> None:
         assert backend.fetches == ["k"], (
             f"two callers asked for 'k' at about the same time and the backend was asked "
@@ -79,7 +81,7 @@ def test_two_callers_of_the_same_missing_key_cause_one_fetch(probe) -> None:
 
 
 @pytest.mark.probe
-def test_fetches_of_different_keys_run_at_the_same_time(probe) -> None:
+def test_fetches_of_different_keys_run_at_the_same_time(probe: Prober) -> None:
     async def get_a(backend: Backend) -> object:
         await backend.cache.get("a")
         return now()
@@ -99,7 +101,7 @@ def test_fetches_of_different_keys_run_at_the_same_time(probe) -> None:
 
 
 @pytest.mark.probe
-def test_a_cached_key_is_not_fetched_again(probe) -> None:
+def test_a_cached_key_is_not_fetched_again(probe: Prober) -> None:
     async def get_twice(backend: Backend) -> object:
         return [await backend.cache.get("k"), await backend.cache.get("k")]
 
@@ -129,7 +131,9 @@ class Shelf:
 
 
 @pytest.mark.probe
-def test_the_buffer_is_first_in_first_out_and_never_holds_more_than_its_capacity(probe) -> None:
+def test_the_buffer_is_first_in_first_out_and_never_holds_more_than_its_capacity(
+    probe: Prober,
+) -> None:
     async def produce(shelf: Shelf) -> object:
         for item in range(1, 6):
             await shelf.put(item)
@@ -149,7 +153,7 @@ def test_the_buffer_is_first_in_first_out_and_never_holds_more_than_its_capacity
 
 
 @pytest.mark.probe
-def test_two_consumers_each_get_one_item_and_neither_finds_the_buffer_empty(probe) -> None:
+def test_two_consumers_each_get_one_item_and_neither_finds_the_buffer_empty(probe: Prober) -> None:
     async def produce_two(shelf: Shelf) -> object:
         await shelf.put(1)
         await asyncio.sleep(1)
@@ -171,7 +175,9 @@ def test_two_consumers_each_get_one_item_and_neither_finds_the_buffer_empty(prob
 
 
 @pytest.mark.probe
-def test_producers_and_consumers_sharing_one_condition_never_all_wait_at_once(probe) -> None:
+def test_producers_and_consumers_sharing_one_condition_never_all_wait_at_once(
+    probe: Prober,
+) -> None:
     async def produce_two_later(shelf: Shelf) -> object:
         await asyncio.sleep(1)  # the consumers are already waiting when the producers come
         await shelf.put(1)
@@ -219,7 +225,7 @@ class Limited:
 
 
 @pytest.mark.probe
-def test_at_most_limit_entries_start_per_period_counted_from_each_entry(probe) -> None:
+def test_at_most_limit_entries_start_per_period_counted_from_each_entry(probe: Prober) -> None:
     def paced(limited: Limited, _results: list[object]) -> None:
         assert sorted(limited.entries) == [0.0, 0.0, 1.0, 1.0, 2.0], (
             f"5 calls through a limiter of 2 per 1 s (each body takes 0.5 s) entered at "
@@ -274,7 +280,7 @@ def runner(name: str, arrives_at: float) -> Worker:
 
 
 @pytest.mark.probe
-def test_no_runner_is_let_go_before_all_three_are_ready(probe) -> None:
+def test_no_runner_is_let_go_before_all_three_are_ready(probe: Prober) -> None:
     def together(race: Race, _results: list[object]) -> None:
         assert race.released == {"a": 2.0, "b": 2.0, "c": 2.0}, (
             f"runners ready at 0, 1 and 2 s were let go at {race.released}; all of them must "
@@ -319,7 +325,7 @@ async def three_workers_two_rounds(rounds: Rounds) -> object:
 
 
 @pytest.mark.probe
-def test_no_worker_starts_a_round_before_every_worker_finished_the_last(probe) -> None:
+def test_no_worker_starts_a_round_before_every_worker_finished_the_last(probe: Prober) -> None:
     def lockstep(rounds: Rounds, _results: list[object]) -> None:
         assert len(rounds.spans) == 6, f"the steps that ran were {sorted(rounds.spans)}"
         last_end = max(end for (r, _), (_, end) in rounds.spans.items() if r == 0)
@@ -336,7 +342,7 @@ def test_no_worker_starts_a_round_before_every_worker_finished_the_last(probe) -
 
 
 @pytest.mark.probe
-def test_the_workers_of_a_round_run_at_the_same_time(probe) -> None:
+def test_the_workers_of_a_round_run_at_the_same_time(probe: Prober) -> None:
     def concurrent(_rounds: Rounds, results: list[object]) -> None:
         assert results == [6.0], (
             f"two rounds of steps taking 1, 2 and 3 s ended at {results[0]} s, expected 6 s "

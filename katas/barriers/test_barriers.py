@@ -10,6 +10,8 @@ from contextlib import contextmanager
 import pytest
 from barriers import DEFAULT_TIMEOUT, Simulation, rule90
 
+from plugins.probe import Prober
+
 CELLS = [1, 0, 1, 1]  # its first four generations all differ
 GENERATIONS = 3
 # Schedules per probe: two parties and three generations are enough for every known bug of
@@ -58,7 +60,7 @@ def _two_parties() -> Simulation:
 
 
 @pytest.mark.probe
-def test_the_parties_compute_the_same_rows_as_one_thread_would(probe) -> None:
+def test_the_parties_compute_the_same_rows_as_one_thread_would(probe: Prober) -> None:
     def same_as_serial(sim: Simulation, results: list[object]) -> None:
         assert sim.current == EXPECTED, (
             f"after {GENERATIONS} generations the row is {sim.current}, one thread computes "
@@ -88,7 +90,9 @@ class _Logged(Simulation):
 
 
 @pytest.mark.probe
-def test_no_party_starts_a_generation_before_every_party_finished_the_previous_one(probe) -> None:
+def test_no_party_starts_a_generation_before_every_party_finished_the_previous_one(
+    probe: Prober,
+) -> None:
     def in_lockstep(sim: _Logged, _results: list[object]) -> None:
         for at, (what, party, generation) in enumerate(sim.log):
             if what != "start" or generation == 0:
@@ -105,7 +109,7 @@ def test_no_party_starts_a_generation_before_every_party_finished_the_previous_o
 
 
 @pytest.mark.probe
-def test_the_barrier_action_runs_once_per_generation(probe) -> None:
+def test_the_barrier_action_runs_once_per_generation(probe: Prober) -> None:
     def counted_once(sim: Simulation, _results: list[object]) -> None:
         assert sim.generation == GENERATIONS, (
             f"after {GENERATIONS} generations of 2 parties, generation is {sim.generation}: "
@@ -118,7 +122,7 @@ def test_the_barrier_action_runs_once_per_generation(probe) -> None:
 
 
 @pytest.mark.probe
-def test_a_missing_party_breaks_the_barrier_instead_of_hanging(probe) -> None:
+def test_a_missing_party_breaks_the_barrier_instead_of_hanging(probe: Prober) -> None:
     def gave_up(_sim: Simulation, results: list[object]) -> None:
         assert results[0] is False, (
             f"the only party that came returned {results[0]!r}: when the other party never "
@@ -162,7 +166,7 @@ def _timed(party: Callable[[Simulation], object]) -> Callable[[_Failing], tuple[
 
 
 @pytest.mark.probe
-def test_a_failing_party_stops_the_others_at_once(probe) -> None:
+def test_a_failing_party_stops_the_others_at_once(probe: Prober) -> None:
     def stopped_at_once(_state: _Failing, results: list[object]) -> None:
         (healthy, waited), (failing, _) = results
         assert healthy is False, (
@@ -188,7 +192,7 @@ def test_a_failing_party_stops_the_others_at_once(probe) -> None:
 
 
 @pytest.mark.probe
-def test_restart_makes_a_broken_simulation_usable_again(probe) -> None:
+def test_restart_makes_a_broken_simulation_usable_again(probe: Prober) -> None:
     def broken_then_restarted() -> Simulation:
         sim = Simulation([0, 0, 0, 0], 2)
         sim.barrier.abort()
@@ -217,7 +221,7 @@ def _run(sim: Simulation) -> object:
 
 
 @pytest.mark.probe
-def test_run_runs_every_party_at_once_and_returns_the_final_row(probe) -> None:
+def test_run_runs_every_party_at_once_and_returns_the_final_row(probe: Prober) -> None:
     def final_row(_sim: Simulation, results: list[object]) -> None:
         assert results[0] == EXPECTED, (
             f"run({GENERATIONS}) gave {results[0]!r}, expected {EXPECTED}. If it raised "
@@ -230,7 +234,7 @@ def test_run_runs_every_party_at_once_and_returns_the_final_row(probe) -> None:
 
 
 @pytest.mark.probe
-def test_run_raises_brokenbarriererror_when_a_party_could_not_finish(probe) -> None:
+def test_run_raises_brokenbarriererror_when_a_party_could_not_finish(probe: Prober) -> None:
     def aborted() -> Simulation:
         sim = _two_parties()
         sim.barrier.abort()

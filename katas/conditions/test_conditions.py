@@ -8,6 +8,8 @@ from collections.abc import Callable
 import pytest
 from conditions import BoundedBuffer, Closed
 
+from plugins.probe import Prober
+
 # What a consumer records instead of an item when get() misbehaves.
 TOLD_CLOSED_WHILE_OPEN = "<Closed while the buffer was open>"
 POPPED_EMPTY = "<popped an empty buffer>"
@@ -67,7 +69,7 @@ def _get(count: int) -> Callable[[BoundedBuffer[object]], list[object]]:
 
 
 @pytest.mark.probe
-def test_items_come_out_in_the_order_they_went_in(probe) -> None:
+def test_items_come_out_in_the_order_they_went_in(probe: Prober) -> None:
     def fifo(buffer: BoundedBuffer[object]) -> list[object]:
         _put_all("a", "b", "c")(buffer)
         return _get(3)(buffer)
@@ -82,7 +84,9 @@ def test_items_come_out_in_the_order_they_went_in(probe) -> None:
 
 
 @pytest.mark.probe
-def test_a_closed_buffer_refuses_puts_and_hands_out_what_is_left_then_raises_closed(probe) -> None:
+def test_a_closed_buffer_refuses_puts_and_hands_out_what_is_left_then_raises_closed(
+    probe: Prober,
+) -> None:
     def drain(buffer: BoundedBuffer[object]) -> list[object]:
         _put_all(1, 2)(buffer)
         buffer.close()
@@ -109,7 +113,7 @@ def test_a_closed_buffer_refuses_puts_and_hands_out_what_is_left_then_raises_clo
 
 
 @pytest.mark.probe
-def test_with_two_consumers_every_item_is_got_exactly_once(probe) -> None:
+def test_with_two_consumers_every_item_is_got_exactly_once(probe: Prober) -> None:
     def producer(buffer: BoundedBuffer[object]) -> None:
         buffer.put(1)
         buffer.close()
@@ -147,7 +151,7 @@ def test_with_two_consumers_every_item_is_got_exactly_once(probe) -> None:
 
 
 @pytest.mark.probe
-def test_with_two_producers_the_buffer_never_holds_more_than_its_capacity(probe) -> None:
+def test_with_two_producers_the_buffer_never_holds_more_than_its_capacity(probe: Prober) -> None:
     def within_capacity(buffer: BoundedBuffer[object], results: list[object]) -> None:
         peak = buffer.items.peak  # type: ignore[attr-defined]
         assert peak <= 1, (
@@ -171,7 +175,7 @@ def test_with_two_producers_the_buffer_never_holds_more_than_its_capacity(probe)
 
 
 @pytest.mark.probe
-def test_two_producers_and_two_consumers_never_wait_for_each_other_for_ever(probe) -> None:
+def test_two_producers_and_two_consumers_never_wait_for_each_other_for_ever(probe: Prober) -> None:
     def all_served(_buffer: BoundedBuffer[object], results: list[object]) -> None:
         got = sorted(str(item) for batch in results[2:] for item in batch)  # type: ignore[attr-defined]
         assert got == ["x", "y"], f"the two consumers got {results[2:]}, expected 'x' and 'y'"
@@ -197,7 +201,7 @@ def test_two_producers_and_two_consumers_never_wait_for_each_other_for_ever(prob
 
 
 @pytest.mark.probe
-def test_close_wakes_every_waiting_consumer(probe) -> None:
+def test_close_wakes_every_waiting_consumer(probe: Prober) -> None:
     def both_released(_buffer: BoundedBuffer[object], results: list[object]) -> None:
         assert results[:2] == [[], []], (
             f"two consumers of an empty buffer got {results[:2]} when it was closed; expected "
@@ -221,7 +225,7 @@ def test_close_wakes_every_waiting_consumer(probe) -> None:
 
 
 @pytest.mark.probe
-def test_close_wakes_a_producer_waiting_for_room(probe) -> None:
+def test_close_wakes_a_producer_waiting_for_room(probe: Prober) -> None:
     def fill_and_keep_putting(buffer: BoundedBuffer[object]) -> int:
         accepted = 0
         try:

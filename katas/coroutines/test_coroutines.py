@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 import pytest
 from coroutines import double_after, fetch_all, fetch_one_by_one, run_machine, settle
 
+from plugins.probe import Prober
+
 
 class BlockingSleep(AssertionError):
     """time.sleep was called inside a coroutine."""
@@ -33,7 +35,7 @@ def _forbid_blocking_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
 SCHEDULES = 25
 
 
-def explore(probe, setup, workers, check) -> None:  # type: ignore[no-untyped-def]
+def explore(probe: Prober, setup, workers, check) -> None:  # type: ignore[no-untyped-def]
     """probe.explore_async with this kata's schedule budget."""
     __tracebackhide__ = True
     probe.explore_async(setup, workers, check, budget=SCHEDULES)
@@ -54,7 +56,7 @@ async def _timed(awaitable: Awaitable[object]) -> tuple[object, float]:
 
 
 @pytest.mark.probe
-def test_double_after_returns_the_double_after_waiting_its_full_delay(probe) -> None:
+def test_double_after_returns_the_double_after_waiting_its_full_delay(probe: Prober) -> None:
     async def double_21_after_2_seconds(_clock: Clock) -> tuple[object, float]:
         return await _timed(double_after(2.0, 21))
 
@@ -71,7 +73,7 @@ def test_double_after_returns_the_double_after_waiting_its_full_delay(probe) -> 
 
 
 @pytest.mark.probe
-def test_two_double_afters_wait_side_by_side_without_blocking_the_loop(probe) -> None:
+def test_two_double_afters_wait_side_by_side_without_blocking_the_loop(probe: Prober) -> None:
     async def both_at_once(_clock: Clock) -> tuple[object, float]:
         return await _timed(asyncio.gather(double_after(3.0, 1), double_after(3.0, 2)))
 
@@ -247,7 +249,7 @@ def fetching(fetcher: Fetcher) -> Callable[[Server], Awaitable[tuple[object, flo
 
 
 @pytest.mark.probe
-def test_fetch_all_takes_as_long_as_the_slowest_fetch_not_the_sum(probe) -> None:
+def test_fetch_all_takes_as_long_as_the_slowest_fetch_not_the_sum(probe: Prober) -> None:
     def concurrent(_server: Server, results: list[object]) -> None:
         _, waited = results[0]  # type: ignore[misc]
         assert waited == 3.0, (
@@ -260,7 +262,7 @@ def test_fetch_all_takes_as_long_as_the_slowest_fetch_not_the_sum(probe) -> None
 
 
 @pytest.mark.probe
-def test_fetch_all_returns_results_in_the_order_of_the_keys(probe) -> None:
+def test_fetch_all_returns_results_in_the_order_of_the_keys(probe: Prober) -> None:
     def in_key_order(_server: Server, results: list[object]) -> None:
         pages, _ = results[0]  # type: ignore[misc]
         assert pages == ["A", "B", "C"], (
@@ -272,7 +274,7 @@ def test_fetch_all_returns_results_in_the_order_of_the_keys(probe) -> None:
 
 
 @pytest.mark.probe
-def test_fetch_one_by_one_never_has_two_requests_in_flight(probe) -> None:
+def test_fetch_one_by_one_never_has_two_requests_in_flight(probe: Prober) -> None:
     def one_at_a_time(server: Server, _results: list[object]) -> None:
         assert server.most_in_flight == 1, (
             f"{server.most_in_flight} requests were in flight at once, but the server takes one "
@@ -283,7 +285,7 @@ def test_fetch_one_by_one_never_has_two_requests_in_flight(probe) -> None:
 
 
 @pytest.mark.probe
-def test_fetch_one_by_one_returns_results_in_the_order_of_the_keys(probe) -> None:
+def test_fetch_one_by_one_returns_results_in_the_order_of_the_keys(probe: Prober) -> None:
     def in_key_order(_server: Server, results: list[object]) -> None:
         pages, waited = results[0]  # type: ignore[misc]
         assert pages == ["A", "B", "C"], f"fetch_one_by_one returned {pages}, expected A, B, C"

@@ -9,6 +9,8 @@ from collections.abc import Callable
 import pytest
 from deadlock import Account, Table, transfer_patiently, try_transfer
 
+from plugins.probe import Prober
+
 # Under the probe, time.sleep, time.monotonic and every timeout run on a virtual clock: the
 # seconds below cost no real time, and the elapsed times the tests measure are exact.
 MEAL_SECONDS = 0.1
@@ -51,7 +53,7 @@ def _philosopher(seat: int) -> Callable[[Dinner], object]:
 
 
 @pytest.mark.probe
-def test_a_philosopher_eats_holding_both_forks_and_puts_them_down_afterwards(probe) -> None:
+def test_a_philosopher_eats_holding_both_forks_and_puts_them_down_afterwards(probe: Prober) -> None:
     def dine_at_the_last_seat(table: Table) -> tuple[object, list[bool]]:
         held = table.dine(3, lambda: [fork.locked() for fork in table.forks])
         return held, [fork.locked() for fork in table.forks]
@@ -69,7 +71,7 @@ def test_a_philosopher_eats_holding_both_forks_and_puts_them_down_afterwards(pro
 
 
 @pytest.mark.probe
-def test_neighbours_never_eat_at_the_same_time(probe) -> None:
+def test_neighbours_never_eat_at_the_same_time(probe: Prober) -> None:
     def no_shared_fork_in_two_hands(dinner: Dinner, _results: list[object]) -> None:
         assert not dinner.clashes, (
             f"(philosopher, neighbour) pairs {dinner.clashes} ate at the same time although "
@@ -84,7 +86,7 @@ def test_neighbours_never_eat_at_the_same_time(probe) -> None:
 
 
 @pytest.mark.probe
-def test_every_philosopher_can_dine_at_once_without_a_deadlock(probe) -> None:
+def test_every_philosopher_can_dine_at_once_without_a_deadlock(probe: Prober) -> None:
     def everybody_ate(_dinner: Dinner, results: list[object]) -> None:
         assert results == ["ate"] * 3, f"the three philosophers' meals returned {results}"
 
@@ -104,7 +106,7 @@ def test_every_philosopher_can_dine_at_once_without_a_deadlock(probe) -> None:
 
 
 @pytest.mark.probe
-def test_two_philosophers_who_are_not_neighbours_can_eat_at_the_same_time(probe) -> None:
+def test_two_philosophers_who_are_not_neighbours_can_eat_at_the_same_time(probe: Prober) -> None:
     def meet_while_eating(seat: int, other: int) -> Callable[[Dinner], object]:
         def dine(dinner: Dinner) -> object:
             def eat() -> bool:
@@ -129,7 +131,7 @@ def test_two_philosophers_who_are_not_neighbours_can_eat_at_the_same_time(probe)
 
 
 @pytest.mark.probe
-def test_a_meal_that_fails_still_puts_both_forks_down(probe) -> None:
+def test_a_meal_that_fails_still_puts_both_forks_down(probe: Prober) -> None:
     def spill(dinner: Dinner) -> str:
         def eat() -> str:
             raise RuntimeError("the soup spilled")
@@ -194,7 +196,7 @@ def _balances(bank: Bank) -> tuple[int, int]:
 
 
 @pytest.mark.probe
-def test_a_transfer_with_both_locks_free_moves_the_money_and_returns_true(probe) -> None:
+def test_a_transfer_with_both_locks_free_moves_the_money_and_returns_true(probe: Prober) -> None:
     def moved(bank: Bank, results: list[object]) -> None:
         assert results[0] is True, f"try_transfer with both locks free returned {results[0]}"
         assert _balances(bank) == (70, 130), (
@@ -206,7 +208,9 @@ def test_a_transfer_with_both_locks_free_moves_the_money_and_returns_true(probe)
 
 
 @pytest.mark.probe
-def test_a_transfer_that_cannot_get_the_second_lock_backs_off_after_its_timeout(probe) -> None:
+def test_a_transfer_that_cannot_get_the_second_lock_backs_off_after_its_timeout(
+    probe: Prober,
+) -> None:
     def backed_off(bank: Bank, results: list[object]) -> None:
         done, waited = results[1]  # type: ignore[misc]
         assert (done, waited <= 1.5) == (False, True), (
@@ -236,7 +240,7 @@ def test_a_transfer_that_cannot_get_the_second_lock_backs_off_after_its_timeout(
 
 
 @pytest.mark.probe
-def test_a_patient_transfer_retries_until_the_second_lock_is_free(probe) -> None:
+def test_a_patient_transfer_retries_until_the_second_lock_is_free(probe: Prober) -> None:
     def got_through(bank: Bank, results: list[object]) -> None:
         done, waited = results[1]  # type: ignore[misc]
         assert done is True, (
@@ -254,7 +258,7 @@ def test_a_patient_transfer_retries_until_the_second_lock_is_free(probe) -> None
 
 
 @pytest.mark.probe
-def test_a_patient_transfer_gives_up_after_its_last_attempt(probe) -> None:
+def test_a_patient_transfer_gives_up_after_its_last_attempt(probe: Prober) -> None:
     def gave_up(bank: Bank, results: list[object]) -> None:
         done, waited = results[1]  # type: ignore[misc]
         assert done is False, (

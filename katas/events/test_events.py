@@ -8,6 +8,8 @@ from collections.abc import Callable
 import pytest
 from events import Inbox, Poller, StartGun
 
+from plugins.probe import Prober
+
 # Under the probe, time.sleep, time.monotonic and every timeout run on a virtual clock: these
 # seconds cost no real time, and the times the tests measure are exact.
 PATIENCE = 5.0
@@ -22,7 +24,7 @@ def _runner(gun: StartGun) -> tuple[bool, float]:
 
 
 @pytest.mark.probe
-def test_runners_waiting_at_the_line_all_start_when_the_gun_fires(probe) -> None:
+def test_runners_waiting_at_the_line_all_start_when_the_gun_fires(probe: Prober) -> None:
     def starter(gun: StartGun) -> None:
         time.sleep(1.0)  # both runners are at the line by now
         gun.fire()
@@ -40,7 +42,7 @@ def test_runners_waiting_at_the_line_all_start_when_the_gun_fires(probe) -> None
 
 
 @pytest.mark.probe
-def test_a_runner_who_arrives_after_the_shot_starts_at_once(probe) -> None:
+def test_a_runner_who_arrives_after_the_shot_starts_at_once(probe: Prober) -> None:
     def late_runner(gun: StartGun) -> tuple[bool, float, bool]:
         time.sleep(1.0)  # the gun fired long ago
         passed, waited = _runner(gun)
@@ -61,7 +63,7 @@ def test_a_runner_who_arrives_after_the_shot_starts_at_once(probe) -> None:
 
 
 @pytest.mark.probe
-def test_waiting_for_a_gun_that_never_fires_returns_false_after_the_timeout(probe) -> None:
+def test_waiting_for_a_gun_that_never_fires_returns_false_after_the_timeout(probe: Prober) -> None:
     def wait_in_vain(gun: StartGun) -> tuple[bool, float, bool]:
         started = time.monotonic()
         passed = gun.wait(timeout=1.0)
@@ -112,7 +114,7 @@ def _poll_and_stop() -> dict[str, Callable[[Plant], object]]:
 
 
 @pytest.mark.probe
-def test_the_poller_steps_once_per_interval_until_it_is_stopped(probe) -> None:
+def test_the_poller_steps_once_per_interval_until_it_is_stopped(probe: Prober) -> None:
     def paced(plant: Plant, results: list[object]) -> None:
         steps, _ = results[0]  # type: ignore[misc]
         gaps = [round(b - a, 6) for a, b in zip(plant.ticks, plant.ticks[1:], strict=False)]
@@ -126,7 +128,7 @@ def test_the_poller_steps_once_per_interval_until_it_is_stopped(probe) -> None:
 
 
 @pytest.mark.probe
-def test_stop_ends_the_pause_at_once_instead_of_waiting_it_out(probe) -> None:
+def test_stop_ends_the_pause_at_once_instead_of_waiting_it_out(probe: Prober) -> None:
     def prompt(_plant: Plant, results: list[object]) -> None:
         _, finished = results[0]  # type: ignore[misc]
         stopped = results[1]
@@ -141,7 +143,7 @@ def test_stop_ends_the_pause_at_once_instead_of_waiting_it_out(probe) -> None:
 
 
 @pytest.mark.probe
-def test_a_stop_before_the_poller_starts_is_not_lost(probe) -> None:
+def test_a_stop_before_the_poller_starts_is_not_lost(probe: Prober) -> None:
     def stop_then_run(plant: Plant) -> object:
         plant.poller.stop()
         try:
@@ -161,7 +163,7 @@ def test_a_stop_before_the_poller_starts_is_not_lost(probe) -> None:
 
 
 @pytest.mark.probe
-def test_an_item_posted_before_the_collector_waits_is_not_lost(probe) -> None:
+def test_an_item_posted_before_the_collector_waits_is_not_lost(probe: Prober) -> None:
     def collect(inbox: Inbox[str]) -> list[str]:
         return inbox.collect(timeout=PATIENCE)
 
@@ -178,7 +180,9 @@ def test_an_item_posted_before_the_collector_waits_is_not_lost(probe) -> None:
 
 
 @pytest.mark.probe
-def test_items_posted_while_the_collector_takes_the_previous_ones_are_not_lost(probe) -> None:
+def test_items_posted_while_the_collector_takes_the_previous_ones_are_not_lost(
+    probe: Prober,
+) -> None:
     def post_two(inbox: Inbox[str]) -> None:
         inbox.post("a")
         inbox.post("b")
@@ -197,7 +201,7 @@ def test_items_posted_while_the_collector_takes_the_previous_ones_are_not_lost(p
 
 
 @pytest.mark.probe
-def test_collect_returns_an_empty_list_after_its_timeout_when_nothing_came(probe) -> None:
+def test_collect_returns_an_empty_list_after_its_timeout_when_nothing_came(probe: Prober) -> None:
     def collect_in_vain(inbox: Inbox[str]) -> tuple[list[str], float]:
         started = time.monotonic()
         got = inbox.collect(timeout=1.0)

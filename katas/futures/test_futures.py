@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from futures import describe, fetch_async, relay, run_in_thread, sum_to
 
+from plugins.probe import Prober
+
 # Orders of ready callbacks each probe tries; these bugs do not hide in rare orders.
 SCHEDULES = 25
 # Real seconds a thread test waits before it gives up. A correct run_in_thread needs
@@ -17,8 +19,8 @@ SCHEDULES = 25
 GIVE_UP_SECONDS = 2.0
 
 
-def explore(  # type: ignore[no-untyped-def]
-    probe,
+def explore(
+    probe: Prober,
     setup: Callable[[], Any],
     worker: Callable[[Any], Awaitable[object]],
     check: Callable[[Any, object], None],
@@ -123,7 +125,7 @@ async def timed(awaitable: Awaitable[object]) -> tuple[str, float]:
 
 
 @pytest.mark.probe
-def test_sum_to_sets_the_sum_of_one_to_n_as_the_result(probe) -> None:
+def test_sum_to_sets_the_sum_of_one_to_n_as_the_result(probe: Prober) -> None:
     async def sum_to_4(target: Target) -> object:
         return await timed(sum_to(4, target.future))
 
@@ -138,7 +140,7 @@ def test_sum_to_sets_the_sum_of_one_to_n_as_the_result(probe) -> None:
 
 
 @pytest.mark.probe
-def test_sum_to_takes_one_second_of_loop_time_per_number(probe) -> None:
+def test_sum_to_takes_one_second_of_loop_time_per_number(probe: Prober) -> None:
     async def sum_to_4(target: Target) -> object:
         return await timed(sum_to(4, target.future))
 
@@ -153,7 +155,7 @@ def test_sum_to_takes_one_second_of_loop_time_per_number(probe) -> None:
 
 
 @pytest.mark.probe
-def test_sum_to_of_a_negative_number_fails_the_future_not_itself(probe) -> None:
+def test_sum_to_of_a_negative_number_fails_the_future_not_itself(probe: Prober) -> None:
     async def sum_to_minus_one(target: Target) -> object:
         return await timed(sum_to(-1, target.future))
 
@@ -170,7 +172,7 @@ def test_sum_to_of_a_negative_number_fails_the_future_not_itself(probe) -> None:
 
 
 @pytest.mark.probe
-def test_sum_to_stops_quietly_when_its_future_is_cancelled(probe) -> None:
+def test_sum_to_stops_quietly_when_its_future_is_cancelled(probe: Prober) -> None:
     async def cancel_midway(target: Target) -> object:
         loop = asyncio.get_running_loop()
         summing = asyncio.create_task(sum_to(5, target.future))
@@ -311,7 +313,7 @@ class FakeClient:
 
 
 @pytest.mark.probe
-def test_fetch_async_returns_the_reply(probe) -> None:
+def test_fetch_async_returns_the_reply(probe: Prober) -> None:
     async def fetch(client: FakeClient) -> object:
         loop = asyncio.get_running_loop()
         reply = await fetch_async(client, "key")
@@ -327,7 +329,7 @@ def test_fetch_async_returns_the_reply(probe) -> None:
 
 
 @pytest.mark.probe
-def test_fetch_async_raises_the_error_the_client_reports(probe) -> None:
+def test_fetch_async_raises_the_error_the_client_reports(probe: Prober) -> None:
     async def fetch(client: FakeClient) -> object:
         return await timed(fetch_async(client, "key"))
 
@@ -355,7 +357,7 @@ async def fetch_then_cancel(client: FakeClient) -> object:
 
 
 @pytest.mark.probe
-def test_cancelling_fetch_async_cancels_the_request_and_stays_cancelled(probe) -> None:
+def test_cancelling_fetch_async_cancels_the_request_and_stays_cancelled(probe: Prober) -> None:
     def cancelled(client: FakeClient, outcome: object) -> None:
         assert client.cancelled == ["key"], (
             f"the request was cancelled {len(client.cancelled)} times: when the awaiting "
@@ -370,7 +372,7 @@ def test_cancelling_fetch_async_cancels_the_request_and_stays_cancelled(probe) -
 
 
 @pytest.mark.probe
-def test_a_reply_after_cancellation_is_ignored_quietly(probe) -> None:
+def test_a_reply_after_cancellation_is_ignored_quietly(probe: Prober) -> None:
     def quiet(client: FakeClient, _outcome: object) -> None:
         assert client.requested == ["key"], f"fetch_async sent {client.requested}, not ['key']"
         assert not client.callback_errors, (

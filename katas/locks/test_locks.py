@@ -10,6 +10,8 @@ from __future__ import annotations
 import pytest
 from locks import Account, Counter, InsufficientFunds, transfer
 
+from plugins.probe import Prober
+
 
 def test_a_counter_starts_at_zero_and_counts_each_increment() -> None:
     counter = Counter()
@@ -19,7 +21,7 @@ def test_a_counter_starts_at_zero_and_counts_each_increment() -> None:
 
 
 @pytest.mark.probe
-def test_no_increment_is_lost_when_two_threads_increment_at_once(probe) -> None:
+def test_no_increment_is_lost_when_two_threads_increment_at_once(probe: Prober) -> None:
     def increment_twice(counter: Counter) -> None:
         counter.increment()
         counter.increment()
@@ -56,7 +58,7 @@ def _pair() -> tuple[Account, Account]:
 
 
 @pytest.mark.probe
-def test_opposite_transfers_between_two_accounts_never_deadlock(probe) -> None:
+def test_opposite_transfers_between_two_accounts_never_deadlock(probe: Prober) -> None:
     def both_done(accounts: tuple[Account, Account], _results: list[object]) -> None:
         first, second = accounts
         assert (first.balance, second.balance) == (110, 90), (
@@ -74,7 +76,7 @@ def test_opposite_transfers_between_two_accounts_never_deadlock(probe) -> None:
 
 
 @pytest.mark.probe
-def test_two_transfers_racing_for_the_same_money_cannot_overdraw(probe) -> None:
+def test_two_transfers_racing_for_the_same_money_cannot_overdraw(probe: Prober) -> None:
     def setup() -> tuple[Account, Account, Account]:
         return Account(1, 100), Account(2, 0), Account(3, 0)
 
@@ -101,7 +103,7 @@ def test_two_transfers_racing_for_the_same_money_cannot_overdraw(probe) -> None:
 
 
 @pytest.mark.probe
-def test_money_sent_into_one_account_from_two_sides_is_never_lost(probe) -> None:
+def test_money_sent_into_one_account_from_two_sides_is_never_lost(probe: Prober) -> None:
     def setup() -> tuple[Account, Account, Account]:
         return Account(1, 100), Account(2, 100), Account(3, 0)
 
@@ -124,7 +126,7 @@ def test_money_sent_into_one_account_from_two_sides_is_never_lost(probe) -> None
 
 
 @pytest.mark.probe
-def test_an_auditor_holding_both_locks_always_sees_the_full_total(probe) -> None:
+def test_an_auditor_holding_both_locks_always_sees_the_full_total(probe: Prober) -> None:
     def audit(pair: tuple[Account, Account]) -> int:
         first, second = pair
         with first.lock, second.lock:

@@ -18,6 +18,8 @@ from typing import Any
 import primitives
 import pytest
 
+from plugins.probe import Prober
+
 # Schedules per comparison. The scenarios space their operations out in virtual time, so
 # a correct class gives the same trace in every schedule; the known bugs show within the
 # first few. The race test needs more: its bug hides in one interleaving out of many.
@@ -80,7 +82,7 @@ def _hang_means(explanation: str) -> Iterator[None]:
 class _Oracle:
     """Runs threads on threading's class, then on yours, and compares what they saw."""
 
-    def __init__(self, probe: Any) -> None:
+    def __init__(self, probe: Prober) -> None:
         self.probe = probe
 
     def same(
@@ -138,7 +140,7 @@ class _Oracle:
 
 
 @pytest.fixture
-def oracle(probe: Any) -> _Oracle:
+def oracle(probe: Prober) -> _Oracle:
     return _Oracle(probe)
 
 
@@ -446,7 +448,7 @@ def _visit(room: _Room) -> None:
 
 @pytest.mark.probe
 def test_a_semaphore_of_one_never_lets_two_threads_in(
-    probe: Any,
+    probe: Prober,
 ) -> None:
 
     def one_at_a_time(room: _Room, _results: list[object]) -> None:

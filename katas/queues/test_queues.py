@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from queues import STOP, collect, produce, run_pipeline, work_loop
 
+from plugins.probe import Prober
+
 # A single worker has only one possible schedule: one run under the probe is enough, and the
 # probe turns a get() that would wait forever into a report instead of a hung test.
 ALONE = 1
@@ -83,7 +85,7 @@ def test_produce_puts_one_stop_marker_per_worker() -> None:
 
 
 @pytest.mark.probe
-def test_a_worker_puts_each_result_and_returns_at_stop(probe) -> None:
+def test_a_worker_puts_each_result_and_returns_at_stop(probe: Prober) -> None:
     def setup() -> Queues:
         return _queue_of(1, 2, 3, STOP, "after stop"), queue.Queue()
 
@@ -105,7 +107,7 @@ def test_a_worker_puts_each_result_and_returns_at_stop(probe) -> None:
 
 
 @pytest.mark.probe
-def test_a_worker_marks_every_item_done_the_stop_included(probe) -> None:
+def test_a_worker_marks_every_item_done_the_stop_included(probe: Prober) -> None:
     def setup() -> Queues:
         return _queue_of(1, 2, STOP), queue.Queue()
 
@@ -121,7 +123,7 @@ def test_a_worker_marks_every_item_done_the_stop_included(probe) -> None:
 
 
 @pytest.mark.probe
-def test_a_worker_started_before_the_producer_waits_for_the_items(probe) -> None:
+def test_a_worker_started_before_the_producer_waits_for_the_items(probe: Prober) -> None:
     def setup() -> Queues:
         return queue.Queue(), queue.Queue()
 
@@ -148,7 +150,7 @@ def test_a_worker_started_before_the_producer_waits_for_the_items(probe) -> None
 
 
 @pytest.mark.probe
-def test_a_result_is_on_the_results_queue_before_its_item_is_marked_done(probe) -> None:
+def test_a_result_is_on_the_results_queue_before_its_item_is_marked_done(probe: Prober) -> None:
     def setup() -> Queues:
         return _queue_of("item"), queue.Queue()
 
@@ -177,7 +179,7 @@ def test_a_result_is_on_the_results_queue_before_its_item_is_marked_done(probe) 
 
 
 @pytest.mark.probe
-def test_collect_returns_the_values_that_arrived_before_stop(probe) -> None:
+def test_collect_returns_the_values_that_arrived_before_stop(probe: Prober) -> None:
     def setup() -> queue.Queue[Any]:
         return _queue_of("x", "y", STOP, "next run")
 
@@ -203,7 +205,7 @@ def _squares(items: list[int], workers: int) -> Callable[[object], list[Any]]:
 
 
 @pytest.mark.probe
-def test_the_pipeline_processes_every_item_exactly_once(probe) -> None:
+def test_the_pipeline_processes_every_item_exactly_once(probe: Prober) -> None:
     def every_item_once(_state: object, results: list[object]) -> None:
         got = sorted(results[0])
         assert got == [1, 4, 9], (
@@ -218,7 +220,7 @@ def test_the_pipeline_processes_every_item_exactly_once(probe) -> None:
 
 
 @pytest.mark.probe
-def test_the_pipeline_with_no_items_still_ends(probe) -> None:
+def test_the_pipeline_with_no_items_still_ends(probe: Prober) -> None:
     def empty(_state: object, results: list[object]) -> None:
         assert results[0] == [], f"run_pipeline of no items returned {results[0]!r} instead of []"
 
@@ -242,7 +244,7 @@ class _Gauge:
 
 
 @pytest.mark.probe
-def test_the_pipeline_runs_the_work_in_several_workers_at_once(probe) -> None:
+def test_the_pipeline_runs_the_work_in_several_workers_at_once(probe: Prober) -> None:
     def overlapped(gauge: _Gauge, results: list[object]) -> None:
         assert gauge.most == 2, (
             f"with 2 workers and 4 items, at most {gauge.most} call(s) of work ran at the same "

@@ -10,6 +10,8 @@ from contextlib import contextmanager
 import pytest
 from readers_writers import ReadWriteLock
 
+from plugins.probe import Prober
+
 # Schedules per probe. Two or three workers with a couple of lock operations each: every
 # known bug of this kata shows within the first few dozen schedules; 100 leaves a margin.
 SCHEDULES = 100
@@ -63,7 +65,7 @@ def _meet_inside(state: _Meeting) -> str:
 
 
 @pytest.mark.probe
-def test_two_readers_can_be_inside_at_the_same_time(probe) -> None:
+def test_two_readers_can_be_inside_at_the_same_time(probe: Prober) -> None:
     def met(_state: _Meeting, results: list[object]) -> None:
         assert results == ["met", "met"], (
             f"two readers, each waiting inside for the other, ended {results}: the second "
@@ -110,7 +112,7 @@ def _write(room: _Room) -> None:
 
 
 @pytest.mark.probe
-def test_a_writer_is_alone_inside(probe) -> None:
+def test_a_writer_is_alone_inside(probe: Prober) -> None:
     def exclusive(room: _Room, _results: list[object]) -> None:
         assert not room.broken, (
             f"{room.broken[0]}: a writer must be alone inside. acquire_write waits while a "
@@ -148,7 +150,7 @@ def _arrive_and_write(state: _Traffic) -> None:
 
 
 @pytest.mark.probe
-def test_a_waiting_writer_is_not_overtaken_by_new_readers(probe) -> None:
+def test_a_waiting_writer_is_not_overtaken_by_new_readers(probe: Prober) -> None:
     def writer_next(state: _Traffic, _results: list[object]) -> None:
         arrived, entered = state.events.index("writer arrives"), state.events.index("writer enters")
         bypass = state.events[arrived:entered].count("reader enters")
@@ -179,7 +181,7 @@ def _queued_reader(state: _Meeting) -> str:
 
 
 @pytest.mark.probe
-def test_every_reader_queued_behind_a_writer_gets_in_when_it_leaves(probe) -> None:
+def test_every_reader_queued_behind_a_writer_gets_in_when_it_leaves(probe: Prober) -> None:
     def all_in(_state: _Meeting, results: list[object]) -> None:
         assert results[1:] == ["met", "met"], (
             f"two readers queued behind a writer, each waiting inside for the other once in, "
@@ -197,7 +199,7 @@ def test_every_reader_queued_behind_a_writer_gets_in_when_it_leaves(probe) -> No
 
 
 @pytest.mark.probe
-def test_readers_leaving_at_the_same_time_do_not_lock_the_writer_out(probe) -> None:
+def test_readers_leaving_at_the_same_time_do_not_lock_the_writer_out(probe: Prober) -> None:
     def nobody_overlapped(room: _Room, _results: list[object]) -> None:
         assert not room.broken, f"{room.broken[0]}: a writer must be alone inside"
 

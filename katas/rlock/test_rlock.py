@@ -8,6 +8,8 @@ import threading
 import pytest
 from rlock import Box, NotEnoughItems
 
+from plugins.probe import Prober
+
 # The real-thread handshake below waits at most this long. Each wait ends within microseconds
 # when the code is right; the bound only keeps a broken box from hanging the test.
 HANDSHAKE_SECONDS = 2.0
@@ -27,7 +29,7 @@ def _remove_or_refuse(box: Box, count: int) -> str:
 
 
 @pytest.mark.probe
-def test_add_remove_and_execute_change_the_count_of_a_new_empty_box(probe) -> None:
+def test_add_remove_and_execute_change_the_count_of_a_new_empty_box(probe: Prober) -> None:
     def use(box: Box) -> list[int]:
         seen = [box.total_items]
         box.add(3)
@@ -53,7 +55,7 @@ def test_add_remove_and_execute_change_the_count_of_a_new_empty_box(probe) -> No
 
 
 @pytest.mark.probe
-def test_a_caller_holding_the_box_lock_can_still_call_the_box_methods(probe) -> None:
+def test_a_caller_holding_the_box_lock_can_still_call_the_box_methods(probe: Prober) -> None:
     def add_under_the_lock(box: Box) -> int:
         with box.lock:
             box.add(2)
@@ -70,7 +72,7 @@ def test_a_caller_holding_the_box_lock_can_still_call_the_box_methods(probe) -> 
 
 
 @pytest.mark.probe
-def test_remove_refuses_more_items_than_the_box_holds_and_changes_nothing(probe) -> None:
+def test_remove_refuses_more_items_than_the_box_holds_and_changes_nothing(probe: Prober) -> None:
     def ask_too_much(box: Box) -> str:
         box.add(2)
         return _remove_or_refuse(box, 3)
@@ -88,7 +90,7 @@ def test_remove_refuses_more_items_than_the_box_holds_and_changes_nothing(probe)
 
 
 @pytest.mark.probe
-def test_no_change_is_lost_when_two_threads_call_execute_at_once(probe) -> None:
+def test_no_change_is_lost_when_two_threads_call_execute_at_once(probe: Prober) -> None:
     def execute_twice(box: Box) -> None:
         box.execute(1)
         box.execute(1)
@@ -105,7 +107,7 @@ def test_no_change_is_lost_when_two_threads_call_execute_at_once(probe) -> None:
 
 
 @pytest.mark.probe
-def test_two_threads_can_never_both_take_the_last_item(probe) -> None:
+def test_two_threads_can_never_both_take_the_last_item(probe: Prober) -> None:
     def one_item() -> Box:
         box = Box()
         box.add(1)
@@ -123,7 +125,7 @@ def test_two_threads_can_never_both_take_the_last_item(probe) -> None:
 
 
 @pytest.mark.probe
-def test_a_thread_holding_the_lock_never_sees_half_a_batch(probe) -> None:
+def test_a_thread_holding_the_lock_never_sees_half_a_batch(probe: Prober) -> None:
     def look(box: Box) -> int:
         with box.lock:
             return box.total_items
@@ -141,7 +143,7 @@ def test_a_thread_holding_the_lock_never_sees_half_a_batch(probe) -> None:
 
 
 @pytest.mark.probe
-def test_a_refused_remove_leaves_the_lock_free_for_other_threads(probe) -> None:
+def test_a_refused_remove_leaves_the_lock_free_for_other_threads(probe: Prober) -> None:
     def both_done(box: Box, results: list[object]) -> None:
         assert (results[0], box.total_items) == ("refused", 1), (
             f"a refused remove(5) and an add(1) from another thread gave {results[0]!r} and "

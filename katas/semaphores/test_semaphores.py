@@ -9,6 +9,8 @@ from collections.abc import Callable
 import pytest
 from semaphores import ConnectionPool, Handoff, PoolTimeout
 
+from plugins.probe import Prober
+
 # Under the probe, time.sleep and every timeout run on a virtual clock: these cost no real time.
 USE_SECONDS = 0.1
 MEETING_TIMEOUT = 1.0
@@ -47,7 +49,7 @@ def _use(office: Office) -> None:
 
 
 @pytest.mark.probe
-def test_connections_are_handed_out_and_taken_back(probe) -> None:
+def test_connections_are_handed_out_and_taken_back(probe: Prober) -> None:
     def use(pool: ConnectionPool) -> list[int]:
         first = pool.acquire()
         second = pool.acquire()
@@ -73,7 +75,7 @@ def test_connections_are_handed_out_and_taken_back(probe) -> None:
 
 
 @pytest.mark.probe
-def test_never_more_holders_than_connections_and_never_one_connection_twice(probe) -> None:
+def test_never_more_holders_than_connections_and_never_one_connection_twice(probe: Prober) -> None:
     def within_bounds(office: Office, _results: list[object]) -> None:
         assert office.empty_handed == 0, (
             f"the pool let a holder in while no connection was idle ({office.empty_handed} "
@@ -90,7 +92,7 @@ def test_never_more_holders_than_connections_and_never_one_connection_twice(prob
 
 
 @pytest.mark.probe
-def test_as_many_holders_as_connections_can_be_inside_at_once(probe) -> None:
+def test_as_many_holders_as_connections_can_be_inside_at_once(probe: Prober) -> None:
     def meet(me: int, other: int) -> Callable[[Office], bool]:
         def worker(office: Office) -> bool:
             with office.pool.connection():
@@ -114,7 +116,7 @@ def test_as_many_holders_as_connections_can_be_inside_at_once(probe) -> None:
 
 
 @pytest.mark.probe
-def test_a_full_pool_hands_a_released_connection_to_the_next_waiter(probe) -> None:
+def test_a_full_pool_hands_a_released_connection_to_the_next_waiter(probe: Prober) -> None:
     def use_once(pool: ConnectionPool) -> int:
         with pool.connection() as connection:
             time.sleep(USE_SECONDS)
@@ -139,7 +141,7 @@ def test_a_full_pool_hands_a_released_connection_to_the_next_waiter(probe) -> No
 
 
 @pytest.mark.probe
-def test_acquire_gives_up_with_pool_timeout_when_no_connection_comes_in_time(probe) -> None:
+def test_acquire_gives_up_with_pool_timeout_when_no_connection_comes_in_time(probe: Prober) -> None:
     def hold(pool: ConnectionPool) -> None:
         with pool.connection():
             time.sleep(5.0)
@@ -167,7 +169,7 @@ def test_acquire_gives_up_with_pool_timeout_when_no_connection_comes_in_time(pro
 
 
 @pytest.mark.probe
-def test_a_with_block_that_raises_still_gives_its_connection_back(probe) -> None:
+def test_a_with_block_that_raises_still_gives_its_connection_back(probe: Prober) -> None:
     def fail_then_retry(pool: ConnectionPool) -> str:
         try:
             with pool.connection():
@@ -219,7 +221,7 @@ class Mail:
 
 
 @pytest.mark.probe
-def test_take_waits_for_the_put_that_signals_it(probe) -> None:
+def test_take_waits_for_the_put_that_signals_it(probe: Prober) -> None:
     def received(_mail: Mail, results: list[object]) -> None:
         assert results[0] == "parcel", (
             f"take() returned {results[0]!r} instead of the 'parcel' another thread put: it "
@@ -235,7 +237,7 @@ def test_take_waits_for_the_put_that_signals_it(probe) -> None:
 
 
 @pytest.mark.probe
-def test_every_item_is_taken_once_and_in_order(probe) -> None:
+def test_every_item_is_taken_once_and_in_order(probe: Prober) -> None:
     def produce(mail: Mail) -> None:
         for item in ("a", "b"):
             mail.handoff.put(item)

@@ -20,6 +20,8 @@ from tasks import (
     with_deadline,
 )
 
+from plugins.probe import Prober
+
 # Each probe tries this many orders of the ready callbacks; the bugs here do not depend on a
 # rare order, so a few dozen cover them and keep each probe well under a second.
 SCHEDULES = 25
@@ -104,9 +106,7 @@ def trial(call: Callable[[Jobs], Awaitable[object]]) -> Callable[[Jobs], Awaitab
 Call = Callable[[Jobs], Awaitable[object]]
 
 
-def explore(  # type: ignore[no-untyped-def]
-    probe, call: Call, check: Callable[[Jobs, Outcome], None]
-) -> None:
+def explore(probe: Prober, call: Call, check: Callable[[Jobs, Outcome], None]) -> None:
     """Run `call` under the probe's loop and judge its outcome with `check` on every schedule."""
     __tracebackhide__ = True
 
@@ -136,7 +136,7 @@ def nothing_left_running(outcome: Outcome, what: str) -> None:
 
 
 @pytest.mark.probe
-def test_gather_settled_runs_every_coroutine_at_the_same_time(probe) -> None:
+def test_gather_settled_runs_every_coroutine_at_the_same_time(probe: Prober) -> None:
     def call(jobs: Jobs) -> Awaitable[object]:
         return gather_settled([jobs.job("a", 3), jobs.job("b", 1), jobs.job("c", 2)])
 
@@ -152,7 +152,7 @@ def test_gather_settled_runs_every_coroutine_at_the_same_time(probe) -> None:
 
 
 @pytest.mark.probe
-def test_gather_settled_returns_each_failure_in_its_place_instead_of_raising(probe) -> None:
+def test_gather_settled_returns_each_failure_in_its_place_instead_of_raising(probe: Prober) -> None:
     def call(jobs: Jobs) -> Awaitable[object]:
         return gather_settled([jobs.job("a", 3), jobs.job("b", 1, fail=True), jobs.job("c", 2)])
 
@@ -172,7 +172,7 @@ def test_gather_settled_returns_each_failure_in_its_place_instead_of_raising(pro
 
 
 @pytest.mark.probe
-def test_fail_fast_returns_all_results_in_order_when_none_fails(probe) -> None:
+def test_fail_fast_returns_all_results_in_order_when_none_fails(probe: Prober) -> None:
     def call(jobs: Jobs) -> Awaitable[object]:
         return fail_fast([jobs.job("a", 3), jobs.job("b", 1), jobs.job("c", 2)])
 
@@ -187,7 +187,7 @@ def test_fail_fast_returns_all_results_in_order_when_none_fails(probe) -> None:
 
 
 @pytest.mark.probe
-def test_fail_fast_raises_the_failure_as_soon_as_it_happens(probe) -> None:
+def test_fail_fast_raises_the_failure_as_soon_as_it_happens(probe: Prober) -> None:
     def call(jobs: Jobs) -> Awaitable[object]:
         return fail_fast([jobs.job("a", 5), jobs.job("b", 1, fail=True), jobs.job("c", 3)])
 
@@ -205,7 +205,7 @@ def test_fail_fast_raises_the_failure_as_soon_as_it_happens(probe) -> None:
 
 
 @pytest.mark.probe
-def test_fail_fast_cancels_the_others_and_waits_until_they_have_stopped(probe) -> None:
+def test_fail_fast_cancels_the_others_and_waits_until_they_have_stopped(probe: Prober) -> None:
     def call(jobs: Jobs) -> Awaitable[object]:
         return fail_fast([jobs.job("a", 5), jobs.job("b", 1, fail=True), jobs.job("c", 3)])
 
@@ -220,7 +220,7 @@ def test_fail_fast_cancels_the_others_and_waits_until_they_have_stopped(probe) -
 
 
 @pytest.mark.probe
-def test_first_success_returns_the_first_result_even_if_a_faster_one_fails(probe) -> None:
+def test_first_success_returns_the_first_result_even_if_a_faster_one_fails(probe: Prober) -> None:
     def call(jobs: Jobs) -> Awaitable[object]:
         return first_success([jobs.job("a", 1, fail=True), jobs.job("b", 2), jobs.job("c", 3)])
 
@@ -238,7 +238,9 @@ def test_first_success_returns_the_first_result_even_if_a_faster_one_fails(probe
 
 
 @pytest.mark.probe
-def test_first_success_cancels_the_slower_ones_and_waits_until_they_have_stopped(probe) -> None:
+def test_first_success_cancels_the_slower_ones_and_waits_until_they_have_stopped(
+    probe: Prober,
+) -> None:
     def call(jobs: Jobs) -> Awaitable[object]:
         return first_success([jobs.job("a", 1, fail=True), jobs.job("b", 2), jobs.job("c", 3)])
 
@@ -251,7 +253,7 @@ def test_first_success_cancels_the_slower_ones_and_waits_until_they_have_stopped
 
 
 @pytest.mark.probe
-def test_first_success_raises_the_last_failure_when_every_one_fails(probe) -> None:
+def test_first_success_raises_the_last_failure_when_every_one_fails(probe: Prober) -> None:
     def call(jobs: Jobs) -> Awaitable[object]:
         return first_success([jobs.job("a", 2, fail=True), jobs.job("b", 1, fail=True)])
 
@@ -278,7 +280,7 @@ def ignore(_result: object) -> None:
 
 
 @pytest.mark.probe
-def test_in_finishing_order_reports_each_result_the_moment_it_is_ready(probe) -> None:
+def test_in_finishing_order_reports_each_result_the_moment_it_is_ready(probe: Prober) -> None:
     reports: list[list[tuple[object, float]]] = []
 
     async def call(jobs: Jobs) -> object:
@@ -303,7 +305,7 @@ def test_in_finishing_order_reports_each_result_the_moment_it_is_ready(probe) ->
 
 
 @pytest.mark.probe
-def test_in_finishing_order_returns_the_results_in_finishing_order(probe) -> None:
+def test_in_finishing_order_returns_the_results_in_finishing_order(probe: Prober) -> None:
     def call(jobs: Jobs) -> Awaitable[object]:
         return in_finishing_order([jobs.job("a", 3), jobs.job("b", 1), jobs.job("c", 2)], ignore)
 
@@ -320,7 +322,7 @@ def test_in_finishing_order_returns_the_results_in_finishing_order(probe) -> Non
 
 
 @pytest.mark.probe
-def test_supervise_returns_the_results_in_order_after_running_all_at_once(probe) -> None:
+def test_supervise_returns_the_results_in_order_after_running_all_at_once(probe: Prober) -> None:
     def call(jobs: Jobs) -> Awaitable[object]:
         return supervise([jobs.job("a", 3), jobs.job("b", 1), jobs.job("c", 2)])
 
@@ -339,7 +341,9 @@ def test_supervise_returns_the_results_in_order_after_running_all_at_once(probe)
 
 
 @pytest.mark.probe
-def test_supervise_cancels_the_siblings_of_a_failure_and_raises_an_exception_group(probe) -> None:
+def test_supervise_cancels_the_siblings_of_a_failure_and_raises_an_exception_group(
+    probe: Prober,
+) -> None:
     def call(jobs: Jobs) -> Awaitable[object]:
         return supervise([jobs.job("a", 5), jobs.job("b", 1, fail=True), jobs.job("c", 3)])
 
@@ -359,7 +363,7 @@ def test_supervise_cancels_the_siblings_of_a_failure_and_raises_an_exception_gro
 
 
 @pytest.mark.probe
-def test_with_deadline_returns_the_result_as_soon_as_it_is_ready(probe) -> None:
+def test_with_deadline_returns_the_result_as_soon_as_it_is_ready(probe: Prober) -> None:
     def call(jobs: Jobs) -> Awaitable[object]:
         return with_deadline(jobs.job("a", 1), 2.0, "too late")
 
@@ -374,7 +378,7 @@ def test_with_deadline_returns_the_result_as_soon_as_it_is_ready(probe) -> None:
 
 
 @pytest.mark.probe
-def test_with_deadline_gives_the_default_at_the_deadline_and_stops_the_job(probe) -> None:
+def test_with_deadline_gives_the_default_at_the_deadline_and_stops_the_job(probe: Prober) -> None:
     def call(jobs: Jobs) -> Awaitable[object]:
         return with_deadline(jobs.job("a", 5), 2.0, "too late")
 
@@ -391,7 +395,7 @@ def test_with_deadline_gives_the_default_at_the_deadline_and_stops_the_job(probe
 
 
 @pytest.mark.probe
-def test_with_deadline_stays_cancelled_when_its_caller_is_cancelled(probe) -> None:
+def test_with_deadline_stays_cancelled_when_its_caller_is_cancelled(probe: Prober) -> None:
     async def call(jobs: Jobs) -> object:
         task = asyncio.create_task(with_deadline(jobs.job("a", 5), 10.0, "default"))
         await asyncio.sleep(1)
@@ -413,7 +417,9 @@ def test_with_deadline_stays_cancelled_when_its_caller_is_cancelled(probe) -> No
 
 
 @pytest.mark.probe
-def test_background_counts_its_tasks_while_they_run_and_forgets_them_when_done(probe) -> None:
+def test_background_counts_its_tasks_while_they_run_and_forgets_them_when_done(
+    probe: Prober,
+) -> None:
     async def call(jobs: Jobs) -> object:
         background = Background()
         background.spawn(jobs.job("a", 1))
@@ -440,7 +446,9 @@ def test_background_counts_its_tasks_while_they_run_and_forgets_them_when_done(p
 
 
 @pytest.mark.probe
-def test_background_close_cancels_every_task_and_waits_until_they_have_stopped(probe) -> None:
+def test_background_close_cancels_every_task_and_waits_until_they_have_stopped(
+    probe: Prober,
+) -> None:
     async def call(jobs: Jobs) -> object:
         background = Background()
         background.spawn(jobs.job("a", 10))

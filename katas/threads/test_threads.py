@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from threads import Countdown, run_all, run_named, start_daemon
 
-from plugins.probing import Prober
+from plugins.probe import Prober
 
 # A generous bound for real threads to finish a trivial job: starting a thread takes well
 # under a millisecond, so it only runs out when something is wrong.

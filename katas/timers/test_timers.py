@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from timers import Debouncer, Heartbeat, call_later
 
+from plugins.probe import Prober
+
 # Schedules per probe: one or two workers plus their timer threads; every known bug of this
 # kata shows within the first few dozen schedules, 100 leaves a margin.
 SCHEDULES = 100
@@ -67,7 +69,7 @@ def test_call_later_runs_the_function_in_a_daemon_timer_thread() -> None:
 
 
 @pytest.mark.probe
-def test_call_later_calls_once_with_the_arguments_after_the_delay(probe) -> None:
+def test_call_later_calls_once_with_the_arguments_after_the_delay(probe: Prober) -> None:
     def schedule(record: _Record) -> bool:
         record.begin()
         call_later(DELAY, record, "a", 1)
@@ -100,7 +102,7 @@ def _burst(state: _Debounced) -> None:
 
 
 @pytest.mark.probe
-def test_a_burst_of_calls_fires_once_with_the_last_arguments(probe) -> None:
+def test_a_burst_of_calls_fires_once_with_the_last_arguments(probe: Prober) -> None:
     def last_only(state: _Debounced, _results: list[object]) -> None:
         assert [args for args, _ in state.record.calls] == [(3,)], (
             f"three calls one second apart with a {WAIT:g} s wait fired {state.record.calls} as "
@@ -112,7 +114,7 @@ def test_a_burst_of_calls_fires_once_with_the_last_arguments(probe) -> None:
 
 
 @pytest.mark.probe
-def test_the_call_fires_wait_seconds_after_the_last_call_of_the_burst(probe) -> None:
+def test_the_call_fires_wait_seconds_after_the_last_call_of_the_burst(probe: Prober) -> None:
     def timed_from_last(state: _Debounced, _results: list[object]) -> None:
         times = [at for _, at in state.record.calls]
         assert times == [2.0 + WAIT], (
@@ -125,7 +127,7 @@ def test_the_call_fires_wait_seconds_after_the_last_call_of_the_burst(probe) -> 
 
 
 @pytest.mark.probe
-def test_calls_further_apart_than_the_wait_each_fire(probe) -> None:
+def test_calls_further_apart_than_the_wait_each_fire(probe: Prober) -> None:
     def apart(state: _Debounced) -> None:
         state.record.begin()
         state.debouncer.call("first")
@@ -143,7 +145,7 @@ def test_calls_further_apart_than_the_wait_each_fire(probe) -> None:
 
 
 @pytest.mark.probe
-def test_two_threads_calling_at_once_fire_only_once(probe) -> None:
+def test_two_threads_calling_at_once_fire_only_once(probe: Prober) -> None:
     def once(state: _Debounced, _results: list[object]) -> None:
         fired = [args for args, _ in state.record.calls]
         assert len(fired) == 1, (
@@ -161,7 +163,7 @@ def test_two_threads_calling_at_once_fire_only_once(probe) -> None:
 
 
 @pytest.mark.probe
-def test_cancel_drops_the_pending_call(probe) -> None:
+def test_cancel_drops_the_pending_call(probe: Prober) -> None:
     def call_then_cancel(state: _Debounced) -> None:
         state.debouncer.call("dropped")
         time.sleep(1.0)
@@ -210,7 +212,7 @@ class _Beats:
 
 
 @pytest.mark.probe
-def test_a_heartbeat_beats_every_interval_until_stopped(probe) -> None:
+def test_a_heartbeat_beats_every_interval_until_stopped(probe: Prober) -> None:
     expected = [
         ("beat starts", 1.0), ("beat ends", 1.5),
         ("beat starts", 2.5), ("beat ends", 3.0),
@@ -229,7 +231,7 @@ def test_a_heartbeat_beats_every_interval_until_stopped(probe) -> None:
 
 
 @pytest.mark.probe
-def test_no_beat_runs_after_stop_has_returned(probe) -> None:
+def test_no_beat_runs_after_stop_has_returned(probe: Prober) -> None:
     def quiet_after_stop(state: _Beats, _results: list[object]) -> None:
         names = [name for name, _ in state.events]
         after = state.events[names.index("stop() returned") + 1 :]
@@ -260,7 +262,7 @@ class _SelfStopping(_Beats):
 
 
 @pytest.mark.probe
-def test_a_beat_can_stop_its_own_heartbeat(probe) -> None:
+def test_a_beat_can_stop_its_own_heartbeat(probe: Prober) -> None:
     expected = [("beat starts", 1.0), ("beat ends", 1.5), ("beat starts", 2.5), ("beat ends", 3.0)]
 
     def stopped_from_inside(state: _SelfStopping, _results: list[object]) -> None:

@@ -5,12 +5,15 @@ See README.md in this folder for the design, the API and how to read a report.
 
 from __future__ import annotations
 
-from .api import ExploreStats, ProbeFailure, explore, run_schedule, schedules
+from .api import explore, run_schedule, schedules
 from .asyncio_loop import explore_async
+from .exploration import ExploreStats, ProbeFailure
+from .prober import Prober
 
 __all__ = [
     "ExploreStats",
     "ProbeFailure",
+    "Prober",
     "explore",
     "explore_async",
     "run_schedule",

@@ -12,19 +12,20 @@ from __future__ import annotations
 import _thread
 import asyncio
 import contextlib
+import functools
 import heapq
-import statistics
 import sys
 import types
 from collections.abc import Callable, Coroutine, Hashable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from . import report
-from .api import ExploreStats, _Outcome, _strip, raise_report, shrink
-from .clock import REAL_MONOTONIC, REAL_PERF_COUNTER
-from .scheduler import Failure
-from .sites import NO_SITE, Site, find_site, short, source, traceback_site
-from .strategies import Replay, Strategy, make_strategy, normalize
+from . import exploration
+from .clock import REAL_MONOTONIC
+from .exploration import Execute, ExploreStats, Outcome, named_workers
+from .failures import Check, checked, raised
+from .finding import Failure
+from .sites import NO_SITE, Site, find_site, short, source
+from .strategies import Strategy, normalize
 
 S = TypeVar("S")
 AsyncWorker = Callable[[S], Coroutine[Any, Any, object]]
@@ -123,11 +124,12 @@ def _suspended_site(task: asyncio.Task[Any], files: frozenset[str]) -> Site:
 def _execute_async(
     setup: Callable[[], S],
     named: list[tuple[str, AsyncWorker[S]]],
-    check: Callable[[S, list[object]], None] | None,
+    check: Check[S],
     modules: Sequence[types.ModuleType],
-    strategy: Strategy,
     max_steps: int,
-) -> _Outcome:
+    strategy: Strategy,
+) -> Outcome:
+    """Run one schedule on a ProbeLoop; the mode's half of the exploration loop."""
     loop = ProbeLoop(strategy, max_steps)
     names = [n for n, _ in named]
     index = {n: i for i, n in enumerate(names)}
@@ -184,13 +186,13 @@ def _execute_async(
         t.result() if t.done() and not t.cancelled() and t.exception() is None else None
         for t in tasks
     ]
-    if failure is None and check is not None and state_box:
-        try:
-            check(state_box[0], results)
-        except AssertionError as exc:
-            text = report.clean(str(exc).strip()) or "check() failed"
-            failure = Failure("invariant", "invariant broken: " + text, signature="invariant")
-    return _Outcome(failure, loop.choices, events, names, loop.steps, loop.decisions, results)
+    if failure is None and state_box:
+        failure = checked(check, state_box[0], results, files)
+    # No preemption events here: every non-zero choice deferred the oldest ready callback.
+    switches = sum(1 for c in loop.choices if c)
+    return Outcome(
+        failure, loop.choices, events, names, loop.steps, loop.decisions, results, switches
+    )
 
 
 def _module_files(modules: Sequence[types.ModuleType]) -> frozenset[str]:
@@ -204,17 +206,10 @@ def _guess_modules(state: object) -> list[types.ModuleType]:
 
 def _task_exception(tasks: list[asyncio.Task[object]], files: frozenset[str]) -> Failure | None:
     for task in tasks:
-        if task.done() and not task.cancelled() and task.exception() is not None:
+        if task.done() and not task.cancelled():
             exc = task.exception()
-            assert exc is not None
-            site = traceback_site(exc.__traceback__, files)
-            text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            return Failure(
-                "exception",
-                f"{task.get_name()} raised {text} at {short(site)} `{source(site)}`",
-                signature=f"{type(exc).__name__}@{short(site)}",
-                error=exc,
-            )
+            if exc is not None:
+                return raised(task.get_name(), exc, files)
     return None
 
 
@@ -225,14 +220,7 @@ def _callback_exception(errors: list[dict[str, Any]], files: frozenset[str]) -> 
         exc = context.get("exception")
         if exc is None or "handle" not in context:
             continue
-        site = traceback_site(exc.__traceback__, files)
-        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        return Failure(
-            "exception",
-            f"a callback raised {text} at {short(site)} `{source(site)}`",
-            signature=f"callback:{type(exc).__name__}@{short(site)}",
-            error=exc,
-        )
+        return raised("a callback", exc, files, signature_prefix="callback:")
     return None
 
 
@@ -265,90 +253,27 @@ def _close(loop: ProbeLoop, tasks: list[asyncio.Task[object]]) -> None:
     loop.close()
 
 
-def _named(workers: AsyncWorkers[S]) -> list[tuple[str, AsyncWorker[S]]]:
-    if isinstance(workers, Mapping):
-        return [(str(k), v) for k, v in workers.items()]
-    return [(f"worker-{i}", fn) for i, fn in enumerate(workers, 1)]
+def _replay_call(schedule: list[int]) -> str:
+    return f"explore_async(setup, workers, check, schedule={schedule})"
 
 
 def _explore(
-    setup: Callable[[], S],
-    named: list[tuple[str, AsyncWorker[S]]],
-    check: Callable[[S, list[object]], None] | None,
-    modules: Sequence[types.ModuleType],
-    budget: int,
-    seed: int,
-    max_steps: int,
-    strategies: str,
-    schedule: Sequence[int] | None,
+    execute: Execute, budget: int, seed: int, strategies: str, schedule: Sequence[int] | None
 ) -> ExploreStats:
-    started = REAL_PERF_COUNTER()
-    times: list[float] = []
-    k_estimate = 0
-    max_seen = 0
-    count = 1 if schedule is not None else budget
-    for i in range(count):
-        strategy: Strategy = (
-            Replay(list(schedule))
-            if schedule is not None
-            else make_strategy(strategies, seed, i, k_estimate)
+    if schedule is None:
+        return exploration.explore_schedules(
+            execute, _replay_call, budget=budget, seed=seed, strategies=strategies
         )
-        t0 = REAL_PERF_COUNTER()
-        out = _execute_async(setup, named, check, modules, strategy, max_steps)
-        times.append(REAL_PERF_COUNTER() - t0)
-        k_estimate = max(k_estimate, out.decisions)
-        max_seen = max(max_seen, out.steps)
-        if out.failure is None:
-            continue
-        failure = out.failure
-        final, sched, runs = out, _strip(out.choices), 0
-        if schedule is None:
-
-            def rerun(choices: list[int]) -> _Outcome:
-                return _execute_async(setup, named, check, modules, Replay(choices), max_steps)
-
-            shrunk, sched, runs = shrink(out.choices, failure, rerun)
-            final = shrunk or out
-        final_failure = final.failure or failure
-        stats = ExploreStats(
-            schedules=i + 1,
-            median_ms=statistics.median(times) * 1000,
-            total_s=REAL_PERF_COUNTER() - started,
-            max_steps=max_seen,
-            seed=seed,
-            strategies=strategies,
-            first_failure=i,
-            shrink_runs=runs,
-        )
-        origin = (
-            ""
-            if schedule is not None
-            else f"found by: seed={seed}, strategy={strategy.name}, schedule #{i} of {budget}; "
-            f"shrunk from {len(_strip(out.choices))} to {len(sched)} choices in {runs} re-runs"
-        )
-        raise_report(
-            final,
-            final_failure,
-            sched,
-            f"explore_async(setup, workers, check, schedule={sched})",
-            origin,
-            stats,
-            switches=sum(1 for c in sched if c),
-        )
-    return ExploreStats(
-        schedules=count,
-        median_ms=statistics.median(times) * 1000 if times else 0.0,
-        total_s=REAL_PERF_COUNTER() - started,
-        max_steps=max_seen,
-        seed=seed,
-        strategies=strategies,
+    _outcome, stats = exploration.replay_schedule(
+        execute, _replay_call, schedule, seed=seed, strategies=strategies
     )
+    return stats
 
 
 def explore_async(
     setup: Callable[[], S],
     workers: AsyncWorkers[S],
-    check: Callable[[S, list[object]], None] | None = None,
+    check: Check[S] = None,
     *,
     budget: int = 250,
     seed: int = 0,
@@ -364,8 +289,10 @@ def explore_async(
     that ``setup()`` returns). ``schedule`` replays one recorded schedule. Called from inside
     a running event loop, the exploration runs in a helper thread.
     """
-    named = _named(workers)
-    args = (setup, named, check, modules, budget, seed, max_steps, strategies, schedule)
+    execute = functools.partial(
+        _execute_async, setup, named_workers(workers), check, modules, max_steps
+    )
+    run = functools.partial(_explore, execute, budget, seed, strategies, schedule)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -373,14 +300,14 @@ def explore_async(
     else:
         inside_a_loop = True
     if not inside_a_loop:  # outside the except block, so a failure carries no stray context
-        return _explore(*args)
+        return run()
     box: list[Any] = []
     done = _thread.allocate_lock()
     done.acquire()
 
     def helper() -> None:
         try:
-            box.append(("ok", _explore(*args)))
+            box.append(("ok", run()))
         except BaseException as exc:
             box.append(("err", exc))
         finally:

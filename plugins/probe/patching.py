@@ -13,29 +13,34 @@ import time
 import types
 from typing import Any
 
-from . import primitives as p
+from . import virtual_time
+from .conditions import Condition
+from .locks import Lock, RLock
+from .semaphores import BoundedSemaphore, Semaphore
+from .signals import Barrier, Event
+from .threads import REAL_THREAD, Thread, Timer, current_thread
 
 _THREADING = {
-    "Lock": p.Lock,
-    "RLock": p.RLock,
-    "Condition": p.Condition,
-    "Semaphore": p.Semaphore,
-    "BoundedSemaphore": p.BoundedSemaphore,
-    "Event": p.Event,
-    "Barrier": p.Barrier,
-    "Thread": p.Thread,
-    "Timer": p.Timer,
-    "current_thread": p.current_thread,
-    "currentThread": p.current_thread,
+    "Lock": Lock,
+    "RLock": RLock,
+    "Condition": Condition,
+    "Semaphore": Semaphore,
+    "BoundedSemaphore": BoundedSemaphore,
+    "Event": Event,
+    "Barrier": Barrier,
+    "Thread": Thread,
+    "Timer": Timer,
+    "current_thread": current_thread,
+    "currentThread": current_thread,
 }
 _TIME = {
-    "sleep": p.sleep,
-    "monotonic": p.monotonic,
-    "monotonic_ns": p.monotonic_ns,
-    "perf_counter": p.perf_counter,
-    "perf_counter_ns": p.perf_counter_ns,
-    "time": p.time,
-    "time_ns": p.time_ns,
+    "sleep": virtual_time.sleep,
+    "monotonic": virtual_time.monotonic,
+    "monotonic_ns": virtual_time.monotonic_ns,
+    "perf_counter": virtual_time.perf_counter,
+    "perf_counter_ns": virtual_time.perf_counter_ns,
+    "time": virtual_time.time,
+    "time_ns": virtual_time.time_ns,
 }
 
 
@@ -72,7 +77,7 @@ class Patch:
                     hit = _REAL.get(id(value))
                     if hit is not None and hit[0] is value:
                         self._set(mod, name, hit[1])
-                    elif isinstance(value, type) and p.REAL_THREAD in value.__bases__:
+                    elif isinstance(value, type) and REAL_THREAD in value.__bases__:
                         self._rebase(value)
         except BaseException:
             self.restore()
@@ -89,7 +94,7 @@ class Patch:
     def _rebase(self, cls: type) -> None:
         old = cls.__bases__
         try:
-            cls.__bases__ = tuple(p.Thread if b is p.REAL_THREAD else b for b in old)
+            cls.__bases__ = tuple(Thread if b is REAL_THREAD else b for b in old)
         except TypeError:
             return  # incompatible layout: the class keeps real threads (watchdog reports)
         self._bases.append((cls, old))

@@ -5,7 +5,9 @@ patched during a run) and parked on a private raw-lock gate. The worker holding 
 asks the strategy who runs next at every switch point, opens that worker's gate and waits
 on its own. Deadlock, step bound, misuse and uncaught exceptions abort the run: every gate
 is opened and workers unwind with the private ``Unwind`` exception, so no thread is left
-blocked. Every wait here has a timeout.
+blocked. Every wait here has a timeout. The words of each failure are ``diagnosis``'s; the
+lock-order graph is ``lockorder``'s; primitives are only ever asked, through
+``Cooperative``, what they wait for and why that might be stuck.
 """
 
 from __future__ import annotations
@@ -15,14 +17,23 @@ import contextlib
 import functools
 import sys
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
 from types import CodeType, FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from . import diagnosis
 from .clock import REAL_MONOTONIC, VirtualClock
-from .sites import NO_SITE, Site, assigned_name, caller_site, find_site, short, source
+from .failures import raised
+from .finding import Failure
+from .lockorder import LockOrder
+from .sites import NO_SITE, Site, assigned_name, caller_site, find_site, short
 from .strategies import Strategy, normalize
+from .threadpool import POOL
 from .tracing import line_of, make_tracer, use_monitoring
+
+if TYPE_CHECKING:
+    from .cooperative import Cooperative
+    from .locks import Lock
+    from .threads import Thread
 
 get_ident = _thread.get_ident
 allocate_lock = _thread.allocate_lock
@@ -34,68 +45,16 @@ class Unwind(BaseException):
     """Private abort signal: unwinds a worker after the run has been decided."""
 
 
-@dataclass
-class Failure:
-    kind: str  # invariant | exception | deadlock | lock-order | livelock | misuse | uncontrolled
-    headline: str
-    details: list[str] = field(default_factory=list)
-    signature: str = ""
-    # The worker's own exception, chained to the ProbeFailure so tools that follow __cause__
-    # (the progress plugin's "not implemented yet") see what the learner's code raised.
-    error: BaseException | None = field(default=None, compare=False)
-
-    def same_as(self, other: Failure | None) -> bool:
-        return other is not None and (self.kind, self.signature) == (other.kind, other.signature)
-
-
 # Events kept for the report: ("s", worker, site, note) or ("x", from, to, reason).
-Event = tuple[str, int, Any, str]
-
-
-class _ThreadPool:
-    """Reusable harness threads: starting an OS thread per worker per schedule dominated
-    the cost of short schedules. Idle threads exit after a while, so none linger forever."""
-
-    IDLE_S = 20.0
-
-    def __init__(self) -> None:
-        self._guard = allocate_lock()
-        self._idle: list[list[Any]] = []  # [wake lock, job]
-
-    def submit(self, job: Callable[[], None]) -> None:
-        with self._guard:
-            slot = self._idle.pop() if self._idle else None
-        if slot is None:
-            slot = [allocate_lock(), job]
-            slot[0].acquire()
-            _thread.start_new_thread(self._loop, (slot,))
-        else:
-            slot[1] = job
-            slot[0].release()
-
-    def _loop(self, slot: list[Any]) -> None:
-        while True:
-            job, slot[1] = slot[1], None
-            try:  # noqa: SIM105 - jobs handle their own errors; nothing may reach unraisablehook
-                job()
-            except BaseException:
-                pass
-            with self._guard:
-                self._idle.append(slot)
-            if not slot[0].acquire(True, self.IDLE_S):
-                with self._guard:
-                    if slot in self._idle:
-                        self._idle.remove(slot)
-                        return
-                if not slot[0].acquire(True, 5.0):  # a job was handed over as we timed out
-                    return
-
-
-_POOL = _ThreadPool()
+ScheduleEvent = tuple[str, int, Any, str]
 
 
 class Worker:
-    def __init__(self, index: int, name: str, fn: Callable[[], object], thread: Any) -> None:
+    """One controlled thread of the run: its gate, its status and what it waits for."""
+
+    def __init__(
+        self, index: int, name: str, fn: Callable[[], object], thread: Thread | None
+    ) -> None:
         self.index = index
         self.name = name
         self.fn = fn
@@ -107,22 +66,12 @@ class Worker:
         self.status = READY
         self.pred: Callable[[], bool] | None = None
         self.deadline: float | None = None
-        self.waiting_on: object = None
+        self.waiting_on: Cooperative | None = None
         self.wait_site: Site = NO_SITE
-        self.held: list[Any] = []
+        self.held: list[Lock] = []
         self.result: object = None
         self.ident = 0
         self.stuck = False
-
-
-@dataclass
-class _Edge:
-    worker: str
-    first: Any
-    second: Any
-    first_site: Site
-    second_site: Site
-    gates: frozenset[int]
 
 
 class Run:
@@ -146,18 +95,18 @@ class Run:
         self.steps = 0
         self.decisions = 0
         self.choices: list[int] = []
-        self.events: list[Event] = []
+        self.events: list[ScheduleEvent] = []
         self.failure: Failure | None = None
         self.aborted = False
         self.closed = False
         self.done = allocate_lock()
         self.done.acquire()
         self.last_progress = REAL_MONOTONIC()
-        self.prims: list[Any] = []  # keeps ids stable for labels
+        self.prims: list[Cooperative] = []  # keeps ids stable for labels
         self.prim_info: dict[int, tuple[int, str, Site]] = {}
         self.names: dict[int, str] = {}
         self.thread_seq = 0
-        self.edges: dict[tuple[int, int], _Edge] = {}
+        self.lock_order = LockOrder()
         self.workers_launched = False
         self.use_settrace = not use_monitoring()
 
@@ -170,7 +119,7 @@ class Run:
     def site(self) -> Site:
         return caller_site(self.learner_files)
 
-    def register(self, obj: object, kind: str) -> None:
+    def register(self, obj: Cooperative, kind: str) -> None:
         """Remember a primitive created during the run, for labels in reports."""
         self.prims.append(obj)
         site = find_site(sys._getframe(2), self.learner_files)
@@ -190,22 +139,24 @@ class Run:
         return f"{name} (created at {short(site)})"
 
     # ----- workers --------------------------------------------------------------------
-    def add_worker(self, name: str, fn: Callable[[], object], thread: Any = None) -> Worker:
+    def add_worker(
+        self, name: str, fn: Callable[[], object], thread: Thread | None = None
+    ) -> Worker:
         w = Worker(len(self.workers), name, fn, thread)
         self.workers.append(w)
         return w
 
-    def spawn(self, name: str, fn: Callable[[], object], thread: Any) -> Worker:
+    def spawn(self, name: str, fn: Callable[[], object], thread: Thread) -> Worker:
         """A learner-created Thread started from inside the run becomes a worker."""
         w = self.add_worker(name, fn, thread)
-        _POOL.submit(functools.partial(self._bootstrap, w))
+        POOL.submit(functools.partial(self._bootstrap, w))
         return w
 
     def launch(self) -> None:
         """Main thread: start every worker thread and hand the token to the first."""
         self.workers_launched = True
         for w in self.workers:
-            _POOL.submit(functools.partial(self._bootstrap, w))
+            POOL.submit(functools.partial(self._bootstrap, w))
         first = self._pick(None)
         if first is None:
             self.done.release()
@@ -245,7 +196,7 @@ class Run:
                 pass
             except BaseException as exc:  # the learner's exception is the finding
                 if not self.aborted:
-                    self._crash(w, exc)
+                    self.fail(raised(w.name, exc, self.learner_files))
         except BaseException:
             pass  # nothing may reach the unraisable hook from a harness thread
         finally:
@@ -270,13 +221,7 @@ class Run:
         self.steps += 1
         self.last_progress = REAL_MONOTONIC()
         if self.steps > self.max_steps:
-            self.fail(
-                Failure(
-                    "livelock",
-                    f"livelock or starvation: no worker finished within {self.max_steps} "
-                    f"steps ({w.name} was at {short(site)} `{source(site)}`)",
-                )
-            )
+            self.fail(diagnosis.livelock(w, site, self.max_steps))
             raise Unwind
         nxt = self._pick(w)
         if nxt is not w and nxt is not None:
@@ -287,7 +232,7 @@ class Run:
         w: Worker,
         pred: Callable[[], bool],
         deadline: float | None,
-        obj: object,
+        obj: Cooperative,
         site: Site,
     ) -> bool:
         """Park ``w`` until ``pred()`` holds or the virtual deadline passes; True if pred."""
@@ -335,7 +280,7 @@ class Run:
                 continue
             if all(x.status == DONE for x in self.workers):
                 return None
-            self._fail_deadlock()
+            self.fail(diagnosis.deadlock(self, [x for x in self.workers if x.status != DONE]))
             raise Unwind
         if len(options) == 1:
             return options[0]
@@ -372,20 +317,9 @@ class Run:
 
     def _finish(self, w: Worker) -> None:
         # A lock that has been handed from thread to thread is a signal, not a critical section.
-        still_held = [lock for lock in w.held if not getattr(lock, "_probe_handoff", False)]
+        still_held = [lock for lock in w.held if not lock.handed_off]
         if still_held:
-            held = ", ".join(
-                f"{self.label(lock)} acquired at {short(getattr(lock, '_probe_acq_site', NO_SITE))}"
-                for lock in still_held
-            )
-            self.fail(
-                Failure(
-                    "misuse",
-                    f"misuse: {w.name} finished while still holding {held}; every acquire "
-                    "needs a release on every path (use `with lock:`)",
-                    signature="held-at-exit",
-                )
-            )
+            self.fail(diagnosis.held_at_exit(self, w, still_held))
             raise Unwind
         w.status = DONE
         nxt = self._pick(w)
@@ -411,60 +345,7 @@ class Run:
             self.done.release()
 
     def misuse(self, w: Worker, text: str, signature: str) -> None:
-        site = self.site()
-        self.fail(
-            Failure(
-                "misuse",
-                f"misuse: {w.name} {text} at {short(site)} `{source(site)}`",
-                signature=signature,
-            )
-        )
-
-    def _crash(self, w: Worker, exc: BaseException) -> None:
-        from .sites import traceback_site
-
-        site = traceback_site(exc.__traceback__, self.learner_files)
-        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        hint = getattr(exc, "_probe_hint", "")
-        self.fail(
-            Failure(
-                "exception",
-                f"{w.name} raised {text} at {short(site)} `{source(site)}`" + hint,
-                signature=f"{type(exc).__name__}@{short(site)}",
-                error=exc,
-            )
-        )
-
-    def _wait_text(self, obj: object) -> str:
-        describe = getattr(obj, "_probe_wait_text", None)
-        if callable(describe):
-            return str(describe(self))
-        return self.label(obj)
-
-    def _fail_deadlock(self) -> None:
-        parts: list[str] = []
-        hints: list[str] = []
-        for x in self.workers:
-            if x.status == DONE:
-                continue
-            held = ", ".join(self.label(lock) for lock in x.held) or "no lock"
-            parts.append(
-                f"{x.name} holds {held} and waits for {self._wait_text(x.waiting_on)} "
-                f"at {short(x.wait_site)}"
-            )
-            hint_fn = getattr(x.waiting_on, "_probe_deadlock_hint", None)
-            if callable(hint_fn):
-                hint = hint_fn(self, x)
-                if hint and hint not in hints:
-                    hints.append(hint)
-        self.fail(
-            Failure(
-                "deadlock",
-                "deadlock: " + "; ".join(parts),
-                details=hints,
-                signature="deadlock",
-            )
-        )
+        self.fail(diagnosis.misuse(w, text, signature, self.site()))
 
     def _fail_uncontrolled(self) -> None:
         w = self.current
@@ -472,78 +353,12 @@ class Run:
             return
         w.stuck = True
         frame = sys._current_frames().get(w.ident)
-        site = find_site(frame, self.learner_files)
-        self.fail(
-            Failure(
-                "uncontrolled",
-                f"{w.name} is blocked outside the harness's control at {short(site)} "
-                f"`{source(site)}` (no progress for {self.watchdog_s:g} s of real time)",
-                details=[
-                    "A real lock, socket, subprocess or sleep cannot be scheduled. Locks "
-                    "created before the run (for example at module level) are real locks: "
-                    "create them in __init__ so each schedule gets cooperative ones."
-                ],
-                signature="uncontrolled",
-            )
-        )
-
-    # ----- lock-order graph -----------------------------------------------------------
-    def note_acquire(self, w: Worker, lock: object, site: Site) -> None:
-        for held in w.held:
-            if held is lock:
-                continue
-            key = (id(held), id(lock))
-            if key not in self.edges:
-                gates = frozenset(id(h) for h in w.held if h is not held)
-                self.edges[key] = _Edge(
-                    w.name, held, lock, getattr(held, "_probe_acq_site", NO_SITE), site, gates
-                )
+        self.fail(diagnosis.uncontrolled(w, find_site(frame, self.learner_files), self.watchdog_s))
 
     def lock_order_cycle(self) -> Failure | None:
-        """A held->acquiring cycle across two or more workers, not guarded by a common lock."""
-        succ: dict[int, list[_Edge]] = {}
-        for edge in self.edges.values():
-            succ.setdefault(id(edge.first), []).append(edge)
-        for start in sorted(self.edges.values(), key=lambda e: self.prims.index(e.first)):
-            path = self._cycle_from(start, succ)
-            if path is None:
-                continue
-            if len({e.worker for e in path}) < 2:
-                continue
-            common = frozenset.intersection(*(e.gates for e in path))
-            if common:
-                continue  # a gate lock serialises every edge: no deadlock possible
-            steps = "; ".join(
-                f"{e.worker} took {self.label(e.first)} at {short(e.first_site)} and then "
-                f"{self.label(e.second).split(' (created')[0]} at {short(e.second_site)}"
-                for e in path
-            )
-            return Failure(
-                "lock-order",
-                "lock-order cycle (potential deadlock): " + steps,
-                details=[
-                    "This schedule happened not to deadlock, but another interleaving will: "
-                    "always acquire these locks in one global order."
-                ],
-                signature="lock-order",
-            )
-        return None
-
-    def _cycle_from(self, start: _Edge, succ: dict[int, list[_Edge]]) -> list[_Edge] | None:
-        target = id(start.first)
-        stack: list[tuple[_Edge, list[_Edge]]] = [(start, [start])]
-        seen: set[int] = set()
-        while stack:
-            edge, path = stack.pop()
-            nxt_id = id(edge.second)
-            if nxt_id == target:
-                return path
-            if nxt_id in seen or len(path) > 8:
-                continue
-            seen.add(nxt_id)
-            for e in succ.get(nxt_id, []):
-                stack.append((e, [*path, e]))
-        return None
+        """After a clean schedule: a lock-order cycle that another interleaving turns into a
+        deadlock (cycles are reported in the order their first lock was created)."""
+        return self.lock_order.cycle(self.label, self.prims.index)
 
 
 # The one piece of global state: which run the patched primitives belong to right now.
@@ -556,16 +371,3 @@ def active_run() -> Run | None:
 
 def set_active(run: Run | None) -> None:
     _ACTIVE[0] = run
-
-
-def controlled() -> tuple[Run, Worker] | None:
-    """(run, worker) when called from a controlled worker of the active run."""
-    run = _ACTIVE[0]
-    if run is None:
-        return None
-    w = run.current_worker()
-    if w is None:
-        return None
-    if run.aborted:
-        raise Unwind
-    return run, w

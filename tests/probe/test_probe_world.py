@@ -9,8 +9,15 @@ from typing import Any
 
 import pytest
 
-from plugins.probe import ProbeFailure, explore, run_schedule
-from plugins.probe import primitives as prim
+from plugins.probe import (
+    ProbeFailure,
+    conditions,
+    explore,
+    locks,
+    run_schedule,
+    semaphores,
+    signals,
+)
 from tests.probe.samples import backoff, cache, outside, spin
 
 REAL_LOCK = threading.Lock
@@ -51,7 +58,7 @@ def test_from_imports_in_the_learner_module_are_rebound_during_a_run() -> None:
         modules=[cache],
         budget=1,
     )
-    assert seen == [prim.Lock]
+    assert seen == [locks.Lock]
 
 
 def test_queue_queue_is_built_from_cooperative_primitives_during_a_run() -> None:
@@ -62,21 +69,21 @@ def test_queue_queue_is_built_from_cooperative_primitives_during_a_run() -> None
         modules=[cache],
         budget=1,
     )
-    assert type(made[0].mutex) is prim.Lock
-    assert type(made[0].not_empty) is prim.Condition
+    assert type(made[0].mutex) is locks.Lock
+    assert type(made[0].not_empty) is conditions.Condition
 
 
 def test_primitives_made_outside_a_run_behave_like_the_real_ones() -> None:
-    lock = prim.Lock()
+    lock = locks.Lock()
     assert lock.acquire() is True
     assert lock.acquire(timeout=0.01) is False
     lock.release()
     with pytest.raises(RuntimeError):
         lock.release()
-    sem = prim.BoundedSemaphore(1)
+    sem = semaphores.BoundedSemaphore(1)
     with pytest.raises(ValueError):
         sem.release()
-    assert prim.Event().wait(0.01) is False
+    assert signals.Event().wait(0.01) is False
 
 
 def test_lock_timeouts_resolve_on_virtual_time() -> None:

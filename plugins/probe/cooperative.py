@@ -1,0 +1,71 @@
+"""What the scheduler may ask of every cooperative object a worker can wait on.
+
+The scheduler never inspects a primitive's internals: a deadlock report asks each blocked
+worker's object for its ``wait_text`` and ``deadlock_hint``. Primitives also share how they
+bind to the run active at their creation and how an uncontrolled thread waits on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
+
+from .clock import REAL_MONOTONIC, REAL_SLEEP
+from .scheduler import Unwind, active_run
+
+if TYPE_CHECKING:
+    from .scheduler import Run, Worker
+
+
+class Cooperative:
+    """Anything a controlled worker can block on (a primitive, a thread to join, a sleep)."""
+
+    def wait_text(self, run: Run) -> str:
+        """What a blocked worker waits for, as the deadlock report says it."""
+        return run.label(self)
+
+    def deadlock_hint(self, run: Run, worker: Worker) -> str:
+        """A likely cause when ``worker`` is stuck waiting on this object; "" if none."""
+        return ""
+
+
+class Primitive(Cooperative):
+    """A synchronisation primitive, bound to the run that is active when it is created."""
+
+    kind: ClassVar[str] = "?"
+    _run: Run | None
+
+    def _bind(self) -> None:
+        run = active_run()
+        self._run = run
+        if run is not None:
+            run.register(self, self.kind)
+
+    def _ctl(self) -> tuple[Run, Worker] | None:
+        """(run, worker) when called from a controlled worker of this object's run."""
+        run = self._run
+        if run is None:
+            return None
+        w = run.current_worker()
+        if w is None:
+            return None
+        if run.aborted:
+            raise Unwind
+        return run, w
+
+
+def poll(pred: Callable[[], bool], timeout: float | None, what: str) -> bool:
+    """Uncontrolled wait on a run object: real-time polling, never unbounded."""
+    start = REAL_MONOTONIC()
+    end = None if timeout is None or timeout < 0 else start + timeout
+    while not pred():
+        now = REAL_MONOTONIC()
+        if end is not None and now >= end:
+            return False
+        if end is None and now - start > 2.0:
+            raise RuntimeError(
+                f"probe: {what} would block forever outside a controlled run "
+                "(it belongs to a finished schedule)"
+            )
+        REAL_SLEEP(0.001)
+    return True
