@@ -146,6 +146,9 @@ class Condition(Primitive):
             ctl[0].step(ctl[1], ctl[0].site())
 
     def notify_all(self) -> None:
+        if self._coop is None:  # a wrapped real Condition keeps its own waiters, not ours
+            self._real.notify_all()
+            return
         self.notify(len(self._waiters))
 
     notifyAll = notify_all

@@ -94,3 +94,26 @@ def test_an_exception_in_a_plain_loop_callback_fails_the_async_probe() -> None:
 
     with pytest.raises(ProbeFailure, match="a callback raised InvalidStateError"):
         explore_async(dict, [worker], budget=5, modules=THIS_MODULE)
+
+
+def test_notify_all_wakes_the_waiters_of_a_condition_made_outside_a_run() -> None:
+    from plugins.probe.conditions import Condition
+
+    condition = Condition()
+    woke: list[bool] = []
+
+    def waiter() -> None:
+        with condition:
+            woke.append(condition.wait(timeout=5))
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    for _ in range(500):  # until the waiter is inside wait() (it released the lock there)
+        with condition:
+            if condition._real._waiters:  # type: ignore[attr-defined]
+                break
+        threading.Event().wait(0.01)
+    with condition:
+        condition.notify_all()
+    thread.join(5)
+    assert woke == [True], "notify_all() must wake a thread waiting on a plain Condition"
