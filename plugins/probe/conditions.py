@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any
 
 from .clock import REAL_MONOTONIC
-from .cooperative import Primitive, poll
+from .cooperative import Acquirable, poll
 from .locks import Lock, RLock
 from .scheduler import Run, Worker
 
@@ -28,7 +27,7 @@ def _remove_identical(items: list[list[bool]], item: list[bool]) -> None:
             return
 
 
-class Condition(Primitive):
+class Condition(Acquirable):
     """Cooperative ``threading.Condition``.
 
     ``wait`` registers the waiter before giving up the lock, and giving it up is not a
@@ -57,17 +56,6 @@ class Condition(Primitive):
         return bool(self._lock.acquire(blocking, timeout))
 
     def release(self) -> None:
-        self._lock.release()
-
-    def __enter__(self) -> bool:
-        return bool(self._lock.acquire())
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
         self._lock.release()
 
     def _owned(self, lock: Lock, run: Run, w: Worker, verb: str) -> None:

@@ -8,6 +8,7 @@ bind to the run active at their creation and how an uncontrolled thread waits on
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import TracebackType
 from typing import TYPE_CHECKING, ClassVar
 
 from .clock import REAL_MONOTONIC, REAL_SLEEP
@@ -52,6 +53,27 @@ class Primitive(Cooperative):
         if run.aborted:
             raise Unwind
         return run, w
+
+
+class Acquirable(Primitive):
+    """A primitive used as ``with obj:``: acquired on entry, released on exit."""
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
 
 
 def poll(pred: Callable[[], bool], timeout: float | None, what: str) -> bool:

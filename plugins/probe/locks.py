@@ -10,10 +10,9 @@ exceptions as the real classes.
 from __future__ import annotations
 
 import threading
-from types import TracebackType
 from typing import Any
 
-from .cooperative import Primitive, poll
+from .cooperative import Acquirable, poll
 from .scheduler import Run, Worker
 from .sites import NO_SITE, Site
 
@@ -36,7 +35,7 @@ def _owner_name(owner: object) -> str:
     return "a thread outside the run"
 
 
-class Lock(Primitive):
+class Lock(Acquirable):
     """Cooperative ``threading.Lock``."""
 
     kind = "Lock"
@@ -158,17 +157,6 @@ class Lock(Primitive):
         if self._real is not None:
             return bool(self._real.locked())
         return self._owner is not None
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
 
     acquire_lock = acquire
     release_lock = release

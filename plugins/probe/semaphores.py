@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import threading
-from types import TracebackType
 from typing import Any
 
-from .cooperative import Primitive, poll
+from .cooperative import Acquirable, poll
 from .scheduler import Run
 
 REAL_SEMAPHORE = threading.Semaphore
 REAL_BOUNDED_SEMAPHORE = threading.BoundedSemaphore
 
 
-class Semaphore(Primitive):
+class Semaphore(Acquirable):
     """Cooperative ``threading.Semaphore``."""
 
     kind = "Semaphore"
@@ -76,17 +75,6 @@ class Semaphore(Primitive):
         self._value += n
         if ctl is not None:
             ctl[0].step(ctl[1], ctl[0].site())
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
 
     def wait_text(self, run: Run) -> str:
         return f"{run.label(self)} (count 0)"
