@@ -6,6 +6,8 @@ pytest_plugins = [
     "plugins.impl",
     "plugins.hardware",
     "plugins.budgets",
+    "plugins.isolation",
+    "plugins.cleanup",
     "plugins.progress",
     "plugins.probing",
     "plugins.verify",

@@ -4,7 +4,8 @@ pytest-timeout owns the settings (the `timeout` marker, `--timeout`, debugger de
 plugin sets each kata test's timeout from the curriculum and replaces pytest-timeout's signal
 handler with one that fails the test with a "probable deadlock or livelock" report inside the
 test's own failure, rather than dumping stacks to the terminal. Threads a test leaves running
-are reported, and cannot keep the interpreter from exiting.
+are reported, and cannot keep the interpreter from exiting; processes are plugins/cleanup.py's,
+which reports them in the same summary section.
 """
 
 from __future__ import annotations
@@ -115,37 +116,10 @@ def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> bool | None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item) -> object:
     before = set(threading.enumerate())
-    children_before = _children()
     try:
         return (yield)
     finally:
         _collect_strays(item, before)
-        _stop_stray_children(item, children_before)
-
-
-def _children() -> set[Any]:
-    # Only when the test run uses multiprocessing at all: importing it costs time.
-    if "multiprocessing" not in sys.modules:
-        return set()
-    return set(sys.modules["multiprocessing"].active_children())
-
-
-def _stop_stray_children(item: pytest.Item, before: set[Any]) -> None:
-    """A child process a test leaves running is reported, then terminated (killed if it
-    ignores SIGTERM), so that no process outlives the test that started it."""
-    strays = item.config.stash.setdefault(strays_key, [])
-    for child in _children() - before:
-        child.join(STRAY_GRACE_SECONDS)
-        if not child.is_alive():
-            continue
-        strays.append(
-            f"{item.nodeid}: child process {child.name!r} (pid {child.pid}) was still running; stopped it"
-        )
-        child.terminate()
-        child.join(STRAY_GRACE_SECONDS)
-        if child.is_alive():
-            child.kill()
-            child.join(STRAY_GRACE_SECONDS)
 
 
 def really_alive(thread: threading.Thread) -> bool:
