@@ -8,6 +8,7 @@ plugin that starts another pytest (the self-check, a launcher) forwards `child_a
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ STATS_OPTION, STATS_INI = "--kata-probe-stats", "kata_probe_stats"
 SCALE_OPTION, SCALE_INI = "--kata-budget-scale", "kata_budget_scale"
 HINTS_OPTION, HINTS_INI = "--kata-hints", "kata_hints"
 VERIFY_OPTION = "--kata-verify"
+VERIFY_CHANGED_OPTION = "--kata-verify-changed"
+VERIFY_FIRST_OPTION = "--kata-verify-first"  # internal: the self-check's child runs
 DEFAULT_PROBE_BUDGET = 250
 STUB = "stub"
 
@@ -43,6 +46,8 @@ class RunSettings:
     budget_scale: float  # 0 turns time budgets off
     hints: int
     verify: bool
+    verify_changed: str = ""  # a git ref: verify only the katas changed since
+    verify_first: str = ""  # a test name the self-check wants run first (a likely killer)
 
     def child_args(self) -> list[str]:
         """The options that make a child pytest run under exactly these settings (the
@@ -143,6 +148,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="verify the repository instead of running the katas: every stub fails, every "
         "reference passes, every mutant is killed, and the curriculum is consistent",
     )
+    group.addoption(
+        VERIFY_CHANGED_OPTION,
+        dest="kata_verify_changed",
+        metavar="REF",
+        help="with --kata-verify: only the katas whose files under katas/ or reference/ changed "
+        "since the git REF (all of them when plugins/ or the manifest changed)",
+    )
+    group.addoption(
+        VERIFY_FIRST_OPTION,
+        dest="kata_verify_first",
+        metavar="TEST",
+        help=argparse.SUPPRESS,  # the self-check passes it to its child runs, nobody else
+    )
 
 
 # -- configure -------------------------------------------------------------------------------
@@ -236,6 +254,8 @@ def build(config: pytest.Config) -> RunSettings:
             "a hint level >= 0 (1 = the first nudge)",
         ),
         verify=bool(config.getoption("kata_verify")),
+        verify_changed=str(config.getoption("kata_verify_changed") or ""),
+        verify_first=str(config.getoption("kata_verify_first") or ""),
     )
 
 

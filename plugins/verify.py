@@ -1,55 +1,45 @@
 """Self-check: for every kata, the stub fails, the reference passes, every mutant is killed.
 
 `pytest --kata-verify` collects one item per kata (plus one for the curriculum as a whole)
-instead of the kata tests. Each kata item runs the kata's suite in fresh pytest processes,
-against the stub, the reference and each mutant, and fails when any of them behaves wrongly.
-The summary prints one table: kata x stub / reference / mutants killed / seconds.
+instead of the kata tests. Before the first item runs, every kata's runs (its suite against the
+stub, the reference and each mutant, each in a process of its own) go to one pool of job slots
+(plugins/verify_schedule.py), warm workers by default (plugins/verify_runs.py); each kata item
+waits for its own runs, showing the pool's progress (plugins/verify_progress.py), and fails
+when any of them behaves wrongly. The summary prints one table: kata x stub / reference /
+mutants killed / seconds, and the total.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import tempfile
 import time
-import xml.etree.ElementTree as ElementTree
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from plugins import consistency, curriculum, hardware, impl, mutants, settings
+from plugins import (
+    consistency,
+    curriculum,
+    hardware,
+    mutants,
+    settings,
+    verify_changed,
+    verify_plan,
+    verify_runs,
+)
 from plugins.curriculum import Curriculum, Kata
+from plugins.verify_progress import ProgressDisplay
+from plugins.verify_runs import Outcome, cold_runner, is_killed
 
 TIMING_MARKER = "timing"
 ROW_PROPERTY = "kata_verify_row"
-# A backstop only: each kata test already fails within its own budget.
-SUITE_TIMEOUT_SECONDS = 600
-JOBS_VARIABLE = "KATA_VERIFY_JOBS"
+POLL_SECONDS = 0.2
 
 rows_key = pytest.StashKey[list["Row"]]()
-
-
-@dataclass
-class Outcome:
-    """How one run of a kata's suite against one implementation ended."""
-
-    returncode: int
-    passed: int = 0
-    failed: int = 0
-    skipped: int = 0
-    broken_module: bool = False
-    seconds: float = 0.0  # the whole process, pytest's start included
-    test_seconds: float = 0.0  # the tests alone, as junit reports them
-    timed_out: bool = False
-    failures: list[str] = field(default_factory=list)  # "test name: first line of its message"
-
-    @property
-    def total(self) -> int:
-        return self.passed + self.failed + self.skipped
+display_key = pytest.StashKey[ProgressDisplay]()
+started_key = pytest.StashKey[float]()
 
 
 @dataclass
@@ -58,7 +48,8 @@ class Row:
     stub: str = ""
     reference: str = ""
     mutants: str = ""
-    seconds: float = 0.0
+    seconds: float = 0.0  # the sum of the kata's runs, each a whole process
+    runs: int = 0
     problems: list[str] = field(default_factory=list)
     skipped: str = ""
 
@@ -73,6 +64,8 @@ def pytest_configure(config: pytest.Config) -> None:
         f"kata's variants side by side; e.g. @pytest.mark.{TIMING_MARKER}",
     )
     config.stash[rows_key] = []
+    config.stash[verify_plan.notes_key] = []
+    config.stash[started_key] = time.monotonic()
     if settings.of(config).verify:
         config.pluginmanager.register(RowRecorder(config), "kata-verify-recorder")
 
@@ -139,17 +132,59 @@ class KataVerifyFile(pytest.File):
         return [KataVerifyItem.from_parent(self, name="verify", kata=kata)]
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    run_settings = settings.of(config)
+    if run_settings.verify_first:
+        # A child run of the self-check: the test that killed this mutant last time goes first.
+        items.sort(key=lambda item: item.name != run_settings.verify_first)
+    if run_settings.verify and run_settings.verify_changed:
+        changed = verify_changed.changed_katas(config.rootpath, run_settings.verify_changed)
+        if changed is not None:
+            unchanged = [
+                item
+                for item in items
+                if isinstance(item, KataVerifyItem) and item.kata.name not in changed
+            ]
+            if unchanged:
+                config.hook.pytest_deselected(items=unchanged)
+                items[:] = [item for item in items if item not in unchanged]
+
+
 class VerifyFailure(Exception):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(f"- {p}" for p in problems))
 
 
 class KataVerifyItem(CurriculumItem):
-    """Runs one kata's suite against stub, reference and mutants."""
+    """Verifies one kata: its suite against stub, reference and mutants, run by the pool."""
 
     def __init__(self, *, kata: Kata, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.kata = kata
+        self.planned = False
+        self.problems: list[str] = []  # found before any run: no runs are made
+        self.mutant_problems: list[str] = []  # mutants that do not fit: not run
+        self.futures: dict[str, Future[Outcome]] = {}
+
+    def plan(self) -> None:
+        """Queue this kata's runs on the pool (once; a kata that cannot run here queues none)."""
+        if self.planned:
+            return
+        self.planned = True
+        try:
+            if self._absent_backends():
+                return
+        except pytest.fail.Exception:
+            return  # runtest reports it
+        curriculum_ = curriculum.for_config(self.config)
+        assert curriculum_ is not None
+        self.problems = consistency.kata_problems(curriculum_, self.kata)
+        if self.problems:
+            return
+        runs, self.mutant_problems = verify_plan.runs(
+            self.config, curriculum_, self.kata, TIMING_MARKER in self.kata.markers
+        )
+        self.futures = verify_plan.scheduler(self.config).submit(runs)
 
     def runtest(self) -> None:
         curriculum_ = curriculum.for_config(self.config)
@@ -160,9 +195,14 @@ class KataVerifyItem(CurriculumItem):
             if absent:
                 row.skipped = ", ".join(absent)
                 pytest.skip(f"{self.kata.name}: cannot verify here: " + "; ".join(absent))
-            row.problems = consistency.kata_problems(curriculum_, self.kata)
+            self.plan()
+            row.problems = list(self.problems)
             if not row.problems:
-                _verify_behaviour(self.config, curriculum_, self.kata, row)
+                outcomes = _outcomes(self, self.futures)
+                row.problems += self.mutant_problems
+                row.runs = len(outcomes)
+                row.seconds = sum(outcome.seconds for outcome in outcomes.values())
+                _judge(row, outcomes, mutants.load(curriculum_.mutants_path(self.kata)))
             if row.problems:
                 raise VerifyFailure(row.problems)
         finally:
@@ -186,102 +226,40 @@ class KataVerifyItem(CurriculumItem):
 # -- run time --------------------------------------------------------------------------------
 
 
-def _jobs() -> int:
-    return max(1, int(os.environ.get(JOBS_VARIABLE, os.cpu_count() or 1)))
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """Plan every kata's runs before the first item runs, so the pool sees all of them (not
+    under xdist: there each worker plans its own items when it reaches them)."""
+    config = session.config
+    if not settings.of(config).verify or session.testsfailed or config.option.collectonly:
+        return
+    if config.pluginmanager.has_plugin("dsession") or hasattr(config, "workerinput"):
+        return
+    for item in session.items:
+        if isinstance(item, KataVerifyItem):
+            item.plan()
 
 
-def _verify_behaviour(config: pytest.Config, curriculum_: Curriculum, kata: Kata, row: Row) -> None:
-    started = time.perf_counter()
-    test_file = curriculum_.kata_dir(kata) / f"test_{kata.name}.py"
-    found = mutants.load(curriculum_.mutants_path(kata))
-    reference_source = curriculum_.reference_path(kata).read_text(encoding="utf-8")
-    targets: dict[str, str] = {"stub": impl.STUB, "reference": impl.REFERENCE}
-    for mutant in found:
-        try:
-            # Checked here: a mutant the reference no longer fits is a problem to name, not a run.
-            mutant.apply(reference_source)
-        except mutants.MutantError as error:
-            row.problems.append(str(error))
-            continue
-        targets[f"mutant:{mutant.name}"] = f"{impl.MUTANT_PREFIX}{kata.name}/{mutant.name}"
-    # Timing katas measure speed, so their runs must not share the CPU with each other.
-    jobs = 1 if TIMING_MARKER in kata.markers else _jobs()
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        common = settings.of(config).child_args()
-        futures = {
-            label: pool.submit(
-                run_suite,
-                config.rootpath,
-                test_file,
-                target,
-                *common,
-                *(["-x"] if label.startswith("mutant:") else []),
-            )
-            for label, target in targets.items()
-        }
-        outcomes = {label: future.result() for label, future in futures.items()}
-    row.seconds = time.perf_counter() - started
-    _judge(row, outcomes, found)
+def _outcomes(item: KataVerifyItem, futures: dict[str, Future[Outcome]]) -> dict[str, Outcome]:
+    """Wait for the kata's runs, showing the pool's progress meanwhile."""
+    config = item.config
+    if display_key not in config.stash:
+        config.stash[display_key] = ProgressDisplay(config, verify_plan.scheduler(config))
+    display = config.stash[display_key]
+    try:
+        while True:
+            _, pending = wait(futures.values(), timeout=POLL_SECONDS)
+            if not pending:
+                break
+            display.tick(item.kata.name)
+    finally:
+        display.done_waiting(item)
+    return {label: future.result() for label, future in futures.items()}
 
 
 def run_suite(root: Path, test_file: Path, target: str, *extra: str) -> Outcome:
-    """Run one kata's suite against one implementation in a fresh pytest process."""
-    with tempfile.TemporaryDirectory(prefix="kata-verify-") as scratch:
-        junit = Path(scratch) / "report.xml"
-        command = [
-            sys.executable,
-            "-m",
-            "pytest",
-            str(test_file),
-            f"--kata-impl={target}",
-            "-p",
-            "no:cacheprovider",
-            "-q",
-            "--no-header",
-            "-p",
-            "no:randomly",
-            f"--junitxml={junit}",
-            "-o",
-            "junit_family=xunit2",
-            *extra,
-        ]
-        started = time.perf_counter()
-        try:
-            completed = subprocess.run(
-                command,
-                cwd=root,
-                capture_output=True,
-                text=True,
-                timeout=SUITE_TIMEOUT_SECONDS,
-                stdin=subprocess.DEVNULL,
-            )
-        except subprocess.TimeoutExpired:
-            return Outcome(returncode=-1, timed_out=True, seconds=SUITE_TIMEOUT_SECONDS)
-        outcome = _parse_junit(junit, completed.returncode)
-        outcome.seconds = time.perf_counter() - started
-        return outcome
-
-
-def _parse_junit(junit: Path, returncode: int) -> Outcome:
-    outcome = Outcome(returncode=returncode)
-    if not junit.is_file():
-        return outcome
-    root = ElementTree.parse(junit).getroot()
-    outcome.test_seconds = sum(float(suite.get("time", 0)) for suite in root.iter("testsuite"))
-    for case in root.iter("testcase"):
-        children = {child.tag for child in case}
-        if children & {"failure", "error"}:
-            outcome.failed += 1
-            problem = next(child for child in case if child.tag in ("failure", "error"))
-            message = (problem.get("message") or "").strip().splitlines()
-            outcome.failures.append(f"{case.get('name')}: {message[0] if message else '?'}")
-            if case.get("name") == impl.BROKEN_ITEM_NAME:
-                outcome.broken_module = True
-        elif "skipped" in children:
-            outcome.skipped += 1
-        else:
-            outcome.passed += 1
-    return outcome
+    """One run, the cold way (for tools that run a suite now and then: the probe benchmark)."""
+    return verify_runs.run_suite(cold_runner(root), test_file, target, *extra)
 
 
 def _judge(row: Row, outcomes: dict[str, Outcome], found: list[mutants.Mutant]) -> None:
@@ -312,7 +290,7 @@ def _judge(row: Row, outcomes: dict[str, Outcome], found: list[mutants.Mutant]) 
             row.problems.append(
                 f"mutant {mutant.name!r} does not even import; a mutant must be a plausible program"
             )
-        elif outcome.timed_out or (outcome.returncode == 1 and outcome.failed):
+        elif is_killed(outcome):
             killed += 1
         else:
             row.problems.append(
@@ -335,6 +313,16 @@ class RowRecorder:
         for name, value in report.user_properties:
             if name == ROW_PROPERTY and isinstance(value, dict):
                 self.config.stash[rows_key].append(Row(**value))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop the pool (cancelling what an early stop left queued) and remember this verify's
+    durations and killers for the next one."""
+    scheduler = session.config.stash.get(verify_plan.scheduler_key, None)
+    if scheduler is not None:
+        scheduler.close()
+        scheduler.history.save()
 
 
 # -- summary ---------------------------------------------------------------------------------
@@ -369,3 +357,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     for r in rows:
         if r.skipped:
             terminalreporter.write_line(f"{r.kata}: not verified here: {r.skipped}")
+    wall = time.monotonic() - config.stash[started_key]
+    terminalreporter.write_line(
+        f"total: {sum(r.runs for r in rows)} runs, {sum(r.seconds for r in rows):.1f} s of runs "
+        f"on {verify_plan.jobs()} job slots ({verify_plan.way()}), {wall:.1f} s wall"
+    )
+    for note in config.stash[verify_plan.notes_key]:
+        terminalreporter.write_line(f"note: {note}")

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from tests.kata_repo import ADDER_MUTANTS, ADDER_REFERENCE, KataRepo
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from plugins import verify_changed
+from tests.kata_repo import ADDER_MUTANTS, ADDER_REFERENCE, GREETER_REFERENCE, INI, KataRepo
 
 
 def test_a_sound_repository_verifies_and_prints_the_table(kata_repo: KataRepo) -> None:
@@ -99,4 +107,187 @@ def test_a_stub_with_a_todo_but_no_raise_fails_the_check(kata_repo: KataRepo) ->
     assert result.ret == 1
     result.stdout.fnmatch_lines(
         ["*NotImplementedError at each TODO(kata) edit site (found 1 marks and 0 raises)*"]
+    )
+
+
+# -- the fast path: warm workers, one pool, killers first, progress --------------------------
+
+SURVIVOR = '\n[[mutant]]\nname = "commutes"\nbug = "swaps the operands"\nfind = "return a + b"\nreplace = "return b + a"\n'
+INI_WITH_CACHE = INI.replace(" -p no:cacheprovider", "")
+
+
+def _runs_logged(
+    kata_repo: KataRepo, monkeypatch: pytest.MonkeyPatch, log: str, *args: str
+) -> tuple[pytest.RunResult, list[dict[str, Any]]]:
+    path = kata_repo.root / log
+    monkeypatch.setenv("KATA_VERIFY_LOG", str(path))
+    result = kata_repo.run("--kata-verify", *args)
+    runs = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+    return result, runs
+
+
+def _table(result: pytest.RunResult) -> list[str]:
+    """The verification table without its seconds column (timings differ between runs)."""
+    lines = result.stdout.lines
+    start = next(n for n, line in enumerate(lines) if "kata verification" in line)
+    return [
+        line.rsplit(None, 1)[0]
+        for line in lines[start + 1 :]
+        if line.startswith(("adder", "greeter"))
+    ]
+
+
+def test_warm_workers_and_cold_processes_give_the_same_verdicts(
+    kata_repo: KataRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kata_repo.write(
+        "katas/adder/adder.py",
+        ADDER_REFERENCE + "\n# TODO(kata): kept\n# raise NotImplementedError\n",
+    )
+    kata_repo.write("reference/adder/mutants.toml", ADDER_MUTANTS + SURVIVOR)
+    kata_repo.write(
+        "reference/greeter/greeter.py",
+        GREETER_REFERENCE.replace(
+            'return f"hello {name}"', 'return f"hello {name}" if len(name) > 5 else "?"'
+        ),
+    )
+    warm, warm_runs = _runs_logged(kata_repo, monkeypatch, "warm.jsonl")
+    monkeypatch.setenv("KATA_VERIFY_COLD", "1")
+    cold, cold_runs = _runs_logged(kata_repo, monkeypatch, "cold.jsonl")
+    assert (
+        "warm workers" in warm.stdout.str() and "a fresh python -m pytest" in cold.stdout.str()
+    ), "the two runs must have taken the two different ways"
+    assert warm.ret == cold.ret == 1, "a passing stub, a survivor and a failing reference fail both"
+    assert _table(warm) == _table(cold), "both ways must fill the table identically"
+    assert any("WRONG: 2 of 2 pass" in line for line in _table(warm)), _table(warm)
+    assert any("WRONG: 3/4 killed" in line for line in _table(warm)), _table(warm)
+
+    def counts(runs: list[dict[str, Any]]) -> dict[str, tuple[int, int, int, int]]:
+        return {
+            f"{r['kata']}/{r['label']}": (r["returncode"], r["passed"], r["failed"], r["skipped"])
+            for r in runs
+        }
+
+    assert len(warm_runs) == 11, f"stub + reference + each mutant, for both katas: {warm_runs}"
+    assert counts(warm_runs) == counts(cold_runs), "each run must end the same either way"
+
+
+def test_the_test_that_killed_a_mutant_runs_first_next_time(
+    kata_repo: KataRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kata_repo.write("pytest.ini", INI_WITH_CACHE)
+    first, first_runs = _runs_logged(kata_repo, monkeypatch, "first.jsonl")
+    second, second_runs = _runs_logged(kata_repo, monkeypatch, "second.jsonl")
+    assert first.ret == second.ret == 0, second.stdout.str()
+    killers = json.loads((kata_repo.root / ".pytest_cache/v/kata/verify/killers").read_text())
+    assert killers["adder/mutant:absolute"] == "test_adds_negative_numbers", (
+        f"abs(a) + abs(b) survives the first test and dies on the second: {killers}"
+    )
+    absolute = [
+        (r["passed"], r["failed"])
+        for runs in (first_runs, second_runs)
+        for r in runs
+        if r["kata"] == "adder" and r["label"] == "mutant:absolute"
+    ]
+    assert absolute == [(1, 1), (0, 1)], (
+        "the first verify runs the passing test first; the second starts with the killer, "
+        f"and stops there: {absolute}"
+    )
+
+
+def test_a_timing_kata_never_runs_beside_another_run(
+    kata_repo: KataRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = kata_repo.root / "katas/curriculum.toml"
+    manifest.write_text(
+        manifest.read_text().replace(
+            'title = "Add two numbers"', 'title = "Add two numbers"\nmarkers = ["timing"]'
+        )
+    )
+    tests = kata_repo.root / "katas/greeter/test_greeter.py"
+    tests.write_text(
+        tests.read_text().replace(
+            "def test_greets_by_name():",
+            "def test_greets_by_name():\n    __import__('time').sleep(0.3)",
+        )
+    )
+    monkeypatch.setenv("KATA_VERIFY_JOBS", "2")
+    result, runs = _runs_logged(kata_repo, monkeypatch, "runs.jsonl")
+    assert result.ret == 0, result.stdout.str()
+    timing = [r for r in runs if r["kata"] == "adder"]
+    assert len(timing) == 5 and len(runs) == 10, runs
+    overlaps = [
+        (t["label"], other["kata"], other["label"])
+        for t in timing
+        for other in runs
+        if other is not t and other["start"] < t["end"] and t["start"] < other["end"]
+    ]
+    assert not overlaps, f"a timing kata's run shared the CPU with another run: {overlaps}"
+    greeter = [r for r in runs if r["kata"] == "greeter"]
+    assert any(
+        a is not b and a["start"] < b["end"] and b["start"] < a["end"]
+        for a in greeter
+        for b in greeter
+    ), "the other katas' runs still share the two slots"
+
+
+def test_progress_lines_and_the_total_appear_in_a_log(kata_repo: KataRepo) -> None:
+    result = kata_repo.run("--kata-verify")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(
+        ["verify: */2 katas, */10 runs, */6 mutants killed; waiting for adder*elapsed, ~* left"]
+    )
+    result.stdout.fnmatch_lines(
+        ["total: 10 runs, * s of runs on * job slots (warm workers*), * s wall"]
+    )
+
+
+def test_a_worker_that_dies_is_replaced_and_its_run_made_again(
+    kata_repo: KataRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conftest = kata_repo.root / "conftest.py"
+    conftest.write_text(conftest.read_text() + KILL_THE_WORKER_ONCE)
+    monkeypatch.setenv("KATA_TEST_KILL_WORKER_ONCE", str(kata_repo.root / "killed-once"))
+    result = kata_repo.run("--kata-verify", timeout=120)
+    assert (kata_repo.root / "killed-once").exists(), "a child run must have killed its worker"
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["note: verify worker * it exited*; replaced it and ran * again"])
+    result.stdout.fnmatch_lines(["adder*fails 2/2*passes 2/2*3/3 killed*"])
+
+
+KILL_THE_WORKER_ONCE = """
+
+def pytest_configure(config):
+    import os, signal
+
+    flag = os.environ.get("KATA_TEST_KILL_WORKER_ONCE")
+    if not flag or config.getoption("kata_verify"):
+        return
+    try:
+        os.close(os.open(flag, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return
+    os.kill(os.getppid(), signal.SIGKILL)  # a warm child's parent is its worker
+"""
+
+
+def test_changed_katas_are_those_whose_files_differ_from_the_ref(tmp_path: Path) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True, timeout=30)
+
+    for relative in ("katas/adder/adder.py", "reference/greeter/greeter.py", "plugins/impl.py"):
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text("# v1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "v1")
+    assert verify_changed.changed_katas(tmp_path, "HEAD") == set(), "nothing changed yet"
+    (tmp_path / "reference/greeter/greeter.py").write_text("# v2\n")
+    (tmp_path / "katas/adder/notes.md").write_text("new, untracked\n")
+    assert verify_changed.changed_katas(tmp_path, "HEAD") == {"adder", "greeter"}, (
+        "an edited reference and an untracked kata file both mark their kata changed"
+    )
+    (tmp_path / "plugins/impl.py").write_text("# v2\n")
+    assert verify_changed.changed_katas(tmp_path, "HEAD") is None, (
+        "a changed plugin can change every verdict: verify them all"
     )

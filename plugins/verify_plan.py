@@ -1,0 +1,109 @@
+"""The self-check's plan: which runs verify a kata, and the one pool of job slots that runs them.
+
+The pool is warm workers (plugins/verify_runs.py) unless KATA_VERIFY_COLD=1; it has
+KATA_VERIFY_JOBS slots (default: one per CPU); KATA_VERIFY_LOG=PATH appends one JSON line per run.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from plugins import impl, mutants, settings
+from plugins.curriculum import Curriculum, Kata
+from plugins.verify_runs import Runner, WarmRunner, cold_runner
+from plugins.verify_schedule import History, Run, Scheduler
+
+JOBS_VARIABLE = "KATA_VERIFY_JOBS"
+COLD_VARIABLE = "KATA_VERIFY_COLD"  # 1: a fresh `python -m pytest` per run, as before workers
+LOG_VARIABLE = "KATA_VERIFY_LOG"  # a file: one JSON line per run (timings, counts)
+
+notes_key = pytest.StashKey[list[str]]()  # what went wrong with the workers, for the summary
+scheduler_key = pytest.StashKey[Scheduler]()
+
+
+def jobs() -> int:
+    return max(1, int(os.environ.get(JOBS_VARIABLE, os.cpu_count() or 1)))
+
+
+def cold() -> bool:
+    return os.environ.get(COLD_VARIABLE, "") not in ("", "0")
+
+
+def way() -> str:
+    return "a fresh python -m pytest per run" if cold() else "warm workers forking each run"
+
+
+def _preloaded_modules(config: pytest.Config) -> list[str]:
+    """The plugin modules this process loaded: what every child run loads too."""
+    return sorted(
+        plugin.__name__
+        for plugin in config.pluginmanager.get_plugins()
+        if isinstance(plugin, ModuleType)
+        and plugin.__name__ not in ("__main__", "conftest")
+        and Path(plugin.__file__ or "").name != "conftest.py"
+    )
+
+
+def scheduler(config: pytest.Config) -> Scheduler:
+    """The session's one pool of job slots (started with its first runs, closed at the end)."""
+    if scheduler_key not in config.stash:
+        root = config.rootpath
+        notes = config.stash[notes_key]
+        cold_way, preload = cold(), _preloaded_modules(config)
+
+        def make_runner() -> Runner:
+            return cold_runner(root) if cold_way else WarmRunner(root, preload, notes)
+
+        log = os.environ.get(LOG_VARIABLE)
+        pool = Scheduler(
+            jobs(),
+            make_runner,
+            History(config.cache if hasattr(config, "cache") else None),
+            Path(log) if log else None,
+        )
+        config.stash[scheduler_key] = pool
+    return config.stash[scheduler_key]
+
+
+def runs(
+    config: pytest.Config, curriculum_: Curriculum, kata: Kata, timing: bool
+) -> tuple[list[Run], list[str]]:
+    """The runs that verify `kata`, and the mutants that do not fit the reference."""
+    test_file = curriculum_.kata_dir(kata) / f"test_{kata.name}.py"
+    history = scheduler(config).history
+    reference_source = curriculum_.reference_path(kata).read_text(encoding="utf-8")
+    targets: dict[str, tuple[str, tuple[str, ...]]] = {
+        "stub": (impl.STUB, ()),
+        "reference": (impl.REFERENCE, ()),
+    }
+    problems = []
+    for mutant in mutants.load(curriculum_.mutants_path(kata)):
+        try:
+            # Checked here: a mutant the reference no longer fits is a problem to name, not a run.
+            mutant.apply(reference_source)
+        except mutants.MutantError as error:
+            problems.append(str(error))
+            continue
+        label = f"mutant:{mutant.name}"
+        targets[label] = (
+            f"{impl.MUTANT_PREFIX}{kata.name}/{mutant.name}",
+            history.mutant_args(kata.name, label),
+        )
+    common = tuple(settings.of(config).child_args())
+    runs = [
+        Run(
+            kata=kata.name,
+            label=label,
+            test_file=test_file,
+            target=target,
+            extra=common + extra,
+            timing=timing,
+            expected=history.durations.get(f"{kata.name}/{label}"),
+        )
+        for label, (target, extra) in targets.items()
+    ]
+    return runs, problems

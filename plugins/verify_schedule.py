@@ -1,0 +1,217 @@
+"""The self-check's schedule: every run of every kata on one pool of job slots, longest first.
+
+Each slot is a thread with its own runner (a warm worker, or cold processes). Runs are queued
+with their expected duration (from earlier verifies, kept in the verify parent's pytest cache)
+and started longest first across all katas, so that two cores stay busy until the end. A run of a
+`timing` kata measures speed and so runs alone: it starts only when nothing else runs, and nothing
+starts while it runs. The cache also remembers which test killed each mutant, so that the next
+verify runs that test first.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from plugins.verify_runs import Outcome, Runner, is_killed, run_suite
+
+KILLERS_KEY = "kata/verify/killers"
+DURATIONS_KEY = "kata/verify/durations"
+FIRST_OPTION = "--kata-verify-first"
+UNMEASURED_SECONDS = 2.0  # a guess for a run never measured, before any run of this verify ends
+STOP_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run to make: a kata's suite against one implementation."""
+
+    kata: str
+    label: str  # stub, reference, mutant:NAME
+    test_file: Path
+    target: str  # the --kata-impl value
+    extra: tuple[str, ...]  # child_args, and -x / the likely killer first for a mutant
+    timing: bool
+    expected: float | None  # seconds, from an earlier verify
+
+    @property
+    def key(self) -> str:
+        return f"{self.kata}/{self.label}"
+
+
+class History:
+    """How long each run took and which test killed each mutant, in earlier verifies."""
+
+    def __init__(self, cache: pytest.Cache | None) -> None:
+        self.cache = cache
+        self.durations = self._mapping(DURATIONS_KEY, float)
+        self.killers = self._mapping(KILLERS_KEY, str)
+
+    def _mapping(self, key: str, kind: Callable[[Any], Any]) -> dict[str, Any]:
+        stored = self.cache.get(key, {}) if self.cache is not None else {}
+        if not isinstance(stored, dict):
+            return {}
+        return {str(k): kind(v) for k, v in stored.items() if isinstance(v, int | float | str)}
+
+    def mutant_args(self, kata: str, label: str) -> tuple[str, ...]:
+        """Stop at the first failure, and start with the test that killed it last time."""
+        killer = self.killers.get(f"{kata}/{label}")
+        return ("-x", f"{FIRST_OPTION}={killer}") if killer else ("-x",)
+
+    def record(self, run: Run, outcome: Outcome) -> None:
+        if outcome.timed_out:
+            return  # a backstop timeout says nothing about the run's usual length
+        self.durations[run.key] = round(outcome.seconds, 3)
+        if run.label.startswith("mutant:") and is_killed(outcome) and outcome.first_failed:
+            self.killers[run.key] = outcome.first_failed
+
+    def save(self) -> None:
+        if self.cache is not None:
+            self.cache.set(DURATIONS_KEY, dict(sorted(self.durations.items())))
+            self.cache.set(KILLERS_KEY, dict(sorted(self.killers.items())))
+
+
+@dataclass
+class KataProgress:
+    runs: int = 0
+    finished: int = 0
+    mutants: int = 0
+    killed: int = 0
+    stage: str = "queued"
+    seconds: float = 0.0  # the sum of its runs' process seconds
+
+
+class Scheduler:
+    """A pool of `jobs` slots that runs submitted runs longest first, timing runs alone."""
+
+    def __init__(
+        self,
+        jobs: int,
+        make_runner: Callable[[], Runner],
+        history: History,
+        log: Path | None = None,
+    ) -> None:
+        self.jobs, self.make_runner, self.history, self.log = jobs, make_runner, history, log
+        self.changed = threading.Condition()
+        self.queue: list[tuple[Run, Future[Outcome]]] = []
+        self.running: dict[str, float] = {}  # run key -> when it started
+        self.alone = False  # a timing run is running
+        self.closed = False
+        self.slots: list[threading.Thread] = []
+        self.runners: list[Runner] = []
+        self.katas: dict[str, KataProgress] = {}
+        self.started = 0.0
+        self.finished_seconds: list[float] = []
+
+    def submit(self, runs: list[Run]) -> dict[str, Future[Outcome]]:
+        """Queue a kata's runs; each label's future ends with its outcome."""
+        futures: dict[str, Future[Outcome]] = {}
+        with self.changed:
+            for run in runs:
+                futures[run.label] = Future()
+                self.queue.append((run, futures[run.label]))
+                progress = self.katas.setdefault(run.kata, KataProgress())
+                progress.runs += 1
+                progress.mutants += run.label.startswith("mutant:")
+            # Timing runs first, while nothing else runs yet; then the longest first.
+            self.queue.sort(key=lambda queued: (not queued[0].timing, -self.expected(queued[0])))
+            if not self.slots:
+                self.started = time.monotonic()
+                for n in range(self.jobs):
+                    slot = threading.Thread(target=self._slot, name=f"kata-verify-{n}", daemon=True)
+                    self.slots.append(slot)
+                    slot.start()
+            self.changed.notify_all()
+        return futures
+
+    def expected(self, run: Run) -> float:
+        if run.expected is not None:
+            return run.expected
+        done = self.finished_seconds
+        return sum(done) / len(done) if done else UNMEASURED_SECONDS
+
+    def _may_start(self) -> bool:
+        if not self.queue or self.alone:
+            return False
+        return not self.running if self.queue[0][0].timing else True
+
+    def _slot(self) -> None:
+        runner = self.make_runner()
+        with self.changed:
+            self.runners.append(runner)
+        while True:
+            with self.changed:
+                while not self.closed and not self._may_start():
+                    self.changed.wait()
+                if self.closed:
+                    return
+                run, future = self.queue.pop(0)
+                self.running[run.key] = time.monotonic()
+                self.alone = run.timing
+                self.katas[run.kata].stage = run.label
+            if future.set_running_or_notify_cancel():
+                self._run(runner, run, future)
+            with self.changed:
+                del self.running[run.key]
+                self.alone = False
+                self.changed.notify_all()
+
+    def _run(self, runner: Runner, run: Run, future: Future[Outcome]) -> None:
+        began = time.time()
+        try:
+            outcome = run_suite(runner, run.test_file, run.target, *run.extra)
+        except BaseException as error:  # the item waiting for it reports it
+            future.set_exception(error)
+            return
+        with self.changed:
+            progress = self.katas[run.kata]
+            progress.finished += 1
+            progress.killed += run.label.startswith("mutant:") and is_killed(outcome)
+            progress.seconds += outcome.seconds
+            self.finished_seconds.append(outcome.seconds)
+            self.history.record(run, outcome)
+            self._log(run, outcome, began)
+        future.set_result(outcome)
+
+    def _log(self, run: Run, outcome: Outcome, began: float) -> None:
+        """One JSON line per run (KATA_VERIFY_LOG): for measuring, and for the tests."""
+        if self.log is None:
+            return
+        entry = {"kata": run.kata, "label": run.label, "start": began, "end": time.time()}
+        entry |= {k: v for k, v in asdict(outcome).items() if k != "failures"}
+        with self.log.open("a", encoding="utf-8") as log:
+            log.write(json.dumps(entry) + "\n")
+
+    def remaining_seconds(self) -> float:
+        """A guess at the wall time left: timing runs one at a time, the rest spread on the slots."""
+        now = time.monotonic()
+        with self.changed:
+            alone = sum(self.expected(r) for r, _ in self.queue if r.timing)
+            shared = sum(self.expected(r) for r, _ in self.queue if not r.timing)
+            for key, began in self.running.items():
+                shared += max(0.0, self.history.durations.get(key, 0.0) - (now - began))
+        return alone + shared / self.jobs
+
+    def close(self) -> None:
+        """Cancel what has not started, stop the workers (ending their runs), never wait long."""
+        with self.changed:
+            self.closed = True
+            for _, future in self.queue:
+                future.cancel()
+            self.queue.clear()
+            self.changed.notify_all()
+            runners = list(self.runners)
+        for runner in runners:
+            close = getattr(runner, "close", None)
+            if close is not None:
+                close()
+        for slot in self.slots:
+            slot.join(STOP_SECONDS)

@@ -1,0 +1,146 @@
+"""The self-check's warm worker: imports pytest and the plugins once, forks a fresh child per run.
+
+`pytest --kata-verify` runs every kata's suite hundreds of times (stub, reference, each mutant).
+Starting Python, pytest, its plugins and Hypothesis costs about a second per run, more than most
+suites take. The verify parent therefore starts one worker per job slot
+(`python -m plugins.verify_worker MODULE...`, cwd = the repository root, the parent's
+environment), which imports those modules once and never runs a test itself. For each request it
+forks a child that calls `pytest.main(argv)` and exits: every run still starts from a process in
+which no kata module was imported and no test ran, exactly as a fresh `python -m pytest` would.
+
+Protocol, one JSON object per line. The worker says {"ready": true} once its imports are done.
+Request on stdin: {"argv": [...], "env": {...}, "output": PATH, "timeout": SECONDS}. Answers on
+stdout: {"pid": N} when the child has started, then {"returncode": N, "timed_out": BOOL} when it
+has ended (killed, with its whole process group, after `timeout`). EOF on stdin ends the worker.
+
+This module is also `__main__` for the children's own `spawn`ed processes, so its top level
+imports only the standard library.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import importlib
+import json
+import os
+import select
+import signal
+import sys
+import time
+import traceback
+from typing import Any
+
+# Imported by every child run: the worker pays for them once.
+ALWAYS_PRELOADED = ("pytest", "hypothesis", "hypothesis.strategies")
+POLL_SECONDS = 0.02  # only where pidfd_open is missing (not Linux)
+
+
+def preload(modules: list[str]) -> None:
+    """Import what every run imports. Not numpy: its BLAS starts threads, and a process with
+    threads must not fork; the one kata that uses numpy imports it itself."""
+    for name in (*ALWAYS_PRELOADED, *modules):
+        try:
+            importlib.import_module(name)
+        except Exception:  # a plugin the child will fail to load anyway, with its own report
+            traceback.print_exc()
+    try:
+        from importlib.metadata import entry_points
+
+        for entry in entry_points(group="pytest11"):
+            try:
+                importlib.import_module(entry.module)
+            except Exception:
+                traceback.print_exc()
+    except Exception:
+        traceback.print_exc()
+
+
+def answer(message: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+def run_child(request: dict[str, Any]) -> None:
+    """In the forked child: become a process group of its own, take the request's environment and
+    output file, run pytest, and exit without ever returning into the worker's loop."""
+    code = 1
+    try:
+        os.setsid()  # so a timeout can kill the run together with everything it started
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)  # never the worker's request pipe
+        output = os.open(request["output"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(output, 1)
+        os.dup2(output, 2)
+        os.close(devnull)
+        os.close(output)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        os.environ.clear()
+        os.environ.update(request["env"])
+        import pytest
+
+        sys.argv = [os.path.join(os.path.dirname(pytest.__file__), "__main__.py"), *request["argv"]]
+        code = int(pytest.main(list(request["argv"])))
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        try:
+            atexit._run_exitfuncs()  # what a normal interpreter exit would run
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+
+
+def wait_for(pid: int, timeout: float) -> tuple[int, bool]:
+    """The child's exit code (negative: killed by that signal) and whether it timed out."""
+    timed_out = False
+    try:
+        handle = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        handle = None
+    if handle is not None:
+        ready, _, _ = select.select([handle], [], [], timeout)
+        os.close(handle)
+        timed_out = not ready
+    else:
+        deadline = time.monotonic() + timeout
+        while not timed_out:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                kill_group(pid)
+                return os.waitstatus_to_exitcode(status), False
+            timed_out = time.monotonic() > deadline
+            time.sleep(POLL_SECONDS)
+    # Before reaping, while the child's pid still names its group: a timed-out run dies with all
+    # it started, and whatever a finished run left behind must not eat the next run's CPU.
+    kill_group(pid)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), timed_out
+
+
+def kill_group(pid: int) -> None:
+    """Kill the process group `pid` leads, if any of it is left."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def main() -> None:
+    # Ctrl-C reaches the verify parent, which stops the workers; a worker must not die mid-answer.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    preload(sys.argv[1:])
+    answer({"ready": True})
+    for line in sys.stdin.buffer:
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            run_child(request)
+        answer({"pid": pid})
+        returncode, timed_out = wait_for(pid, float(request["timeout"]))
+        answer({"returncode": returncode, "timed_out": timed_out})
+
+
+if __name__ == "__main__":
+    main()
