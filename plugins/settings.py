@@ -84,63 +84,71 @@ def of(config: pytest.Config) -> RunSettings:
 # -- options ---------------------------------------------------------------------------------
 
 
+def _twinned_options() -> list[tuple[str, str, str, str, str]]:
+    """(option, ini key = dest, metavar, ini default, help) of every option with an ini twin."""
+    return [
+        (
+            IMPL_OPTION,
+            IMPL_INI,
+            "stub|reference|mutant:NAME|PATH",
+            STUB,
+            "which implementation the kata tests import: the learner's stub (default), the "
+            "reference solution, one mutant of the reference, or a folder laid out like "
+            "reference/ (to grade a student).",
+        ),
+        (
+            REQUIRE_OPTION,
+            REQUIRE_INI,
+            "BACKEND[,BACKEND...]",
+            "",
+            "fail (instead of skip) tests whose backend is absent; one of: "
+            f"{', '.join(BACKENDS)}, all",
+        ),
+        (
+            SEED_OPTION,
+            SEED_INI,
+            "N",
+            "0",
+            "seed of the controlled scheduler's strategies (default 0: every run explores "
+            "the same schedules)",
+        ),
+        (
+            PROBE_BUDGET_OPTION,
+            PROBE_BUDGET_INI,
+            "N",
+            "",
+            f"schedules explored per probe (default {DEFAULT_PROBE_BUDGET})",
+        ),
+        (
+            STATS_OPTION,
+            STATS_INI,
+            "PATH",
+            "",
+            "append one JSON line of statistics per probe to PATH (for the benchmark)",
+        ),
+        (
+            SCALE_OPTION,
+            SCALE_INI,
+            "FACTOR",
+            "1",
+            "multiply every kata test's time budget (e.g. 3 on a slow machine; 0 disables budgets)",
+        ),
+        (
+            HINTS_OPTION,
+            HINTS_INI,
+            "LEVEL",
+            "0",
+            "show the hints up to LEVEL (1 = a nudge, higher = closer to the answer) for "
+            "every kata that is not done",
+        ),
+    ]
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("kata", "parallel katas")
-    group.addoption(
-        IMPL_OPTION,
-        dest="kata_impl",
-        metavar="stub|reference|mutant:NAME|PATH",
-        help="which implementation the kata tests import: the learner's stub (default), the "
-        "reference solution, one mutant of the reference, or a folder laid out like "
-        "reference/ (to grade a student).",
-    )
-    parser.addini(IMPL_INI, f"default for {IMPL_OPTION}", default=STUB)
-    group.addoption(
-        REQUIRE_OPTION,
-        dest="kata_require",
-        metavar="BACKEND[,BACKEND...]",
-        help="fail (instead of skip) tests whose backend is absent; one of: "
-        f"{', '.join(BACKENDS)}, all",
-    )
-    parser.addini(REQUIRE_INI, f"default for {REQUIRE_OPTION}", default="")
-    group.addoption(
-        SEED_OPTION,
-        dest="kata_probe_seed",
-        metavar="N",
-        help="seed of the controlled scheduler's strategies (default 0: every run explores "
-        "the same schedules)",
-    )
-    parser.addini(SEED_INI, f"default for {SEED_OPTION}", default="0")
-    group.addoption(
-        PROBE_BUDGET_OPTION,
-        dest="kata_probe_budget",
-        metavar="N",
-        help=f"schedules explored per probe (default {DEFAULT_PROBE_BUDGET})",
-    )
-    parser.addini(PROBE_BUDGET_INI, f"default for {PROBE_BUDGET_OPTION}", default="")
-    group.addoption(
-        STATS_OPTION,
-        dest="kata_probe_stats",
-        metavar="PATH",
-        help="append one JSON line of statistics per probe to PATH (for the benchmark)",
-    )
-    parser.addini(STATS_INI, f"default for {STATS_OPTION}", default="")
-    group.addoption(
-        SCALE_OPTION,
-        dest="kata_budget_scale",
-        metavar="FACTOR",
-        help="multiply every kata test's time budget (e.g. 3 on a slow machine; 0 disables "
-        "budgets)",
-    )
-    parser.addini(SCALE_INI, f"default for {SCALE_OPTION}", default="1")
-    group.addoption(
-        HINTS_OPTION,
-        dest="kata_hints",
-        metavar="LEVEL",
-        help="show the hints up to LEVEL (1 = a nudge, higher = closer to the answer) for "
-        "every kata that is not done",
-    )
-    parser.addini(HINTS_INI, f"default for {HINTS_OPTION}", default="0")
+    for option, ini, metavar, default, help_ in _twinned_options():
+        group.addoption(option, dest=ini, metavar=metavar, help=help_)
+        parser.addini(ini, f"default for {option}", default=default)
     group.addoption(
         VERIFY_OPTION,
         action="store_true",
@@ -166,9 +174,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 # -- configure -------------------------------------------------------------------------------
 
 
-def _raw(config: pytest.Config, dest: str, option: str, ini: str) -> tuple[str, str]:
-    """The value the user gave and where (the option's name, or the ini key's)."""
-    value = config.getoption(dest)
+def _raw(config: pytest.Config, option: str, ini: str) -> tuple[str, str]:
+    """The value the user gave and where (the option's name, or the ini key's, which is also
+    the option's dest)."""
+    value = config.getoption(ini)
     if value is not None:
         return str(value), option
     return str(config.getini(ini)), f"{ini} (ini)"
@@ -176,7 +185,7 @@ def _raw(config: pytest.Config, dest: str, option: str, ini: str) -> tuple[str, 
 
 def _parsed(
     config: pytest.Config,
-    names: tuple[str, str, str],
+    names: tuple[str, str],
     parse: Callable[[str], T],
     valid: Callable[[T], bool],
     expected: str,
@@ -192,7 +201,7 @@ def _parsed(
 
 
 def _required(config: pytest.Config) -> frozenset[str]:
-    text, source = _raw(config, "kata_require", REQUIRE_OPTION, REQUIRE_INI)
+    text, source = _raw(config, REQUIRE_OPTION, REQUIRE_INI)
     names = {n.strip() for n in text.split(",") if n.strip()}
     if "all" in names:
         return frozenset(BACKENDS)
@@ -205,7 +214,7 @@ def _required(config: pytest.Config) -> frozenset[str]:
 
 
 def _stats_path(config: pytest.Config) -> Path | None:
-    text, source = _raw(config, "kata_probe_stats", STATS_OPTION, STATS_INI)
+    text, source = _raw(config, STATS_OPTION, STATS_INI)
     if not text.strip():
         return None
     path = Path(text).expanduser().resolve()
@@ -220,20 +229,20 @@ def _probe_budget(text: str) -> int:
 
 def build(config: pytest.Config) -> RunSettings:
     """Option, else ini, else default; each validated, a bad one a usage error naming it."""
-    impl_text, _ = _raw(config, "kata_impl", IMPL_OPTION, IMPL_INI)
+    impl_text, _ = _raw(config, IMPL_OPTION, IMPL_INI)
     return RunSettings(
         impl=impl_text.strip() or STUB,
         require=_required(config),
         probe_seed=_parsed(
             config,
-            ("kata_probe_seed", SEED_OPTION, SEED_INI),
+            (SEED_OPTION, SEED_INI),
             int,
             lambda n: n >= 0,
             "a whole number >= 0",
         ),
         probe_budget=_parsed(
             config,
-            ("kata_probe_budget", PROBE_BUDGET_OPTION, PROBE_BUDGET_INI),
+            (PROBE_BUDGET_OPTION, PROBE_BUDGET_INI),
             _probe_budget,
             lambda n: n >= 1,
             "a whole number of schedules >= 1",
@@ -241,14 +250,14 @@ def build(config: pytest.Config) -> RunSettings:
         probe_stats=_stats_path(config),
         budget_scale=_parsed(
             config,
-            ("kata_budget_scale", SCALE_OPTION, SCALE_INI),
+            (SCALE_OPTION, SCALE_INI),
             float,
             lambda x: x >= 0 and x != float("inf"),
             "0 (budgets off) or a positive factor",
         ),
         hints=_parsed(
             config,
-            ("kata_hints", HINTS_OPTION, HINTS_INI),
+            (HINTS_OPTION, HINTS_INI),
             int,
             lambda n: n >= 0,
             "a hint level >= 0 (1 = the first nudge)",
