@@ -1,9 +1,9 @@
 """Race probes in kata tests: the `probe` fixture runs workers under the controlled scheduler.
 
 The fixture knows which kata module the test exercises (from the implementation swap), so a
-test only says what the workers do and what must hold afterwards. Seed and schedule budget
-come from options; `--kata-probe-stats` appends one JSON line per exploration for the
-benchmark (`nox -s probe_bench`).
+test only says what the workers do and what must hold afterwards. Seed, schedule budget and
+statistics file come from the run settings (plugins/settings.py); with `--kata-probe-stats`
+each exploration appends one JSON line for the benchmark (`nox -s probe_bench`).
 """
 
 from __future__ import annotations
