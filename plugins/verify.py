@@ -25,6 +25,7 @@ from plugins import (
     hardware,
     mutants,
     settings,
+    verify_admission,
     verify_changed,
     verify_plan,
     verify_runs,
@@ -360,7 +361,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     wall = time.monotonic() - config.stash[started_key]
     terminalreporter.write_line(
         f"total: {sum(r.runs for r in rows)} runs, {sum(r.seconds for r in rows):.1f} s of runs "
-        f"on {verify_plan.jobs()} job slots ({verify_plan.way()}), {wall:.1f} s wall"
+        f"on {verify_plan.jobs()} job slots, up to {verify_admission.max_runs(verify_plan.jobs())} "
+        f"runs at once ({verify_plan.way()}), {wall:.1f} s wall"
     )
     for note in config.stash[verify_plan.notes_key]:
         terminalreporter.write_line(f"note: {note}")

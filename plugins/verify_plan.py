@@ -1,7 +1,9 @@
 """The self-check's plan: which runs verify a kata, and the one pool of job slots that runs them.
 
 The pool is warm workers (plugins/verify_runs.py) unless KATA_VERIFY_COLD=1; it has
-KATA_VERIFY_JOBS slots (default: one per CPU); KATA_VERIFY_LOG=PATH appends one JSON line per run.
+KATA_VERIFY_JOBS slots (default: one per CPU), plus runs that mostly wait while a core idles, up to
+KATA_VERIFY_MAX_RUNS in flight (default: two per slot); KATA_VERIFY_LOG=PATH appends one JSON line
+per run.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from types import ModuleType
 
 import pytest
 
-from plugins import impl, mutants, settings
+from plugins import impl, mutants, settings, verify_admission
 from plugins.curriculum import Curriculum, Kata
 from plugins.verify_runs import Runner, WarmRunner, cold_runner
 from plugins.verify_schedule import History, Run, Scheduler
@@ -64,6 +66,7 @@ def scheduler(config: pytest.Config) -> Scheduler:
             make_runner,
             History(config.cache if hasattr(config, "cache") else None),
             Path(log) if log else None,
+            verify_admission.max_runs(jobs()),
         )
         config.stash[scheduler_key] = pool
     return config.stash[scheduler_key]

@@ -20,10 +20,10 @@ import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from plugins import impl
-from plugins.verify_worker import kill_group
+from plugins.verify_worker import kill_group, wait_for
 
 # A backstop only: each kata test already fails within its own budget.
 SUITE_TIMEOUT_SECONDS = 600
@@ -31,8 +31,17 @@ WORKER_START_SECONDS = 120  # imports on a loaded machine
 WORKER_ANSWER_SECONDS = 30  # the fork itself
 WORKER_MODULE = "plugins.verify_worker"
 
-# (argv after `pytest`, timeout) -> (returncode, timed out)
-Runner = Callable[[list[str], float], tuple[int, bool]]
+
+class Ended(NamedTuple):
+    """How a run's process ended."""
+
+    returncode: int
+    timed_out: bool
+    cpu_seconds: float  # the process and the descendants it reaped; 0.0 where unknown
+
+
+# (argv after `pytest`, timeout) -> how it ended
+Runner = Callable[[list[str], float], Ended]
 
 
 @dataclass
@@ -45,6 +54,7 @@ class Outcome:
     skipped: int = 0
     broken_module: bool = False
     seconds: float = 0.0  # the whole process, pytest's start included
+    cpu_seconds: float = 0.0  # CPU time of the run's process tree (what it costs the machine)
     test_seconds: float = 0.0  # the tests alone, as junit reports them
     timed_out: bool = False
     failures: list[str] = field(default_factory=list)  # "test name: first line of its message"
@@ -77,13 +87,13 @@ def run_suite(runner: Runner, test_file: Path, target: str, *extra: str) -> Outc
     with tempfile.TemporaryDirectory(prefix="kata-verify-") as scratch:
         junit = Path(scratch) / "report.xml"
         started = time.perf_counter()
-        returncode, timed_out = runner(
-            suite_argv(test_file, target, junit, *extra), SUITE_TIMEOUT_SECONDS
-        )
-        if timed_out:
-            return Outcome(returncode=-1, timed_out=True, seconds=time.perf_counter() - started)
-        outcome = parse_junit(junit, returncode)
+        ended = runner(suite_argv(test_file, target, junit, *extra), SUITE_TIMEOUT_SECONDS)
+        if ended.timed_out:
+            outcome = Outcome(returncode=-1, timed_out=True)
+        else:
+            outcome = parse_junit(junit, ended.returncode)
         outcome.seconds = time.perf_counter() - started
+        outcome.cpu_seconds = ended.cpu_seconds
         return outcome
 
 
@@ -116,7 +126,7 @@ def parse_junit(junit: Path, returncode: int) -> Outcome:
 def cold_runner(root: Path) -> Runner:
     """Each run a fresh `python -m pytest` (KATA_VERIFY_COLD=1; the warm way's yardstick)."""
 
-    def run(argv: list[str], timeout: float) -> tuple[int, bool]:
+    def run(argv: list[str], timeout: float) -> Ended:
         process = subprocess.Popen(
             [sys.executable, "-m", "pytest", *argv],
             cwd=root,
@@ -125,19 +135,12 @@ def cold_runner(root: Path) -> Runner:
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # as the warm children: a timeout kills all it started
         )
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return _end_group(process, -1), True
-        return _end_group(process, process.returncode), False
+        # The worker's own wait: it kills the group and reaps the child with its CPU seconds.
+        returncode, timed_out, cpu = wait_for(process.pid, timeout)
+        process.returncode = returncode  # reaped here, so Popen must not wait for it again
+        return Ended(-1 if timed_out else returncode, timed_out, cpu)
 
     return run
-
-
-def _end_group(process: subprocess.Popen[Any], returncode: int) -> int:
-    kill_group(process.pid)
-    process.wait()
-    return returncode
 
 
 # -- the warm way ----------------------------------------------------------------------------
@@ -236,18 +239,22 @@ class WarmRunner:
         self.worker: Worker | None = None
         self.closed = False
 
-    def __call__(self, argv: list[str], timeout: float) -> tuple[int, bool]:
+    def __call__(self, argv: list[str], timeout: float) -> Ended:
         with tempfile.TemporaryDirectory(prefix="kata-verify-output-") as scratch:
             for _attempt in range(2):
                 if self.closed:
-                    return -1, False  # the session is over; nobody reads this run's outcome
+                    return Ended(-1, False, 0.0)  # the session is over; nobody reads it
                 try:
                     if self.worker is None:
                         self.worker = Worker(self.root, self.preload)
                     answer = self.worker.run(
                         argv, dict(os.environ), Path(scratch) / "output.txt", timeout
                     )
-                    return int(answer["returncode"]), bool(answer["timed_out"])
+                    return Ended(
+                        int(answer["returncode"]),
+                        bool(answer["timed_out"]),
+                        float(answer.get("cpu", 0.0)),
+                    )
                 except WorkerDied as died:
                     self.worker = None
                     self.notes.append(f"{died}; replaced it and ran {argv[0]} again")

@@ -4,8 +4,9 @@ Each slot is a thread with its own runner (a warm worker, or cold processes). Ru
 with their expected duration (from earlier verifies, kept in the verify parent's pytest cache)
 and started longest first across all katas, so that two cores stay busy until the end. A run of a
 `timing` kata measures speed and so runs alone: it starts only when nothing else runs, and nothing
-starts while it runs. The cache also remembers which test killed each mutant, so that the next
-verify runs that test first.
+starts while it runs. Beyond one run per job slot, runs that mostly wait may start while a core
+idles (plugins/verify_admission.py). The cache also remembers which test killed each mutant, so
+that the next verify runs that test first, and how much CPU each run used.
 """
 
 from __future__ import annotations
@@ -21,13 +22,17 @@ from typing import Any
 
 import pytest
 
+from plugins import verify_admission
+from plugins.verify_admission import Admission
 from plugins.verify_runs import Outcome, Runner, is_killed, run_suite
 
 KILLERS_KEY = "kata/verify/killers"
 DURATIONS_KEY = "kata/verify/durations"
+CPU_KEY = "kata/verify/cpu"
 FIRST_OPTION = "--kata-verify-first"
 UNMEASURED_SECONDS = 2.0  # a guess for a run never measured, before any run of this verify ends
 STOP_SECONDS = 5.0
+RECHECK_SECONDS = 0.25  # how often an idle slot asks again whether a core idles
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,7 @@ class History:
         self.cache = cache
         self.durations = self._mapping(DURATIONS_KEY, float)
         self.killers = self._mapping(KILLERS_KEY, str)
+        self.cpu = self._mapping(CPU_KEY, float)
 
     def _mapping(self, key: str, kind: Callable[[Any], Any]) -> dict[str, Any]:
         stored = self.cache.get(key, {}) if self.cache is not None else {}
@@ -70,6 +76,7 @@ class History:
         if outcome.timed_out:
             return  # a backstop timeout says nothing about the run's usual length
         self.durations[run.key] = round(outcome.seconds, 3)
+        self.cpu[run.key] = round(outcome.cpu_seconds, 3)
         if run.label.startswith("mutant:") and is_killed(outcome) and outcome.first_failed:
             self.killers[run.key] = outcome.first_failed
 
@@ -77,6 +84,11 @@ class History:
         if self.cache is not None:
             self.cache.set(DURATIONS_KEY, dict(sorted(self.durations.items())))
             self.cache.set(KILLERS_KEY, dict(sorted(self.killers.items())))
+            self.cache.set(CPU_KEY, dict(sorted(self.cpu.items())))
+
+    def load(self, run: Run) -> float:
+        """The cores the run used on average last time (never measured: a whole core)."""
+        return verify_admission.load(self.cpu.get(run.key), self.durations.get(run.key))
 
 
 @dataclass
@@ -90,7 +102,8 @@ class KataProgress:
 
 
 class Scheduler:
-    """A pool of `jobs` slots that runs submitted runs longest first, timing runs alone."""
+    """A pool of `jobs` slots that runs submitted runs longest first, timing runs alone, and up
+    to `max_runs` at once where the extra ones mostly wait."""
 
     def __init__(
         self,
@@ -98,8 +111,10 @@ class Scheduler:
         make_runner: Callable[[], Runner],
         history: History,
         log: Path | None = None,
+        max_runs: int | None = None,
     ) -> None:
         self.jobs, self.make_runner, self.history, self.log = jobs, make_runner, history, log
+        self.admission = Admission(jobs, max(jobs, max_runs or jobs))
         self.changed = threading.Condition()
         self.queue: list[tuple[Run, Future[Outcome]]] = []
         self.running: dict[str, float] = {}  # run key -> when it started
@@ -125,7 +140,7 @@ class Scheduler:
             self.queue.sort(key=lambda queued: (not queued[0].timing, -self.expected(queued[0])))
             if not self.slots:
                 self.started = time.monotonic()
-                for n in range(self.jobs):
+                for n in range(self.admission.limit):
                     slot = threading.Thread(target=self._slot, name=f"kata-verify-{n}", daemon=True)
                     self.slots.append(slot)
                     slot.start()
@@ -138,10 +153,24 @@ class Scheduler:
         done = self.finished_seconds
         return sum(done) / len(done) if done else UNMEASURED_SECONDS
 
-    def _may_start(self) -> bool:
+    def _next(self) -> int | None:
+        """The queue index of the run to start now, if any."""
         if not self.queue or self.alone:
-            return False
-        return not self.running if self.queue[0][0].timing else True
+            return None
+        if self.queue[0][0].timing:
+            return None if self.running else 0
+        if len(self.running) < self.jobs:
+            return 0
+        # An extra run: the longest of those that mostly wait, if the CPU has room for it.
+        light = (
+            (i, load)
+            for i, (run, _) in enumerate(self.queue)
+            if (load := self.history.load(run)) < verify_admission.LIGHT_LOAD
+        )
+        chosen = next(light, None)
+        if chosen is None or not self.admission.may_add(len(self.running), chosen[1]):
+            return None
+        return chosen[0]
 
     def _slot(self) -> None:
         runner = self.make_runner()
@@ -149,12 +178,16 @@ class Scheduler:
             self.runners.append(runner)
         while True:
             with self.changed:
-                while not self.closed and not self._may_start():
-                    self.changed.wait()
-                if self.closed:
+                chosen = self._next()
+                while not self.closed and chosen is None:
+                    # With a timeout: an idle core shows up without anything notifying.
+                    self.changed.wait(RECHECK_SECONDS if self.queue else None)
+                    chosen = self._next()
+                if self.closed or chosen is None:
                     return
-                run, future = self.queue.pop(0)
+                run, future = self.queue.pop(chosen)
                 self.running[run.key] = time.monotonic()
+                self.admission.started(len(self.running))
                 self.alone = run.timing
                 self.katas[run.kata].stage = run.label
             if future.set_running_or_notify_cancel():

@@ -10,8 +10,9 @@ which no kata module was imported and no test ran, exactly as a fresh `python -m
 
 Protocol, one JSON object per line. The worker says {"ready": true} once its imports are done.
 Request on stdin: {"argv": [...], "env": {...}, "output": PATH, "timeout": SECONDS}. Answers on
-stdout: {"pid": N} when the child has started, then {"returncode": N, "timed_out": BOOL} when it
-has ended (killed, with its whole process group, after `timeout`). EOF on stdin ends the worker.
+stdout: {"pid": N} when the child has started, then {"returncode": N, "timed_out": BOOL, "cpu": S}
+when it has ended (killed, with its whole process group, after `timeout`); S is the CPU seconds
+the run used, its reaped descendants included. EOF on stdin ends the worker.
 
 This module is also `__main__` for the children's own `spawn`ed processes, so its top level
 imports only the standard library.
@@ -94,8 +95,9 @@ def run_child(request: dict[str, Any]) -> None:
             os._exit(code)
 
 
-def wait_for(pid: int, timeout: float) -> tuple[int, bool]:
-    """The child's exit code (negative: killed by that signal) and whether it timed out."""
+def wait_for(pid: int, timeout: float) -> tuple[int, bool, float]:
+    """The child's exit code (negative: killed by that signal), whether it timed out, and the CPU
+    seconds it used (its own and those of the descendants it reaped)."""
     timed_out = False
     try:
         handle = os.pidfd_open(pid)
@@ -108,17 +110,17 @@ def wait_for(pid: int, timeout: float) -> tuple[int, bool]:
     else:
         deadline = time.monotonic() + timeout
         while not timed_out:
-            done, status = os.waitpid(pid, os.WNOHANG)
+            done, status, usage = os.wait4(pid, os.WNOHANG)
             if done:
                 kill_group(pid)
-                return os.waitstatus_to_exitcode(status), False
+                return os.waitstatus_to_exitcode(status), False, usage.ru_utime + usage.ru_stime
             timed_out = time.monotonic() > deadline
             time.sleep(POLL_SECONDS)
     # Before reaping, while the child's pid still names its group: a timed-out run dies with all
     # it started, and whatever a finished run left behind must not eat the next run's CPU.
     kill_group(pid)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status), timed_out
+    _, status, usage = os.wait4(pid, 0)
+    return os.waitstatus_to_exitcode(status), timed_out, usage.ru_utime + usage.ru_stime
 
 
 def kill_group(pid: int) -> None:
@@ -138,8 +140,8 @@ def main() -> None:
         if pid == 0:
             run_child(request)
         answer({"pid": pid})
-        returncode, timed_out = wait_for(pid, float(request["timeout"]))
-        answer({"returncode": returncode, "timed_out": timed_out})
+        returncode, timed_out, cpu = wait_for(pid, float(request["timeout"]))
+        answer({"returncode": returncode, "timed_out": timed_out, "cpu": round(cpu, 3)})
 
 
 if __name__ == "__main__":

@@ -238,7 +238,9 @@ def test_progress_lines_and_the_total_appear_in_a_log(kata_repo: KataRepo) -> No
         ["verify: */2 katas, */10 runs, */6 mutants killed; waiting for adder*elapsed, ~* left"]
     )
     result.stdout.fnmatch_lines(
-        ["total: 10 runs, * s of runs on * job slots (warm workers*), * s wall"]
+        [
+            "total: 10 runs, * s of runs on * job slots, up to * runs at once (warm workers*), * s wall"
+        ]
     )
 
 

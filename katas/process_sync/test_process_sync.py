@@ -6,6 +6,7 @@ import multiprocessing
 import threading
 import time
 from collections.abc import Iterator
+from multiprocessing.sharedctypes import Synchronized
 
 import pytest
 from process_sync import count_together, crowd, meet, wait_for_reports
@@ -13,6 +14,7 @@ from process_sync import count_together, crowd, meet, wait_for_reports
 # Generous: each scenario below needs well under a second (a spawned one one or two); 5 s only
 # runs out when something is really stuck, even on a busy machine.
 TIMEOUT = 5.0
+WINDOW_SECONDS = 0.001  # the pause inside each read-add-write (slow_shared_values)
 
 
 @pytest.fixture(autouse=True)
@@ -48,10 +50,33 @@ def test_spawned_workers_share_one_value_and_finish() -> None:
     assert_no_children_left()
 
 
+@pytest.fixture
+def slow_shared_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every shared Value pauses for a millisecond after a read and before a write.
+
+    Without it, whether two processes' read-add-write overlap depends on the OS scheduler: on a
+    busy machine each child may finish its loop inside one time slice and lose nothing. The pause
+    puts every child to sleep in the middle of its read-add-write, so an unguarded one is
+    overlapped every time; under the value's lock the others simply wait. Forked children inherit
+    the patched class.
+    """
+    plain = Synchronized.value
+
+    def read(self: Synchronized[int]) -> int:
+        value = plain.fget(self)  # type: ignore[attr-defined]
+        time.sleep(WINDOW_SECONDS)
+        return int(value)
+
+    def write(self: Synchronized[int], value: int) -> None:
+        time.sleep(WINDOW_SECONDS)
+        plain.fset(self, value)  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(Synchronized, "value", property(read, write))
+
+
+@pytest.mark.usefixtures("slow_shared_values")
 def test_no_increment_is_lost_when_four_processes_add_to_one_value_at_once() -> None:
-    # Measured on a busy 2-core machine: 4 x 25,000 increments lost at least 29,000 in each of
-    # 20 runs without the lock (45,000 with a lock around the read only): a loss shows every time.
-    workers, times = 4, 25_000
+    workers, times = 4, 50
     total = count_together(workers, times, start_method="fork", timeout=TIMEOUT)
     lost = workers * times - total
     assert lost == 0, (
