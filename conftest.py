@@ -9,6 +9,7 @@ pytest_plugins = [
     "plugins.isolation",
     "plugins.cleanup",
     "plugins.progress",
+    "plugins.contract",
     "plugins.probing",
     "plugins.verify",
 ]

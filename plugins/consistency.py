@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 from types import ModuleType
 
-from plugins import mutants
+from plugins import contract, mutants
 from plugins.curriculum import Curriculum, Kata
 
 MIN_HINTS = 2
@@ -84,6 +84,7 @@ def kata_problems(curriculum: Curriculum, kata: Kata) -> list[str]:
     if len(found) < MIN_MUTANTS:
         problems.append(f"has {len(found)} mutants; at least {MIN_MUTANTS} are needed")
     problems += contract_problems(kata, stub, reference, tests)
+    problems += contract.problems(stub, reference, tests)
     return problems
 
 

@@ -31,7 +31,10 @@ hints = ["Use an f-string.", "return f'hello {name}'"]
 """
 
 ADDER_STUB = '''
-"""Kata `adder`: add(a, b) returns the sum."""
+"""Kata `adder`: add two numbers.
+
+§1 add(a, b) returns the sum of any two integers, negative ones too.
+"""
 
 
 def add(a: int, b: int) -> int:
@@ -41,7 +44,10 @@ def add(a: int, b: int) -> int:
 '''
 
 ADDER_REFERENCE = '''
-"""Kata `adder`: add(a, b) returns the sum."""
+"""Kata `adder`: add two numbers.
+
+§1 add(a, b) returns the sum of any two integers, negative ones too.
+"""
 
 
 def add(a: int, b: int) -> int:
@@ -50,13 +56,16 @@ def add(a: int, b: int) -> int:
 '''
 
 ADDER_TESTS = """
+import pytest
 from adder import add
 
 
+@pytest.mark.clause(1)
 def test_adds_small_numbers():
     assert add(2, 3) == 5, "2 + 3 must be 5"
 
 
+@pytest.mark.clause(1)
 def test_adds_negative_numbers():
     assert add(-2, -3) == -5, "-2 + -3 must be -5"
 """
@@ -82,7 +91,10 @@ replace = "return abs(a) + abs(b)"
 """
 
 GREETER_STUB = '''
-"""Kata `greeter`: greet(name) says hello."""
+"""Kata `greeter`: greet someone.
+
+§1 greet(name) says hello to `name`.
+"""
 
 
 def greet(name: str) -> str:
@@ -92,7 +104,10 @@ def greet(name: str) -> str:
 '''
 
 GREETER_REFERENCE = '''
-"""Kata `greeter`: greet(name) says hello."""
+"""Kata `greeter`: greet someone.
+
+§1 greet(name) says hello to `name`.
+"""
 
 
 def greet(name: str) -> str:
@@ -101,9 +116,11 @@ def greet(name: str) -> str:
 '''
 
 GREETER_TESTS = """
+import pytest
 from greeter import greet
 
 
+@pytest.mark.clause(1)
 def test_greets_by_name():
     assert greet("ada") == "hello ada", "the greeting must be 'hello <name>'"
 """

@@ -329,6 +329,4 @@ def test_consumers_keep_waiting_while_a_slow_producer_is_still_producing(probe: 
         results, _alive = outcome[0]  # type: ignore[misc]
         assert results == [0, 10, 20, 30], f"4 items gave the results {results}"
 
-    probe.explore_async(
-        Flow, [pipeline_run(4, consumers=2, delay=1.0)], nothing_lost
-    )
+    probe.explore_async(Flow, [pipeline_run(4, consumers=2, delay=1.0)], nothing_lost)

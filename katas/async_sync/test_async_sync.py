@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import pytest
@@ -26,7 +26,7 @@ def explore(
     workers: list[Worker] | dict[str, Worker],
     check: Callable[[Any, list[object]], None],
     budget: int = FEW_SCHEDULES,
-    explain: str = "",
+    explain: Mapping[str, str] | None = None,
 ) -> None:
     """probe.explore_async with a schedule budget that fits the test."""
     __tracebackhide__ = True
@@ -75,7 +75,10 @@ def test_two_callers_of_the_same_missing_key_cause_one_fetch(probe: Prober) -> N
         assert results == ["K", "K"], f"the callers got {results}, expected 'K' twice"
 
     explore(
-        probe, Backend, {"first": get_k, "second": get_k_after_a_round_trip}, one_fetch,
+        probe,
+        Backend,
+        {"first": get_k, "second": get_k_after_a_round_trip},
+        one_fetch,
         budget=RACE_SCHEDULES,
     )
 
@@ -168,9 +171,11 @@ def test_two_consumers_each_get_one_item_and_neither_finds_the_buffer_empty(prob
         assert got == [1, 2], f"the two consumers got {results[1:]}, expected 1 and 2 once each"
 
     explore(
-        probe, Shelf,
+        probe,
+        Shelf,
         {"producer": produce_two, "consumer-1": consume_one, "consumer-2": consume_one},
-        each_once, budget=RACE_SCHEDULES,
+        each_once,
+        budget=RACE_SCHEDULES,
     )
 
 
@@ -192,16 +197,24 @@ def test_producers_and_consumers_sharing_one_condition_never_all_wait_at_once(
         assert got == [1, 1, 2, 2], f"the consumers got {results[2:]}"
 
     explore(
-        probe, lambda: Shelf(capacity=1),
-        {"producer-1": produce_two_later, "producer-2": produce_two_later,
-         "consumer-1": consume_two, "consumer-2": consume_two},
-        all_delivered, budget=RACE_SCHEDULES,
-        explain=(
-            "Two producers and two consumers share one condition on a buffer of one slot. If "
-            "they all end up waiting, a notify() woke a coroutine of the wrong kind (a producer "
-            "when only a consumer could go on) and the one that could go on was never woken: "
-            "notify_all() wakes everybody, and each re-checks its own predicate."
-        ),
+        probe,
+        lambda: Shelf(capacity=1),
+        {
+            "producer-1": produce_two_later,
+            "producer-2": produce_two_later,
+            "consumer-1": consume_two,
+            "consumer-2": consume_two,
+        },
+        all_delivered,
+        budget=RACE_SCHEDULES,
+        explain={
+            "deadlock": (
+                "Two producers and two consumers share one condition on a buffer of one slot. If "
+                "they all end up waiting, a notify() woke a coroutine of the wrong kind (a producer "
+                "when only a consumer could go on) and the one that could go on was never woken: "
+                "notify_all() wakes everybody, and each re-checks its own predicate."
+            )
+        },
     )
 
 
@@ -235,12 +248,17 @@ def test_at_most_limit_entries_start_per_period_counted_from_each_entry(probe: P
         )
 
     explore(
-        probe, Limited, [Limited.call] * 5, paced,
-        explain=(
-            "Five calls go through a limiter of 2 per second. If they end up waiting forever, "
-            "no permit ever came back: schedule its release with loop.call_later(period, ...) "
-            "when you take it."
-        ),
+        probe,
+        Limited,
+        [Limited.call] * 5,
+        paced,
+        explain={
+            "deadlock": (
+                "Five calls go through a limiter of 2 per second. If they end up waiting forever, "
+                "no permit ever came back: schedule its release with loop.call_later(period, ...) "
+                "when you take it."
+            )
+        },
     )
 
 
@@ -288,12 +306,17 @@ def test_no_runner_is_let_go_before_all_three_are_ready(probe: Prober) -> None:
         )
 
     explore(
-        probe, Race, {"a": runner("a", 0), "b": runner("b", 1), "c": runner("c", 2)}, together,
-        explain=(
-            "Three runners call ready() at 0, 1 and 2 s. If they all wait forever, the event was "
-            "never set: each runner must count itself in before it waits, and the last one sets "
-            "the event."
-        ),
+        probe,
+        Race,
+        {"a": runner("a", 0), "b": runner("b", 1), "c": runner("c", 2)},
+        together,
+        explain={
+            "deadlock": (
+                "Three runners call ready() at 0, 1 and 2 s. If they all wait forever, the event was "
+                "never set: each runner must count itself in before it waits, and the last one sets "
+                "the event."
+            )
+        },
     )
 
 
@@ -338,7 +361,9 @@ def test_no_worker_starts_a_round_before_every_worker_finished_the_last(probe: P
             f"after each round"
         )
 
-    explore(probe, Rounds, [three_workers_two_rounds], lockstep, explain=ROUNDS_EXPLAINED)
+    explore(
+        probe, Rounds, [three_workers_two_rounds], lockstep, explain={"deadlock": ROUNDS_EXPLAINED}
+    )
 
 
 @pytest.mark.probe
@@ -349,4 +374,10 @@ def test_the_workers_of_a_round_run_at_the_same_time(probe: Prober) -> None:
             f"(3 s per round): the workers of a round must run side by side"
         )
 
-    explore(probe, Rounds, [three_workers_two_rounds], concurrent, explain=ROUNDS_EXPLAINED)
+    explore(
+        probe,
+        Rounds,
+        [three_workers_two_rounds],
+        concurrent,
+        explain={"deadlock": ROUNDS_EXPLAINED},
+    )

@@ -141,12 +141,17 @@ def test_with_two_consumers_every_item_is_got_exactly_once(probe: Prober) -> Non
         "consumer-2": _consume_until_closed,
     }
     probe.explore(
-        _buffer(1), workers, exactly_once, budget=min(probe.budget, BUSY_SCHEDULES),
-        explain=(
-            "one producer put one item and closed the buffer while two consumers waited for "
-            "items. Exactly one consumer gets the item; close() must then wake the other (all "
-            "waiters, notify_all), which must see the buffer closed and raise Closed."
-        ),
+        _buffer(1),
+        workers,
+        exactly_once,
+        budget=min(probe.budget, BUSY_SCHEDULES),
+        explain={
+            "deadlock": (
+                "one producer put one item and closed the buffer while two consumers waited for "
+                "items. Exactly one consumer gets the item; close() must then wake the other (all "
+                "waiters, notify_all), which must see the buffer closed and raise Closed."
+            )
+        },
     )
 
 
@@ -165,12 +170,17 @@ def test_with_two_producers_the_buffer_never_holds_more_than_its_capacity(probe:
 
     workers = {"producer-a": _put_all("a1", "a2"), "producer-b": _put_all("b"), "consumer": _get(3)}
     probe.explore(
-        _buffer(1), workers, within_capacity, budget=min(probe.budget, BUSY_SCHEDULES),
-        explain=(
-            "two producers and a consumer shared a buffer of one item, so the producers had to "
-            "wait for room, woken each time the consumer took an item. A get() that notifies "
-            "nobody leaves them waiting for ever."
-        ),
+        _buffer(1),
+        workers,
+        within_capacity,
+        budget=min(probe.budget, BUSY_SCHEDULES),
+        explain={
+            "deadlock": (
+                "two producers and a consumer shared a buffer of one item, so the producers had to "
+                "wait for room, woken each time the consumer took an item. A get() that notifies "
+                "nobody leaves them waiting for ever."
+            )
+        },
     )
 
 
@@ -190,13 +200,18 @@ def test_two_producers_and_two_consumers_never_wait_for_each_other_for_ever(prob
         "consumer-2": _get(1),
     }
     probe.explore(
-        _buffer(1), workers, all_served, budget=min(probe.budget, BUSY_SCHEDULES),
-        explain=(
-            "two producers and two consumers shared one condition on a buffer of one item. If "
-            "they all end up waiting, a notify() woke a thread of the wrong kind (a producer "
-            "when only a consumer could go on), and the one that could go on was never woken: "
-            "notify_all() wakes everybody, and each re-checks what it waits for."
-        ),
+        _buffer(1),
+        workers,
+        all_served,
+        budget=min(probe.budget, BUSY_SCHEDULES),
+        explain={
+            "deadlock": (
+                "two producers and two consumers shared one condition on a buffer of one item. If "
+                "they all end up waiting, a notify() woke a thread of the wrong kind (a producer "
+                "when only a consumer could go on), and the one that could go on was never woken: "
+                "notify_all() wakes everybody, and each re-checks what it waits for."
+            )
+        },
     )
 
 
@@ -215,12 +230,16 @@ def test_close_wakes_every_waiting_consumer(probe: Prober) -> None:
         "closer": lambda buffer: buffer.close(),
     }
     probe.explore(
-        _buffer(1), workers, both_released,
-        explain=(
-            "two consumers waited on an empty buffer when it was closed. close() must wake "
-            "every waiter (notify_all, not notify), and each consumer's wait must end when "
-            "the buffer is closed, not only when an item comes."
-        ),
+        _buffer(1),
+        workers,
+        both_released,
+        explain={
+            "deadlock": (
+                "two consumers waited on an empty buffer when it was closed. close() must wake "
+                "every waiter (notify_all, not notify), and each consumer's wait must end when "
+                "the buffer is closed, not only when an item comes."
+            )
+        },
     )
 
 
@@ -248,10 +267,14 @@ def test_close_wakes_a_producer_waiting_for_room(probe: Prober) -> None:
     # must also end when the buffer is closed.
     workers = {"producer": fill_and_keep_putting, "closer": lambda buffer: buffer.close()}
     probe.explore(
-        _buffer(1), workers, refused,
-        explain=(
-            "a producer waited for room in a full buffer that nobody empties, and then the "
-            "buffer was closed. put()'s wait must also end when the buffer is closed: make "
-            "`closed` part of what it waits for, and let close() wake every waiter."
-        ),
+        _buffer(1),
+        workers,
+        refused,
+        explain={
+            "deadlock": (
+                "a producer waited for room in a full buffer that nobody empties, and then the "
+                "buffer was closed. put()'s wait must also end when the buffer is closed: make "
+                "`closed` part of what it waits for, and let close() wake every waiter."
+            )
+        },
     )

@@ -80,7 +80,9 @@ def test_neighbours_never_eat_at_the_same_time(probe: Prober) -> None:
 
     workers = {f"seat-{seat}": _philosopher(seat) for seat in range(3)}
     probe.explore(
-        lambda: Dinner(3), workers, no_shared_fork_in_two_hands,
+        lambda: Dinner(3),
+        workers,
+        no_shared_fork_in_two_hands,
         budget=min(probe.budget, DINING_SCHEDULES),
     )
 
@@ -95,13 +97,18 @@ def test_every_philosopher_can_dine_at_once_without_a_deadlock(probe: Prober) ->
     # in a schedule that happened to get through.
     workers = {f"seat-{seat}": _philosopher(seat) for seat in range(3)}
     probe.explore(
-        lambda: Dinner(3), workers, everybody_ate, budget=min(probe.budget, DINING_SCHEDULES),
-        explain=(
-            "three philosophers dined at once. If each takes the fork on the same side first, "
-            "all three can hold one fork and wait for the next one for ever: a circle of "
-            "waiting. Take the lower-numbered fork first, so the last philosopher reaches for "
-            "fork 0 before fork 2 and the circle cannot close."
-        ),
+        lambda: Dinner(3),
+        workers,
+        everybody_ate,
+        budget=min(probe.budget, DINING_SCHEDULES),
+        explain={
+            "deadlock": (
+                "three philosophers dined at once. If each takes the fork on the same side first, "
+                "all three can hold one fork and wait for the next one for ever: a circle of "
+                "waiting. Take the lower-numbered fork first, so the last philosopher reaches for "
+                "fork 0 before fork 2 and the circle cannot close."
+            )
+        },
     )
 
 
@@ -152,12 +159,17 @@ def test_a_meal_that_fails_still_puts_both_forks_down(probe: Prober) -> None:
 
     workers = {"clumsy": spill, "neighbour": _philosopher(1)}
     probe.explore(
-        lambda: Dinner(3), workers, forks_free, budget=min(probe.budget, 50),
-        explain=(
-            "a philosopher's eat() raised while both forks were in hand. The forks must be put "
-            "down on that path too, or the neighbours can never eat again: `with fork:` "
-            "releases however the block is left, bare acquire()/release() calls do not."
-        ),
+        lambda: Dinner(3),
+        workers,
+        forks_free,
+        budget=min(probe.budget, 50),
+        explain={
+            "deadlock": (
+                "a philosopher's eat() raised while both forks were in hand. The forks must be put "
+                "down on that path too, or the neighbours can never eat again: `with fork:` "
+                "releases however the block is left, bare acquire()/release() calls do not."
+            )
+        },
     )
 
 
@@ -230,12 +242,17 @@ def test_a_transfer_that_cannot_get_the_second_lock_backs_off_after_its_timeout(
     call = lambda bank: try_transfer(bank.source, bank.target, 10, timeout=1.0)  # noqa: E731
     workers = {"holder": _hold_target_lock(5.0), "transfer": _timed(call)}
     probe.explore(
-        Bank, workers, backed_off, budget=min(probe.budget, TRANSFER_SCHEDULES),
-        explain=(
-            "another thread held the target's lock for 5 s, so try_transfer(timeout=1) had to "
-            "back off: give up waiting after 1 s, release the source's lock it already held, "
-            "and return False."
-        ),
+        Bank,
+        workers,
+        backed_off,
+        budget=min(probe.budget, TRANSFER_SCHEDULES),
+        explain={
+            "invariant": (
+                "another thread held the target's lock for 5 s, so try_transfer(timeout=1) had to "
+                "back off: give up waiting after 1 s, release the source's lock it already held, "
+                "and return False."
+            )
+        },
     )
 
 

@@ -115,7 +115,9 @@ def cpu_map(function: Callable[[T], R], items: Iterable[T], max_workers: int = 2
     raise NotImplementedError
 
 
-def crawl(start_urls: Iterable[str], max_workers: int = 3, timeout: float = 5.0) -> dict[str, list[str]]:
+def crawl(
+    start_urls: Iterable[str], max_workers: int = 3, timeout: float = 5.0
+) -> dict[str, list[str]]:
     """B2 ch.4's crawler: group the distinct URLs, then fetch them on a thread pool."""
     # TODO(kata): stage 1: drop duplicate URLs; stage 2: submit fetch_links(url, timeout) for each
     # to a ThreadPoolExecutor(max_workers), map each future back to its URL, and fill the

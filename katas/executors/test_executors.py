@@ -336,7 +336,11 @@ def _handler_for(site: Site) -> type[BaseHTTPRequestHandler]:
                 return
             number = int(parts[2])
             # One link absolute from the root, one relative, one with scheme and host.
-            hrefs = [f"/page/{(number + 1) % PAGES}", f"{(number + 2) % PAGES}", site.url((number + 3) % PAGES)]
+            hrefs = [
+                f"/page/{(number + 1) % PAGES}",
+                f"{(number + 2) % PAGES}",
+                site.url((number + 3) % PAGES),
+            ]
             body = "".join(f'<a href="{href}">link</a>\n' for href in hrefs).encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")

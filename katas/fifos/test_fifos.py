@@ -74,7 +74,10 @@ class Children:
     def start(self, code: str, *args: str) -> subprocess.Popen[str]:
         child = subprocess.Popen(
             [sys.executable, "-c", code, *args],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         self.started.append(child)
         return child
@@ -83,7 +86,9 @@ class Children:
         ready = self.folder / f"{name}.ready"
         return self.start(READER, fifo, str(ready)), ready
 
-    def writer(self, fifo: str, messages: list[bytes], name: str = "writer") -> tuple[subprocess.Popen[str], Path]:
+    def writer(
+        self, fifo: str, messages: list[bytes], name: str = "writer"
+    ) -> tuple[subprocess.Popen[str], Path]:
         ready, data = self.folder / f"{name}.ready", self.folder / f"{name}.json"
         data.write_text(json.dumps([m.hex() for m in messages]))
         return self.start(WRITER, fifo, str(ready), str(data)), ready
@@ -123,7 +128,9 @@ def _finish(child: subprocess.Popen[str], role: str) -> str:
             f"file only when every write end is closed (close the fd in send_messages), and a "
             f"reader that ignores end of file (os.read returning b'') never stops"
         )
-    assert child.returncode == 0, f"the {role} program failed (exit code {child.returncode}):\n{err}"
+    assert child.returncode == 0, (
+        f"the {role} program failed (exit code {child.returncode}):\n{err}"
+    )
     return out
 
 
@@ -169,7 +176,9 @@ def _call_in_thread(call: Callable[[], Any], fifo: str, seconds: float = CHILD_S
             with contextlib.suppress(OSError):
                 os.close(os.open(fifo, flags))
         helper.join(seconds)
-        pytest.fail(f"the call did not return within {seconds} s although the other program had finished")
+        pytest.fail(
+            f"the call did not return within {seconds} s although the other program had finished"
+        )
     if "error" in outcome:
         raise outcome["error"]
     return outcome["result"]
@@ -183,7 +192,9 @@ def test_make_fifo_creates_a_named_pipe_for_its_owner(tmp_path: Path) -> None:
     make_fifo(path)
     mode = os.stat(path).st_mode
     assert stat.S_ISFIFO(mode), f"{path} is not a FIFO (mode {oct(mode)}): create it with os.mkfifo"
-    assert mode & 0o600 == 0o600, f"the owner cannot read and write the FIFO (mode {oct(mode & 0o777)})"
+    assert mode & 0o600 == 0o600, (
+        f"the owner cannot read and write the FIFO (mode {oct(mode & 0o777)})"
+    )
 
 
 def test_read_exactly_keeps_reading_across_short_reads() -> None:
@@ -214,7 +225,9 @@ def test_write_all_writes_every_byte() -> None:
     read_end, write_end = os.pipe()
     try:
         received: list[bytes] = []
-        drain = threading.Thread(target=lambda: received.append(b"".join(iter(lambda: os.read(read_end, 65536), b""))))
+        drain = threading.Thread(
+            target=lambda: received.append(b"".join(iter(lambda: os.read(read_end, 65536), b"")))
+        )
         drain.start()
         try:
             write_all(write_end, BIG)
@@ -232,7 +245,9 @@ def test_write_all_writes_every_byte() -> None:
 # -- two unrelated processes ------------------------------------------------------------------
 
 
-def test_a_writer_program_and_a_reader_program_exchange_messages(fifo: str, children: Children) -> None:
+def test_a_writer_program_and_a_reader_program_exchange_messages(
+    fifo: str, children: Children
+) -> None:
     make_fifo(fifo)
     messages = [b"hello", b"", b"through the pipe", bytes(range(256))]
     reader, _ = children.reader(fifo)
@@ -272,7 +287,9 @@ def test_a_reader_waits_at_the_open_until_a_writer_comes(fifo: str, children: Ch
     )
     writer, _ = children.writer(fifo, [b"late but here"])
     _finish(writer, "writer")
-    assert json.loads(_finish(reader, "reader")) == [b"late but here".hex()], "the waiting reader got the wrong messages"
+    assert json.loads(_finish(reader, "reader")) == [b"late but here".hex()], (
+        "the waiting reader got the wrong messages"
+    )
 
 
 def test_a_writer_waits_at_the_open_until_a_reader_comes(fifo: str, children: Children) -> None:
@@ -287,7 +304,9 @@ def test_a_writer_waits_at_the_open_until_a_reader_comes(fifo: str, children: Ch
     )
     reader, _ = children.reader(fifo)
     _finish(writer, "writer")
-    assert json.loads(_finish(reader, "reader")) == [b"patient".hex()], "the reader got the wrong messages"
+    assert json.loads(_finish(reader, "reader")) == [b"patient".hex()], (
+        "the reader got the wrong messages"
+    )
 
 
 # -- descriptors and broken streams -----------------------------------------------------------
@@ -314,10 +333,14 @@ def test_a_stream_cut_inside_a_message_raises_eof_error_and_closes_the_fifo(
     )
 
 
-def test_send_messages_closes_the_fifo_so_the_reader_sees_the_end(fifo: str, children: Children) -> None:
+def test_send_messages_closes_the_fifo_so_the_reader_sees_the_end(
+    fifo: str, children: Children
+) -> None:
     make_fifo(fifo)
     counter = children.start(COUNTING_READER, fifo)
     _call_in_thread(lambda: send_messages(fifo, [b"one", b"two"]), fifo)
     total = _finish(counter, "counting reader")
     expected = 2 * HEADER.size + 6
-    assert int(total) == expected, f"the reader counted {total.strip()} bytes, expected {expected} (two headers and six bytes)"
+    assert int(total) == expected, (
+        f"the reader counted {total.strip()} bytes, expected {expected} (two headers and six bytes)"
+    )

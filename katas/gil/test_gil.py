@@ -148,8 +148,10 @@ def _free_threaded() -> bool:
 @pytest.mark.timing
 def test_threads_do_not_speed_up_pure_python_counting() -> None:
     if _free_threaded():
-        pytest.skip("this Python runs without a GIL (free-threaded build): threads do compute "
-                    "in parallel here, which is what this test denies")
+        pytest.skip(
+            "this Python runs without a GIL (free-threaded build): threads do compute "
+            "in parallel here, which is what this test denies"
+        )
     tasks: list[Callable[[], Any]] = [lambda: count_down(COUNT)] * WAITS
     least = min(speedup(tasks) for _ in range(CPU_TRIES))
     assert least <= 1 / CPU_RATIO, (

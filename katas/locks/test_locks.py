@@ -13,14 +13,16 @@ from locks import Account, Counter, InsufficientFunds, transfer
 from plugins.probe import Prober
 
 
+@pytest.mark.clause(1, 2)
 def test_a_counter_starts_at_zero_and_counts_each_increment() -> None:
     counter = Counter()
+    assert counter.value == 0, f"a new counter reads {counter.value}, not 0"
     for _ in range(3):
         counter.increment()
     assert counter.value == 3, f"after 3 increments the counter reads {counter.value}"
 
 
-@pytest.mark.probe
+@pytest.mark.clause(2)
 def test_no_increment_is_lost_when_two_threads_increment_at_once(probe: Prober) -> None:
     def increment_twice(counter: Counter) -> None:
         counter.increment()
@@ -36,6 +38,7 @@ def test_no_increment_is_lost_when_two_threads_increment_at_once(probe: Prober) 
     probe.explore(Counter, [increment_twice, increment_twice], no_update_lost)
 
 
+@pytest.mark.clause(3)
 def test_a_transfer_moves_the_amount_between_the_accounts() -> None:
     alice, bob = Account(1, 100), Account(2, 50)
     transfer(alice, bob, 30)
@@ -44,12 +47,32 @@ def test_a_transfer_moves_the_amount_between_the_accounts() -> None:
     )
 
 
+@pytest.mark.clause(3)
+def test_a_source_may_send_its_whole_balance() -> None:
+    alice, bob = Account(1, 30), Account(2, 5)
+    try:
+        transfer(alice, bob, 30)
+    except InsufficientFunds:
+        pytest.fail(
+            "a transfer of 30 from an account holding exactly 30 was refused: only a balance "
+            "*less than* the amount is too little (`<`, not `<=`)"
+        )
+    assert (alice.balance, bob.balance) == (0, 35), (
+        f"after sending all 30 the balances are {alice.balance} and {bob.balance}, not 0 and 35"
+    )
+
+
+@pytest.mark.clause(6)
 def test_a_transfer_larger_than_the_balance_is_refused_and_changes_nothing() -> None:
     alice, bob = Account(1, 20), Account(2, 0)
     with pytest.raises(InsufficientFunds):
         transfer(alice, bob, 30)
     assert (alice.balance, bob.balance) == (20, 0), (
-        "a refused transfer must leave both balances alone"
+        f"a refused transfer left the balances at {alice.balance} and {bob.balance}, not 20 and "
+        f"0: check the balance before you change either account, not after"
+    )
+    assert not alice.lock.locked() and not bob.lock.locked(), (
+        "a refused transfer left an account's lock held: raise inside `with` so it is released"
     )
 
 
@@ -57,12 +80,14 @@ def _pair() -> tuple[Account, Account]:
     return Account(1, 100), Account(2, 100)
 
 
-@pytest.mark.probe
+@pytest.mark.clause(5, 7)
 def test_opposite_transfers_between_two_accounts_never_deadlock(probe: Prober) -> None:
     def both_done(accounts: tuple[Account, Account], _results: list[object]) -> None:
         first, second = accounts
         assert (first.balance, second.balance) == (110, 90), (
-            f"balances ended at {first.balance} and {second.balance}, expected 110 and 90"
+            f"after 10 went one way and 20 the other, the balances are {first.balance} and "
+            f"{second.balance}, not 110 and 90: both transfers read a balance before the other "
+            f"wrote it back. A transfer must hold both accounts' locks while it reads and writes."
         )
 
     probe.explore(
@@ -75,7 +100,7 @@ def test_opposite_transfers_between_two_accounts_never_deadlock(probe: Prober) -
     )
 
 
-@pytest.mark.probe
+@pytest.mark.clause(6)
 def test_two_transfers_racing_for_the_same_money_cannot_overdraw(probe: Prober) -> None:
     def setup() -> tuple[Account, Account, Account]:
         return Account(1, 100), Account(2, 0), Account(3, 0)
@@ -102,7 +127,7 @@ def test_two_transfers_racing_for_the_same_money_cannot_overdraw(probe: Prober) 
     probe.explore(setup, {"to-2": send_60(1), "to-3": send_60(2)}, exactly_one_succeeds)
 
 
-@pytest.mark.probe
+@pytest.mark.clause(5)
 def test_money_sent_into_one_account_from_two_sides_is_never_lost(probe: Prober) -> None:
     def setup() -> tuple[Account, Account, Account]:
         return Account(1, 100), Account(2, 100), Account(3, 0)
@@ -125,7 +150,7 @@ def test_money_sent_into_one_account_from_two_sides_is_never_lost(probe: Prober)
     )
 
 
-@pytest.mark.probe
+@pytest.mark.clause(4)
 def test_an_auditor_holding_both_locks_always_sees_the_full_total(probe: Prober) -> None:
     def audit(pair: tuple[Account, Account]) -> int:
         first, second = pair

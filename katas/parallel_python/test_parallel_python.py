@@ -64,7 +64,9 @@ def no_worker_left_behind() -> Iterator[None]:
     for pid in left:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    assert not left, f"worker processes {left} outlived the test: destroy() every pp.Server you make"
+    assert not left, (
+        f"worker processes {left} outlived the test: destroy() every pp.Server you make"
+    )
 
 
 @contextlib.contextmanager
@@ -92,8 +94,22 @@ class Cluster:
             with log.open("wb") as output:
                 # -i 127.0.0.1: reachable from this machine only; -p 0: the OS picks a free port.
                 process = subprocess.Popen(
-                    [sys.executable, "-m", "pp.cli", "-i", "127.0.0.1", "-p", "0", "-w", "1", "-s", self.secret],
-                    stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                    [
+                        sys.executable,
+                        "-m",
+                        "pp.cli",
+                        "-i",
+                        "127.0.0.1",
+                        "-p",
+                        "0",
+                        "-w",
+                        "1",
+                        "-s",
+                        self.secret,
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
                     start_new_session=True,  # its own process group: stopped with its workers
                 )
             self.processes.append(process)
@@ -154,12 +170,16 @@ def test_local_server_has_exactly_the_requested_local_workers() -> None:
 
 def test_run_all_runs_the_jobs_on_two_workers_at_once(tmp_path: Path) -> None:
     with local_pair() as local:
-        results = run_all(local, meet, [(str(tmp_path),), (str(tmp_path),)], modules=("os", "pathlib", "time"))
+        results = run_all(
+            local, meet, [(str(tmp_path),), (str(tmp_path),)], modules=("os", "pathlib", "time")
+        )
         assert [met for _, _, met in results] == [True, True], (
             f"two jobs that wait for each other did not meet within {MEETING_SECONDS} s (results "
             f"{results}): submit every job before calling any of them, so both workers get one"
         )
-        assert os.getpid() not in {pid for pid, _, _ in results}, "the jobs ran in the calling process"
+        assert os.getpid() not in {pid for pid, _, _ in results}, (
+            "the jobs ran in the calling process"
+        )
 
 
 def test_run_all_raises_when_a_job_fails_on_its_worker() -> None:
@@ -186,7 +206,9 @@ def test_count_primes_in_parallel_ships_what_the_job_needs() -> None:
                 f"it is sent. count_primes calls is_prime (depfuncs=(is_prime,)) and is_prime uses "
                 f"math (modules=('math',)); the traceback above names what was missing"
             )
-        assert got == expected, f"count_primes_in_parallel(server, 20000, 4) = {got}, expected {expected}"
+        assert got == expected, (
+            f"count_primes_in_parallel(server, 20000, 4) = {got}, expected {expected}"
+        )
 
 
 def test_fibonacci_table_is_complete_when_it_returns() -> None:
@@ -226,7 +248,9 @@ def test_connect_runs_the_jobs_on_the_ppservers_workers(cluster: Cluster, tmp_pa
             f"the client has {nodes.get('local')} local workers: with ncpus=0 every job goes to "
             f"the ppservers (pp always prefers free local workers)"
         )
-        results = run_all(server, meet, [(str(tmp_path),), (str(tmp_path),)], modules=("os", "pathlib", "time"))
+        results = run_all(
+            server, meet, [(str(tmp_path),), (str(tmp_path),)], modules=("os", "pathlib", "time")
+        )
     finally:
         server.destroy()
     parents = {ppid for _, ppid, _ in results}
@@ -235,7 +259,9 @@ def test_connect_runs_the_jobs_on_the_ppservers_workers(cluster: Cluster, tmp_pa
         f"the jobs ran in processes whose parents are {parents}, but the two ppservers are "
         f"{servers}: each ppserver should have run one of the two meeting jobs"
     )
-    assert all(met for _, _, met in results), f"the two jobs did not run at the same time: {results}"
+    assert all(met for _, _, met in results), (
+        f"the two jobs did not run at the same time: {results}"
+    )
 
 
 def test_connect_counts_primes_on_the_cluster(cluster: Cluster) -> None:

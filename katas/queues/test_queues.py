@@ -102,8 +102,12 @@ def test_a_worker_puts_each_result_and_returns_at_stop(probe: Prober) -> None:
         )
 
     with _hang_means("work_loop never returned: it must return as soon as it takes a STOP"):
-        probe.explore(setup, [lambda s: work_loop(s[0], s[1], lambda x: 10 * x)],
-                      results_then_stop, budget=ALONE)
+        probe.explore(
+            setup,
+            [lambda s: work_loop(s[0], s[1], lambda x: 10 * x)],
+            results_then_stop,
+            budget=ALONE,
+        )
 
 
 @pytest.mark.probe
@@ -215,8 +219,9 @@ def test_the_pipeline_processes_every_item_exactly_once(probe: Prober) -> None:
         )
 
     with _hang_means(PIPELINE_HANG):
-        probe.explore(lambda: None, {"caller": _squares([1, 2, 3], 2)}, every_item_once,
-                      budget=SCHEDULES)
+        probe.explore(
+            lambda: None, {"caller": _squares([1, 2, 3], 2)}, every_item_once, budget=SCHEDULES
+        )
 
 
 @pytest.mark.probe
@@ -254,6 +259,8 @@ def test_the_pipeline_runs_the_work_in_several_workers_at_once(probe: Prober) ->
 
     with _hang_means(PIPELINE_HANG):
         probe.explore(
-            _Gauge, {"caller": lambda g: run_pipeline([1, 2, 3, 4], g.work, 2)}, overlapped,
+            _Gauge,
+            {"caller": lambda g: run_pipeline([1, 2, 3, 4], g.work, 2)},
+            overlapped,
             budget=SCHEDULES,
         )

@@ -122,7 +122,9 @@ def test_a_writer_is_alone_inside(probe: Prober) -> None:
 
     with _hang_means(LOST_WAKEUP):
         probe.explore(
-            _Room, {"writer-1": _write, "writer-2": _write, "reader": _read}, exclusive,
+            _Room,
+            {"writer-1": _write, "writer-2": _write, "reader": _read},
+            exclusive,
             budget=SCHEDULES,
         )
 
@@ -210,6 +212,8 @@ def test_readers_leaving_at_the_same_time_do_not_lock_the_writer_out(probe: Prob
         "lock, and let the last reader out notify."
     ):
         probe.explore(
-            _Room, {"reader-1": _read, "reader-2": _read, "writer": _write}, nobody_overlapped,
+            _Room,
+            {"reader-1": _read, "reader-2": _read, "writer": _write},
+            nobody_overlapped,
             budget=SCHEDULES,
         )

@@ -51,7 +51,7 @@ def test_add_remove_and_execute_change_the_count_of_a_new_empty_box(probe: Probe
 
     # One worker has exactly one schedule. Under the probe a lock taken twice by its own holder
     # is reported as a deadlock instead of hanging the test.
-    probe.explore(Box, [use], counts_add_up, budget=1, explain=RE_ENTRY)
+    probe.explore(Box, [use], counts_add_up, budget=1, explain={"deadlock": RE_ENTRY})
 
 
 @pytest.mark.probe
@@ -68,7 +68,9 @@ def test_a_caller_holding_the_box_lock_can_still_call_the_box_methods(probe: Pro
             f"{results[0]} items, expected 1"
         )
 
-    probe.explore(Box, [add_under_the_lock], no_self_deadlock, budget=1, explain=RE_ENTRY)
+    probe.explore(
+        Box, [add_under_the_lock], no_self_deadlock, budget=1, explain={"deadlock": RE_ENTRY}
+    )
 
 
 @pytest.mark.probe
@@ -154,12 +156,14 @@ def test_a_refused_remove_leaves_the_lock_free_for_other_threads(probe: Prober) 
         Box,
         {"remover": lambda box: _remove_or_refuse(box, 5), "adder": lambda box: box.add(1)},
         both_done,
-        explain=(
-            "remove(5) from an empty box raised NotEnoughItems while it held the box's lock. "
-            "The lock must be released on that path too, or no other thread can ever use the "
-            "box again: `with self.lock:` releases it however the block is left, a bare "
-            "acquire()/release() pair does not."
-        ),
+        explain={
+            "deadlock": (
+                "remove(5) from an empty box raised NotEnoughItems while it held the box's lock. "
+                "The lock must be released on that path too, or no other thread can ever use the "
+                "box again: `with self.lock:` releases it however the block is left, a bare "
+                "acquire()/release() pair does not."
+            )
+        },
     )
 
 

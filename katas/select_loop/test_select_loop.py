@@ -91,7 +91,9 @@ def turn(server: EchoServer) -> int:
     pytest.fail(problem)
 
 
-def run(server: EchoServer, clients: list[Client], done: Callable[[], bool], *, read: bool = True) -> None:
+def run(
+    server: EchoServer, clients: list[Client], done: Callable[[], bool], *, read: bool = True
+) -> None:
     """Alternate server turns and client steps until `done()` or nothing moves any more."""
     idle = 0
     for _ in range(MAX_TURNS):

@@ -34,6 +34,13 @@ class Office:
         self.arrived = [threading.Event() for _ in range(size)]
 
 
+RETURNED_TOO_LATE = (
+    "two threads shared a pool of one connection, so the second had to get the very connection "
+    "the first gave back. Put the connection back on the idle list before, or while, freeing "
+    "its slot: a slot freed first lets the waiter in to an empty list."
+)
+
+
 def _use(office: Office) -> None:
     """Take a connection, note who holds what, work a little, give it back."""
     try:
@@ -82,13 +89,13 @@ def test_never_more_holders_than_connections_and_never_one_connection_twice(prob
             f"time(s)): the slot count and the idle list disagree. release() must put the "
             f"connection back before (or while) it frees the slot, under the idle lock"
         )
-        assert not office.shared, (
-            f"connections {office.shared} were held by two threads at once"
-        )
+        assert not office.shared, f"connections {office.shared} were held by two threads at once"
         assert office.peak <= 2, f"{office.peak} threads held connections of a pool of 2 at once"
 
     workers = {f"user-{i}": _use for i in range(3)}
-    probe.explore(lambda: Office(2), workers, within_bounds, budget=min(probe.budget, POOL_SCHEDULES))
+    probe.explore(
+        lambda: Office(2), workers, within_bounds, budget=min(probe.budget, POOL_SCHEDULES)
+    )
 
 
 @pytest.mark.probe
@@ -130,13 +137,18 @@ def test_a_full_pool_hands_a_released_connection_to_the_next_waiter(probe: Probe
     # A thread that waits for a slot while it holds the idle lock keeps every release() out:
     # the probe reports that deadlock, naming the lock and the semaphore.
     probe.explore(
-        lambda: ConnectionPool(1), [use_once, use_once], both_served,
-        explain=(
-            "two threads shared a pool of one connection, so one had to wait until the other "
-            "gave it back, and then get that very connection. Wait for a slot before taking the "
-            "idle list's lock (a waiter holding it keeps out every release()), and put the "
-            "connection back on the list before, or while, freeing its slot."
-        ),
+        lambda: ConnectionPool(1),
+        [use_once, use_once],
+        both_served,
+        explain={
+            "deadlock": (
+                "two threads shared a pool of one connection, so one had to wait until the "
+                "other gave it back. Wait for a slot before taking the idle list's lock: a "
+                "waiter holding it keeps out every release()."
+            ),
+            "invariant": RETURNED_TOO_LATE,
+            "exception": RETURNED_TOO_LATE,
+        },
     )
 
 

@@ -102,10 +102,12 @@ def test_share_returns_a_view_whose_memory_is_the_new_block() -> None:
     array = np.arange(12, dtype=np.int32).reshape(3, 4)
     made, view = share(array)
     try:
-        assert made.size >= array.nbytes, f"the block holds {made.size} bytes, the array needs {array.nbytes}"
-        assert view.shape == array.shape and view.dtype == array.dtype and np.array_equal(view, array), (
-            "the view must have the array's shape, dtype and values"
+        assert made.size >= array.nbytes, (
+            f"the block holds {made.size} bytes, the array needs {array.nbytes}"
         )
+        assert (
+            view.shape == array.shape and view.dtype == array.dtype and np.array_equal(view, array)
+        ), "the view must have the array's shape, dtype and values"
         view[0, 0] = 99
         seen = np.ndarray(array.shape, dtype=array.dtype, buffer=made.buf)[0, 0]
         assert seen == 99, (
@@ -139,7 +141,9 @@ def test_a_worker_process_scales_the_block_and_the_creator_sees_it_without_a_cop
 ) -> None:
     made, view = block
     scale_slice(made.name, view.shape, view.dtype.str, 0, 0, 1.0)  # an empty range: a no-op
-    worker = RealProcess(target=scale_slice, args=(made.name, view.shape, view.dtype.str, 4, 8, -1.0))
+    worker = RealProcess(
+        target=scale_slice, args=(made.name, view.shape, view.dtype.str, 4, 8, -1.0)
+    )
     worker.start()
     worker.join(JOIN_SECONDS)
     assert worker.exitcode == 0, (
@@ -157,7 +161,9 @@ def test_a_worker_process_scales_the_block_and_the_creator_sees_it_without_a_cop
 def test_a_worker_leaves_the_block_to_its_creator(block: tuple[SharedMemory, np.ndarray]) -> None:
     made, view = block
     scale_slice(made.name, view.shape, view.dtype.str, 0, 0, 1.0)  # an empty range: a no-op
-    worker = RealProcess(target=scale_slice, args=(made.name, view.shape, view.dtype.str, 0, 1, 2.0))
+    worker = RealProcess(
+        target=scale_slice, args=(made.name, view.shape, view.dtype.str, 0, 1, 2.0)
+    )
     worker.start()
     worker.join(JOIN_SECONDS)
     try:
@@ -182,18 +188,26 @@ def test_parallel_scale_returns_the_scaled_array_and_leaves_the_input_alone() ->
         f"{np.flatnonzero(~np.isclose(result, original * 3.0)).tolist()[:10]}: every row must be "
         f"scaled exactly once, by the worker whose range holds it"
     )
-    assert np.array_equal(array, original), "parallel_scale changed its input array: work on a shared copy"
+    assert np.array_equal(array, original), (
+        "parallel_scale changed its input array: work on a shared copy"
+    )
 
 
-def test_parallel_scale_sends_the_workers_only_the_block_name_shape_and_dtype(recorder: Recorder) -> None:
+def test_parallel_scale_sends_the_workers_only_the_block_name_shape_and_dtype(
+    recorder: Recorder,
+) -> None:
     array = np.arange(10, dtype=np.float64)
     parallel_scale(array, 2.0, workers=2)
     assert len(recorder.arguments) == 2, (
         f"parallel_scale(array, 2.0, workers=2) created {len(recorder.arguments)} "
         f"multiprocessing.Process objects, expected 2"
     )
-    heavy = [type(a).__name__ for args in recorder.arguments for a in args
-             if isinstance(a, (np.ndarray, SharedMemory, memoryview, bytes, list))]
+    heavy = [
+        type(a).__name__
+        for args in recorder.arguments
+        for a in args
+        if isinstance(a, (np.ndarray, SharedMemory, memoryview, bytes, list))
+    ]
     assert not heavy, (
         f"the workers were given {heavy}: pass only the block's name, the shape, the dtype "
         f"string and the row range. An array argument is pickled (copied) under spawn, and the "
@@ -208,7 +222,9 @@ def test_parallel_scale_sends_the_workers_only_the_block_name_shape_and_dtype(re
 
 def test_parallel_scale_starts_every_worker_before_joining_any(recorder: Recorder) -> None:
     parallel_scale(np.ones(12), 2.0, workers=3)
-    first_join = recorder.events.index("join") if "join" in recorder.events else len(recorder.events)
+    first_join = (
+        recorder.events.index("join") if "join" in recorder.events else len(recorder.events)
+    )
     assert recorder.events[:first_join].count("start") == 3, (
         f"starts and joins came in the order {recorder.events}: a join() inside the start loop "
         f"makes each worker wait for the previous one; start them all, then join them all"

@@ -182,7 +182,9 @@ def test_processors_for_refuses_a_speedup_beyond_the_limit() -> None:
 
 
 @given(stop=st.integers(min_value=1, max_value=2_000), parts=st.integers(min_value=1, max_value=40))
-def test_split_covers_every_number_once_in_balanced_consecutive_ranges(stop: int, parts: int) -> None:
+def test_split_covers_every_number_once_in_balanced_consecutive_ranges(
+    stop: int, parts: int
+) -> None:
     ranges = split(stop, parts)
     covered = [n for start, end in ranges for n in range(start, end)]
     assert len(ranges) == parts, f"split({stop}, {parts}) gave {len(ranges)} ranges, not {parts}"
@@ -238,7 +240,9 @@ class RecordingPool(Pool):
         return Watched(self, super().map_async(func, self._record(func, iterable), *args, **kwargs))
 
     def starmap_async(self, func: Any, iterable: Any, *args: Any, **kwargs: Any) -> Any:
-        return Watched(self, super().starmap_async(func, self._record(func, iterable), *args, **kwargs))
+        return Watched(
+            self, super().starmap_async(func, self._record(func, iterable), *args, **kwargs)
+        )
 
     def apply_async(self, func: Any, args: Any = (), *rest: Any, **kwargs: Any) -> Any:
         # Pool.apply is apply_async(...).get(), so it is recorded here too.

@@ -88,7 +88,9 @@ async def running() -> AsyncIterator[tuple[KeyValueServer, int]]:
 @pytest.mark.asyncio
 async def test_the_server_listens_on_127_0_0_1_on_the_port_it_returns() -> None:
     async with running() as (kv, port):
-        assert isinstance(kv.server, asyncio.Server), "start() must keep its asyncio.Server in self.server"
+        assert isinstance(kv.server, asyncio.Server), (
+            "start() must keep its asyncio.Server in self.server"
+        )
         host, bound = kv.server.sockets[0].getsockname()[:2]
         assert host == "127.0.0.1", (
             f"the server listens on {host!r}: bind 127.0.0.1 only, so that nobody on the "

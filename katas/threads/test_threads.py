@@ -38,12 +38,14 @@ def test_all_threads_run_at_the_same_time(probe: Prober) -> None:
         lambda: threading.Barrier(parties),
         [call_all_at_a_barrier],
         all_met,
-        explain=(
-            f"the {parties} calls never all ran at the same time: each must run in its own "
-            f"thread, and every thread must be started before any is joined (target=f(x) calls "
-            f"f in your own thread; a join() inside the start loop waits for each thread before "
-            f"starting the next)."
-        ),
+        explain={
+            "deadlock": (
+                f"the {parties} calls never all ran at the same time: each must run in its own "
+                f"thread, and every thread must be started before any is joined (target=f(x) calls "
+                f"f in your own thread; a join() inside the start loop waits for each thread before "
+                f"starting the next)."
+            )
+        },
     )
 
 

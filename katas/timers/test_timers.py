@@ -214,8 +214,10 @@ class _Beats:
 @pytest.mark.probe
 def test_a_heartbeat_beats_every_interval_until_stopped(probe: Prober) -> None:
     expected = [
-        ("beat starts", 1.0), ("beat ends", 1.5),
-        ("beat starts", 2.5), ("beat ends", 3.0),
+        ("beat starts", 1.0),
+        ("beat ends", 1.5),
+        ("beat starts", 2.5),
+        ("beat ends", 3.0),
         ("stop() returned", 3.5),
     ]
 

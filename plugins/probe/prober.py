@@ -7,7 +7,7 @@ per exploration (for ``--kata-probe-stats``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from types import ModuleType
 from typing import TypedDict, TypeVar, Unpack
@@ -18,6 +18,18 @@ from .failures import Check
 
 S = TypeVar("S")
 Record = Callable[[dict[str, object]], None]
+# What a failure's kind means, for `explain={kind: text}`: a text leads only the report of a
+# failure of its kind, so an off-by-one is never prefaced by a lecture about circular waits.
+FAILURE_KINDS = {
+    "deadlock": "every thread or task waits and nothing can wake them (a lost wakeup too)",
+    "livelock": "they keep running and none makes progress",
+    "invariant": "the test's check saw a wrong result (a lost update, a broken promise)",
+    "exception": "the code under test raised",
+    "misuse": "a primitive was used against its rules (releasing a lock one does not hold)",
+    "lock-order": "two locks were taken in opposite orders, so a deadlock can happen",
+    "uncontrolled": "the code blocked on something the scheduler does not control",
+}
+Explain = Mapping[str, str]
 
 
 class ExploreOptions(TypedDict, total=False):
@@ -59,10 +71,11 @@ class Prober:
         workers: api.Workers[S],
         check: Check[S] = None,
         *,
-        explain: str = "",
+        explain: Explain | None = None,
         **options: Unpack[ExploreOptions],
     ) -> ExploreStats:
-        """`plugins.probe.explore` on the module under test; ``explain`` leads the report."""
+        """`plugins.probe.explore` on the module under test; ``explain[kind]`` leads the report
+        of a failure of that kind (FAILURE_KINDS)."""
         __tracebackhide__ = True  # pytest hides this frame: the report points at the test
         options.setdefault("budget", self.budget)
         options.setdefault("seed", self.seed)
@@ -78,10 +91,11 @@ class Prober:
         workers: asyncio_loop.AsyncWorkers[S],
         check: Check[S] = None,
         *,
-        explain: str = "",
+        explain: Explain | None = None,
         **options: Unpack[AsyncExploreOptions],
     ) -> ExploreStats:
-        """`plugins.probe.explore_async` on the module under test; ``explain`` leads the report."""
+        """`plugins.probe.explore_async` on the module under test; ``explain[kind]`` leads the
+        report of a failure of that kind (FAILURE_KINDS)."""
         __tracebackhide__ = True
         options.setdefault("budget", self.budget)
         options.setdefault("seed", self.seed)
@@ -92,21 +106,34 @@ class Prober:
             lambda: asyncio_loop.explore_async(setup, workers, check, **options),
         )
 
-    def _explored(self, mode: str, explain: str, run: Callable[[], ExploreStats]) -> ExploreStats:
-        """Run one exploration, record its stats, and raise its failure led by ``explain``."""
+    def _explored(
+        self, mode: str, explain: Explain | None, run: Callable[[], ExploreStats]
+    ) -> ExploreStats:
+        """Run one exploration, record its stats, and raise its failure led by its kind's
+        explanation."""
         __tracebackhide__ = True
+        if isinstance(explain, str):  # a kata author's mistake: say so at once
+            raise TypeError(f"explain= maps failure kinds ({', '.join(FAILURE_KINDS)}) to texts")
+        explained = dict(explain or {})
+        unknown = sorted(set(explained) - set(FAILURE_KINDS))
+        if unknown:
+            raise TypeError(
+                f"explain= has unknown kinds {unknown}; known: {', '.join(FAILURE_KINDS)}"
+            )
         try:
             stats = run()
         except ProbeFailure as failure:
             self._record({"mode": mode, "failed": True, **asdict(failure.stats)})
-            raise _explained(failure, explain)  # noqa: B904  # the same failure, cause kept
+            raise _explained(failure, explained)  # noqa: B904  # the same failure, cause kept
         self._record({"mode": mode, "failed": False, **asdict(stats)})
         return stats
 
 
-def _explained(failure: ProbeFailure, explain: str) -> ProbeFailure:
-    """The same failure, its message led by the test's explanation, without the harness's own
-    frames (the report says everything; they would only bury it). Its cause stays chained."""
-    if explain:
-        failure.args = (f"{explain}\n\n{failure}", *failure.args[1:])
+def _explained(failure: ProbeFailure, explain: dict[str, str]) -> ProbeFailure:
+    """The same failure, its message led by the test's explanation of its kind, without the
+    harness's own frames (the report says everything; they would only bury it). Its cause
+    stays chained."""
+    text = explain.get(failure.kind, "")
+    if text:
+        failure.args = (f"{text}\n\n{failure}", *failure.args[1:])
     return failure.with_traceback(None)

@@ -3,15 +3,20 @@
 Contract (the tests check each point, running several threads under a controlled scheduler
 that tries many interleavings):
 
-- `Counter()` starts at 0. `increment()` adds 1 and may be called from many threads at once:
-  no increment may ever be lost. `value` reads the current count.
-- `Account(number, balance)` holds an integer balance and a lock of its own (`lock`).
-  `number` is unique per account.
-- `transfer(source, target, amount)` moves `amount` from `source` to `target` atomically:
-  nobody ever sees the money missing from both accounts or present in both, the total of all
-  balances never changes, and it raises `InsufficientFunds` (leaving both balances alone) when
-  `source` holds less than `amount`, even when several transfers race for the same money.
-  Two transfers in opposite directions between the same two accounts must never deadlock.
+- `Counter()` starts at 0, and `value` reads the current count (both given).
+  §1 `increment()` adds 1.
+  §2 `increment()` may be called from many threads at once: no increment may ever be lost.
+- `Account(number, balance)` (given) keeps its `number` and its integer `balance`, and has a
+  lock of its own (`lock`).
+- §3 `transfer(source, target, amount)` moves `amount` from `source` to `target`; a source
+  holding exactly `amount` may send it all.
+  §4 A transfer is atomic: a thread that holds both accounts' locks never sees the money missing from
+  both accounts or present in both.
+  §5 The total of all balances never changes, even when transfers into or out of the same
+  account run at once.
+  §6 `transfer` raises `InsufficientFunds`, leaving both balances alone, when `source` holds less than
+  `amount`, even when several transfers race for the same money.
+  §7 Two transfers in opposite directions between the same two accounts never deadlock.
 - Use `threading.Lock` (the tests swap in an instrumented version while they probe you).
 """
 
