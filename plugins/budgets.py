@@ -14,22 +14,22 @@ import os
 import signal
 import sys
 import threading
-import traceback
 from types import FrameType
 from typing import Any
 
 import pytest
 
-from plugins import impl, settings
+from plugins import hang_report, impl, settings
 
 BUDGET_MARKER = "budget"
 # Seconds a test's leftover threads get to finish before they count as strays.
 STRAY_GRACE_SECONDS = 1.0
-HEADLINE = (
-    "probable deadlock or livelock: the test ran past its budget of {seconds:g} s.\n"
-    "Every thread's stack at that moment follows; look for threads waiting on each other."
+HEADLINE = "the test ran past its budget of {seconds:g} s."
+UNDIAGNOSED = "probable deadlock or livelock: look for threads waiting on each other below."
+STACKS_TITLE = (
+    "Each thread's own frames at that moment, innermost call last (pytest's and the kata "
+    "plugins' frames left out):"
 )
-
 strays_key = pytest.StashKey[list[str]]()
 exitstatus_key = pytest.StashKey[int]()
 
@@ -41,20 +41,15 @@ class BudgetExceeded(BaseException):
 
     def __init__(self, seconds: float, stacks: str) -> None:
         super().__init__(f"budget of {seconds:g} s exceeded")
-        self.report = HEADLINE.format(seconds=seconds) + "\n\n" + stacks
+        self.report = HEADLINE.format(seconds=seconds) + " " + stacks
 
 
-def format_all_stacks(skip_frame: FrameType | None = None) -> str:
-    """Every live thread's stack, innermost call last, named as `threading` names it."""
-    names = {t.ident: t.name for t in threading.enumerate()}
-    sections = []
-    for ident, frame in sys._current_frames().items():
-        stack = list(traceback.extract_stack(frame))
-        if skip_frame is not None and frame is skip_frame:
-            stack = stack[:-1]  # drop the signal handler itself
-        lines = "".join(traceback.format_list(stack[-12:]))
-        sections.append(f"--- thread {names.get(ident, ident)!s} ---\n{lines}")
-    return "\n".join(sections)
+def format_all_stacks() -> str:
+    """Who waits for which lock, held by whom (where the source tells), then every live
+    thread's own frames, innermost call last, named as `threading` names it."""
+    threads = hang_report.states()
+    diagnosis = hang_report.diagnosis(threads) or UNDIAGNOSED
+    return f"{diagnosis}\n\n{STACKS_TITLE}\n{hang_report.stacks(threads)}"
 
 
 # -- configure -------------------------------------------------------------------------------
@@ -101,7 +96,7 @@ def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> bool | None:
     seconds = float(settings.timeout)
 
     def expire(signum: int, frame: FrameType | None) -> None:
-        raise BudgetExceeded(seconds, format_all_stacks(skip_frame=frame))
+        raise BudgetExceeded(seconds, format_all_stacks())
 
     def cancel() -> None:
         signal.setitimer(signal.ITIMER_REAL, 0)

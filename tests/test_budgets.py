@@ -43,7 +43,7 @@ def test_a_deadlocked_test_fails_with_a_headline_and_every_threads_stack(
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*probable deadlock or livelock: the test ran past its budget of 1 s*",
+            "*the test ran past its budget of 1 s. probable deadlock or livelock*",
             "*--- thread stuck-worker ---*",
             "*with first:*",
         ]
