@@ -10,6 +10,7 @@ pytest_plugins = [
     "plugins.cleanup",
     "plugins.progress",
     "plugins.contract",
+    "plugins.known_errors",
     "plugins.probing",
     "plugins.verify",
 ]
