@@ -3,36 +3,61 @@
 from __future__ import annotations
 
 import _thread
+import os
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 allocate_lock = _thread.allocate_lock
+TASKS = Path("/proc/self/task")  # one entry per OS thread of this process (Linux)
+EXITED_WAIT_S = 0.2  # how long a fork waits for retired threads to be gone from the OS
+
+
+def _exit_job() -> None:
+    """Handed to an idle thread to make it end (compared by identity, never called)."""
 
 
 class ThreadPool:
     """Reusable harness threads: starting an OS thread per worker per schedule dominated
-    the cost of short schedules. Idle threads exit after a while, so none linger forever."""
+    the cost of short schedules. Idle threads exit after a while, so none linger forever, and
+    at once before the process forks: a fork from a process with threads is unsafe (Python
+    3.12+ warns about it), and the learner's code forks processes right after probe tests."""
 
     IDLE_S = 20.0
 
     def __init__(self) -> None:
         self._guard = allocate_lock()
-        self._idle: list[list[Any]] = []  # [wake lock, job]
+        self._idle: list[list[Any]] = []  # [wake lock, job, gone lock]
+        self._running = 0  # threads alive, busy or idle
 
     def submit(self, job: Callable[[], None]) -> None:
         with self._guard:
             slot = self._idle.pop() if self._idle else None
+            if slot is None:
+                self._running += 1
         if slot is None:
-            slot = [allocate_lock(), job]
+            slot = [allocate_lock(), job, allocate_lock()]
             slot[0].acquire()
+            slot[2].acquire()
             _thread.start_new_thread(self._loop, (slot,))
         else:
             slot[1] = job
             slot[0].release()
 
     def _loop(self, slot: list[Any]) -> None:
+        try:
+            self._serve(slot)
+        finally:
+            with self._guard:
+                self._running -= 1
+            slot[2].release()
+
+    def _serve(self, slot: list[Any]) -> None:
         while True:
             job, slot[1] = slot[1], None
+            if job is _exit_job:
+                return
             try:  # noqa: SIM105 - jobs handle their own errors; nothing may reach unraisablehook
                 job()
             except BaseException:
@@ -47,5 +72,37 @@ class ThreadPool:
                 if not slot[0].acquire(True, 5.0):  # a job was handed over as we timed out
                     return
 
+    def retire_idle(self) -> None:
+        """End every idle thread and wait until the OS has let them go (before a fork)."""
+        with self._guard:
+            slots, self._idle = self._idle, []
+        if not slots:
+            return
+        remaining = _os_threads() - len(slots)
+        for slot in slots:
+            slot[1] = _exit_job
+            slot[0].release()
+        for slot in slots:
+            slot[2].acquire(True, EXITED_WAIT_S)
+        # The thread function has returned; its OS thread ends a moment later.
+        deadline = time.monotonic() + EXITED_WAIT_S
+        while time.monotonic() < deadline and _os_threads() > remaining:
+            time.sleep(0.001)
+
+    def forget_threads(self) -> None:
+        """In a forked child: the parent's threads do not exist here."""
+        self._guard = allocate_lock()
+        self._idle = []
+        self._running = 0
+
+
+def _os_threads() -> int:
+    try:
+        return len(os.listdir(TASKS))
+    except OSError:
+        return 0
+
 
 POOL = ThreadPool()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=POOL.retire_idle, after_in_child=POOL.forget_threads)
