@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from types import FrameType
 from typing import Any
 
@@ -30,8 +31,17 @@ STACKS_TITLE = (
     "Each thread's own frames at that moment, innermost call last (pytest's and the kata "
     "plugins' frames left out):"
 )
+MIN_REARM_SECONDS = 0.05  # what is left of a budget spent while the report was being made
 strays_key = pytest.StashKey[list[str]]()
 exitstatus_key = pytest.StashKey[int]()
+deadline_key = pytest.StashKey[float]()  # when the running test's budget runs out (monotonic)
+swallowed_key = pytest.StashKey[list[str]]()  # expiries a finalizer swallowed, per test
+FINALIZER_EXPIRY = (
+    "the test ran past its budget of {seconds:g} s while Python was running a finalizer: "
+    "{what}. A finalizer runs when an object is garbage-collected; one that hangs is usually "
+    "an object left open, e.g. a multiprocessing Pool that was never closed and joined "
+    "(use `with Pool(...) as pool:`), or a process, queue or connection never closed."
+)
 
 
 class BudgetExceeded(BaseException):
@@ -41,6 +51,7 @@ class BudgetExceeded(BaseException):
 
     def __init__(self, seconds: float, stacks: str) -> None:
         super().__init__(f"budget of {seconds:g} s exceeded")
+        self.seconds = seconds
         self.report = HEADLINE.format(seconds=seconds) + " " + stacks
 
 
@@ -103,17 +114,39 @@ def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> bool | None:
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
 
     item.cancel_timeout = cancel  # type: ignore[attr-defined]  # pytest-timeout's convention
+    item.stash[deadline_key] = time.monotonic() + seconds
     signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     return True
 
 
+def _swallowed_expiry(item: pytest.Item) -> Any:
+    """An unraisable hook for the test's run: a budget expiry raised inside a finalizer (which
+    Python can only print and ignore) is kept to fail the test, not left to pytest, which would
+    stop the whole run with an INTERNALERROR when it is the last test's."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, BudgetExceeded):
+            what = f"{unraisable.err_msg or 'Exception ignored in'}: {unraisable.object!r}"
+            item.stash.setdefault(swallowed_key, []).append(
+                FINALIZER_EXPIRY.format(seconds=unraisable.exc_value.seconds, what=what)
+            )
+            return
+        previous(unraisable)
+
+    return previous, hook
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item) -> object:
     before = set(threading.enumerate())
+    previous, hook = _swallowed_expiry(item)
+    sys.unraisablehook = hook
     try:
         return (yield)
     finally:
+        sys.unraisablehook = previous
         _collect_strays(item, before)
 
 
@@ -135,11 +168,28 @@ def _collect_strays(item: pytest.Item, before: set[threading.Thread]) -> None:
             strays.append(f"{item.nodeid}: {kind} thread {thread.name!r} was still running")
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    report = yield
+    """The budget's alarm waits while a report is made (an alarm inside pytest's own source
+    parsing breaks it: INTERNALERROR), and resumes for the next phase with what is left."""
+    deadline = item.stash.get(deadline_key, None)
+    paused = deadline is not None and signal.getitimer(signal.ITIMER_REAL)[0] > 0
+    if paused:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    try:
+        report = yield
+    finally:
+        if paused and deadline is not None and call.when != "teardown":
+            left = max(MIN_REARM_SECONDS, deadline - time.monotonic())
+            signal.setitimer(signal.ITIMER_REAL, left)
     if call.excinfo is not None and isinstance(call.excinfo.value, BudgetExceeded):
         report.longrepr = call.excinfo.value.report
+    swallowed = item.stash.get(swallowed_key, [])
+    if (swallowed and report.when == "call") or (swallowed and report.when == "teardown"):
+        if not report.failed:
+            report.outcome = "failed"
+            report.longrepr = "\n".join(swallowed)
+        item.stash[swallowed_key] = []
     return report
 
 

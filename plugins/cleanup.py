@@ -7,11 +7,18 @@ the process group it leads, if any), SIGKILL if it ignores that, and is reaped; 
 named under "threads and processes left running". multiprocessing's children are stopped
 through multiprocessing, which must reap them itself; its forkserver and resource tracker serve
 the whole run and are left alone, as are services (plugins/services.py) until they are stopped.
+
+A multiprocessing Pool the test left open is terminated first, by the pool itself. Left alone,
+it would be finalized whenever the garbage collector next met it, in some later test: and if
+its workers had been killed meanwhile (by the kata's own teardown, or by this sweep), a killed
+worker may have held the pool's queue lock, so the finalizer waits for it for ever and takes
+the run down with it.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import Any
 
@@ -24,6 +31,7 @@ from plugins.proctree import Proc
 PROCESS_GRACE_SECONDS = 1.0
 # Processes may start others while being stopped; sweeps after the first one, at most.
 EXTRA_SWEEPS = 3
+POOL_TERMINATE_SECONDS = 5.0  # a pool's own terminate() needs milliseconds
 
 subreaper_key = pytest.StashKey[bool | None]()
 active_key = pytest.StashKey[bool]()
@@ -52,7 +60,47 @@ def pytest_runtest_protocol(item: pytest.Item) -> object:
     try:
         return (yield)
     finally:
+        _end_pools_left_open(item)
         _stop_strays(item, before, multiprocessing_before)
+
+
+def _open_pools() -> list[Any]:
+    """The finalizers of the Pools not terminated yet (multiprocessing registers one per pool)."""
+    pool_module, util = (
+        sys.modules.get("multiprocessing.pool"),
+        sys.modules.get("multiprocessing.util"),
+    )
+    if pool_module is None or util is None:
+        return []
+    terminate = pool_module.Pool._terminate_pool.__func__  # a classmethod: compare functions
+    registry = getattr(util, "_finalizer_registry", {})
+    return [
+        finalizer
+        for finalizer in list(registry.values())
+        if getattr(getattr(finalizer, "_callback", None), "__func__", None) is terminate
+    ]
+
+
+def _end_pools_left_open(item: pytest.Item) -> None:
+    open_pools = _open_pools()
+    if not open_pools:
+        return
+    strays = item.config.stash.setdefault(budgets.strays_key, [])
+    for finalizer in open_pools:
+        inqueue, outqueue, workers = finalizer._args[1], finalizer._args[2], finalizer._args[3]
+        # A killed worker may have died holding a queue's lock, which would then stay held for
+        # ever (the pool replaces killed workers, so live ones prove nothing); terminate() ends
+        # every worker anyway, so the pool gets fresh locks to end with.
+        inqueue._rlock = threading.Lock()
+        outqueue._wlock = threading.Lock()
+        ender = threading.Thread(target=finalizer, name="kata-pool-terminate", daemon=True)
+        ender.start()
+        ender.join(POOL_TERMINATE_SECONDS)
+        how = "terminated it" if not ender.is_alive() else "could not terminate it"
+        strays.append(
+            f"{item.nodeid}: a multiprocessing Pool of {len(workers)} workers was left open "
+            f"(never closed and joined, nor used in a with-block); {how}"
+        )
 
 
 def _multiprocessing_children() -> set[Any]:

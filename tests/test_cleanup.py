@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 
 from tests.kata_repo import KataRepo
@@ -175,3 +176,50 @@ def test_a_test_that_waits_for_its_processes_reports_nothing(kata_repo: KataRepo
     result = kata_repo.run("katas/adder", "--kata-impl=reference", timeout=60)
     result.assert_outcomes(passed=1)
     result.stdout.no_fnmatch_line("*threads and processes left running*")
+
+
+LEAVES_A_POOL_OPEN = """
+import gc
+import multiprocessing
+
+import pytest
+from adder import add
+
+
+@pytest.fixture
+def kill_children():
+    yield
+    for child in multiprocessing.active_children():  # as a kata's teardown does
+        child.kill()
+        child.join(2)
+
+
+@pytest.mark.budget(3)
+def test_leaves_a_pool_open(kill_children):
+    pool = multiprocessing.get_context("fork").Pool(2)
+    assert pool.map(abs, [-1, -2]) == [1, 2]
+    test_leaves_a_pool_open.pool = pool  # kept alive until the next test drops it
+
+
+@pytest.mark.budget(3)
+def test_after_it():
+    test_leaves_a_pool_open.pool = None
+    gc.collect()  # finalizes the pool, if nobody ended it
+    assert add(1, 2) == 3
+"""
+
+
+def test_a_pool_left_open_with_killed_workers_is_ended_and_the_next_test_still_runs(
+    kata_repo: KataRepo,
+) -> None:
+    kata_repo.write("katas/adder/test_adder.py", LEAVES_A_POOL_OPEN)
+    started = time.monotonic()
+    result = kata_repo.run("katas/adder", "--kata-impl=reference", "-p", "no:randomly", timeout=60)
+    result.assert_outcomes(passed=2)
+    assert "INTERNALERROR" not in result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "*test_leaves_a_pool_open: a multiprocessing Pool of 2 workers was left open*terminated it"
+        ]
+    )
+    assert time.monotonic() - started < 30, "the pool's finalizer must not hang the run"
