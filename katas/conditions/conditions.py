@@ -3,18 +3,24 @@
 Contract (the tests check each point, running threads under a controlled scheduler that tries
 many interleavings):
 
-- `BoundedBuffer(capacity)` keeps its items in `items` (a deque, oldest first), never more than
-  `capacity` of them, and guards `items` and `closed` with one `threading.Condition`,
-  `condition`. Any number of threads may put and get at the same time.
-- `put(item)` waits while the buffer is full, then appends `item`. It raises `Closed` if the
-  buffer is closed (also when it is closed while `put` waits for room).
-- `get()` waits while the buffer is empty, then removes and returns the oldest item. When the
-  buffer is closed, `get()` still hands out the items left in it, and raises `Closed` once it
-  is empty (also when it is closed while `get` waits). A consumer is never told `Closed` while
-  the buffer is still open.
-- `close()` marks the buffer closed and wakes every thread waiting in `put` or `get`.
-- Every item put is got exactly once, in order, and no interleaving leaves a thread waiting
-  for ever when there is work it could do.
+- `BoundedBuffer(capacity)` (given) keeps its items in `items` (a deque, oldest first) and
+  guards `items` and `closed` with one `threading.Condition`, `condition`. Any number of
+  threads may put and get at the same time.
+- §1 `put(item)` appends `item` and `get()` removes and returns the oldest item: items come out
+  in the order they went in.
+- §2 The buffer never holds more than `capacity` items: `put` waits while the buffer is full,
+  even when several producers wait for room at once.
+- §3 `get` waits while the buffer is empty, and every item put is got exactly once, even when
+  several consumers wait at once.
+- §4 `put` wakes the threads waiting for an item and `get` wakes the threads waiting for room,
+  so no interleaving leaves a thread waiting for ever when there is work it could do.
+- §5 `put` raises `Closed` if the buffer is closed, also when it is closed while `put` waits
+  for room.
+- §6 `get` on a closed buffer still hands out the items left in it, and raises `Closed` once it
+  is empty, also when it is closed while `get` waits.
+- §7 `get` never tells a consumer `Closed` while the buffer is still open.
+- §8 `close()` marks the buffer closed, holding `condition`, and wakes every thread waiting in
+  `put` or `get`.
 """
 
 from __future__ import annotations

@@ -16,6 +16,10 @@ POPPED_EMPTY = "<popped an empty buffer>"
 # The scenarios with the most steps explore fewer schedules to keep the file fast. For each
 # seed tried, every known bug was caught by one of them within its first 25 schedules.
 BUSY_SCHEDULES = 100
+CLOSE_WITHOUT_LOCK = (
+    "close() called notify()/notify_all() without holding the condition: take it first, "
+    "`with self.condition:`, then set closed and notify_all() inside that block."
+)
 
 
 class WatchedDeque(deque[object]):
@@ -69,6 +73,7 @@ def _get(count: int) -> Callable[[BoundedBuffer[object]], list[object]]:
 
 
 @pytest.mark.probe
+@pytest.mark.clause(1)
 def test_items_come_out_in_the_order_they_went_in(probe: Prober) -> None:
     def fifo(buffer: BoundedBuffer[object]) -> list[object]:
         _put_all("a", "b", "c")(buffer)
@@ -77,13 +82,14 @@ def test_items_come_out_in_the_order_they_went_in(probe: Prober) -> None:
     def in_order(_buffer: BoundedBuffer[object], results: list[object]) -> None:
         assert results[0] == ["a", "b", "c"], (
             f"put 'a', 'b', 'c' into a buffer of 3, then got {results[0]}: get() must return "
-            f"the oldest item first"
+            f"the oldest item first (append on the right, popleft on the left)"
         )
 
     probe.explore(_buffer(3), [fifo], in_order, budget=1)
 
 
 @pytest.mark.probe
+@pytest.mark.clause(5, 6)
 def test_a_closed_buffer_refuses_puts_and_hands_out_what_is_left_then_raises_closed(
     probe: Prober,
 ) -> None:
@@ -104,15 +110,39 @@ def test_a_closed_buffer_refuses_puts_and_hands_out_what_is_left_then_raises_clo
         return seen
 
     def drained(_buffer: BoundedBuffer[object], results: list[object]) -> None:
-        assert results[0] == ["put refused", 1, 2, "closed"], (
-            f"put 1 and 2, close(), put(3), then get() three times gave {results[0]}; expected "
+        seen = results[0]
+        assert isinstance(seen, list)
+        assert seen[0] == "put refused", (
+            f"put(3) on a closed buffer was accepted (then get() gave {seen[1:]}): put() must "
+            f"raise Closed once the buffer is closed, after its wait and before it appends"
+        )
+        assert seen[1:3] == [1, 2], (
+            f"after put 1 and 2 and close(), get() gave {seen[1:]}: a closed buffer still "
+            f"hands out the items left in it; raise Closed only once it is empty too"
+        )
+        assert seen == ["put refused", 1, 2, "closed"], (
+            f"put 1 and 2, close(), put(3), then get() three times gave {seen}; expected "
             f"the put refused with Closed, then 1 and 2, then Closed"
         )
 
-    probe.explore(_buffer(3), [drain], drained, budget=1)
+    probe.explore(
+        _buffer(3),
+        [drain],
+        drained,
+        budget=1,
+        explain={
+            "deadlock": (
+                "get() on a closed buffer that had been emptied waited for an item that can "
+                "never come: its wait must also end when the buffer is closed (`while not "
+                "self.items and not self.closed:`), and then it raises Closed."
+            ),
+            "misuse": CLOSE_WITHOUT_LOCK,
+        },
+    )
 
 
 @pytest.mark.probe
+@pytest.mark.clause(3, 7)
 def test_with_two_consumers_every_item_is_got_exactly_once(probe: Prober) -> None:
     def producer(buffer: BoundedBuffer[object]) -> None:
         buffer.put(1)
@@ -150,19 +180,23 @@ def test_with_two_consumers_every_item_is_got_exactly_once(probe: Prober) -> Non
                 "one producer put one item and closed the buffer while two consumers waited for "
                 "items. Exactly one consumer gets the item; close() must then wake the other (all "
                 "waiters, notify_all), which must see the buffer closed and raise Closed."
-            )
+            ),
+            "misuse": CLOSE_WITHOUT_LOCK,
         },
     )
 
 
 @pytest.mark.probe
+@pytest.mark.clause(2)
 def test_with_two_producers_the_buffer_never_holds_more_than_its_capacity(probe: Prober) -> None:
     def within_capacity(buffer: BoundedBuffer[object], results: list[object]) -> None:
         peak = buffer.items.peak  # type: ignore[attr-defined]
         assert peak <= 1, (
             f"a buffer of capacity 1 held {peak} items at once: a producer went on without "
-            f"checking for room again after it woke up, or appended after releasing the "
-            f"condition's lock. Check and append under the lock, in a `while` loop (or wait_for)"
+            f"checking for room again after it woke up, appended after releasing the "
+            f"condition's lock, or counted a full buffer as having room (room means "
+            f"len(items) < capacity). Check and append under the lock, in a `while` loop (or "
+            f"wait_for)"
         )
         assert sorted(map(str, results[2])) == ["a1", "a2", "b"], (  # type: ignore[call-overload]
             f"the consumer got {results[2]}, expected a1, a2 and b in some order"
@@ -177,14 +211,69 @@ def test_with_two_producers_the_buffer_never_holds_more_than_its_capacity(probe:
         explain={
             "deadlock": (
                 "two producers and a consumer shared a buffer of one item, so the producers had to "
-                "wait for room, woken each time the consumer took an item. A get() that notifies "
-                "nobody leaves them waiting for ever."
+                "wait for room, woken each time the consumer took an item, and the consumer had "
+                "to wait for items, woken each time a producer put one. A get() that notifies "
+                "nobody leaves the producers waiting for ever; a put() that notifies nobody "
+                "leaves the consumer waiting."
             )
         },
     )
 
 
 @pytest.mark.probe
+@pytest.mark.clause(4)
+def test_a_consumer_waiting_on_an_empty_buffer_gets_the_item_a_producer_puts(
+    probe: Prober,
+) -> None:
+    def got_it(_buffer: BoundedBuffer[object], results: list[object]) -> None:
+        assert results[0] == ["parcel"], f"the waiting consumer got {results[0]}, not ['parcel']"
+
+    probe.explore(
+        _buffer(2),
+        {"consumer": _get(1), "producer": _put_all("parcel")},
+        got_it,
+        explain={
+            "deadlock": (
+                "a consumer waited on an empty buffer, and a producer put an item: put() must "
+                "wake the threads waiting for an item (condition.notify_all() after the append, "
+                "while it still holds the condition), or the consumer sleeps on."
+            )
+        },
+    )
+
+
+@pytest.mark.probe
+@pytest.mark.clause(4)
+def test_a_producer_waiting_on_a_full_buffer_gets_room_when_a_consumer_gets(
+    probe: Prober,
+) -> None:
+    def full() -> BoundedBuffer[object]:
+        buffer = _buffer(1)()
+        buffer.items.append("old")
+        return buffer
+
+    def made_room(buffer: BoundedBuffer[object], results: list[object]) -> None:
+        assert results[1] == ["old"] and list(buffer.items) == ["new"], (
+            f"the consumer got {results[1]} and the buffer ended with {list(buffer.items)}; "
+            f"expected 'old' got and 'new' put"
+        )
+
+    probe.explore(
+        full,
+        {"producer": _put_all("new"), "consumer": _get(1)},
+        made_room,
+        explain={
+            "deadlock": (
+                "a producer waited for room in a full buffer, and a consumer got an item: get() "
+                "must wake the threads waiting for room (condition.notify_all() after the "
+                "popleft), or the producer sleeps on."
+            )
+        },
+    )
+
+
+@pytest.mark.probe
+@pytest.mark.clause(4)
 def test_two_producers_and_two_consumers_never_wait_for_each_other_for_ever(probe: Prober) -> None:
     def all_served(_buffer: BoundedBuffer[object], results: list[object]) -> None:
         got = sorted(str(item) for batch in results[2:] for item in batch)  # type: ignore[attr-defined]
@@ -207,15 +296,17 @@ def test_two_producers_and_two_consumers_never_wait_for_each_other_for_ever(prob
         explain={
             "deadlock": (
                 "two producers and two consumers shared one condition on a buffer of one item. If "
-                "they all end up waiting, a notify() woke a thread of the wrong kind (a producer "
-                "when only a consumer could go on), and the one that could go on was never woken: "
-                "notify_all() wakes everybody, and each re-checks what it waits for."
+                "they all end up waiting, a put() or get() woke nobody, or a notify() woke a "
+                "thread of the wrong kind (a producer when only a consumer could go on), and the "
+                "one that could go on was never woken: notify_all() wakes everybody, and each "
+                "re-checks what it waits for."
             )
         },
     )
 
 
 @pytest.mark.probe
+@pytest.mark.clause(6, 8)
 def test_close_wakes_every_waiting_consumer(probe: Prober) -> None:
     def both_released(_buffer: BoundedBuffer[object], results: list[object]) -> None:
         assert results[:2] == [[], []], (
@@ -238,12 +329,14 @@ def test_close_wakes_every_waiting_consumer(probe: Prober) -> None:
                 "two consumers waited on an empty buffer when it was closed. close() must wake "
                 "every waiter (notify_all, not notify), and each consumer's wait must end when "
                 "the buffer is closed, not only when an item comes."
-            )
+            ),
+            "misuse": CLOSE_WITHOUT_LOCK,
         },
     )
 
 
 @pytest.mark.probe
+@pytest.mark.clause(5, 8)
 def test_close_wakes_a_producer_waiting_for_room(probe: Prober) -> None:
     def fill_and_keep_putting(buffer: BoundedBuffer[object]) -> int:
         accepted = 0
@@ -259,8 +352,9 @@ def test_close_wakes_a_producer_waiting_for_room(probe: Prober) -> None:
         accepted = results[0]
         assert accepted in (0, 1), (
             f"a producer putting 3 items into a buffer of capacity 1 that nobody empties had "
-            f"{accepted} puts accepted before close(); at most 1 fits, then put() must wait, "
-            f"and raise Closed once the buffer is closed"
+            f"{accepted} puts accepted before close(); at most 1 fits (room means "
+            f"len(items) < capacity), then put() must wait, and raise Closed once the buffer is "
+            f"closed"
         )
 
     # A producer still waiting for room after close() is reported as a deadlock: its wait
@@ -275,6 +369,7 @@ def test_close_wakes_a_producer_waiting_for_room(probe: Prober) -> None:
                 "a producer waited for room in a full buffer that nobody empties, and then the "
                 "buffer was closed. put()'s wait must also end when the buffer is closed: make "
                 "`closed` part of what it waits for, and let close() wake every waiter."
-            )
+            ),
+            "misuse": CLOSE_WITHOUT_LOCK,
         },
     )

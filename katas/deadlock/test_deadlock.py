@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
+import deadlock
 import pytest
 from deadlock import Account, Table, transfer_patiently, try_transfer
 
@@ -53,6 +56,7 @@ def _philosopher(seat: int) -> Callable[[Dinner], object]:
 
 
 @pytest.mark.probe
+@pytest.mark.clause(1, 2)
 def test_a_philosopher_eats_holding_both_forks_and_puts_them_down_afterwards(probe: Prober) -> None:
     def dine_at_the_last_seat(table: Table) -> tuple[object, list[bool]]:
         held = table.dine(3, lambda: [fork.locked() for fork in table.forks])
@@ -60,17 +64,34 @@ def test_a_philosopher_eats_holding_both_forks_and_puts_them_down_afterwards(pro
 
     def both_forks_then_none(_table: Table, results: list[object]) -> None:
         held, after = results[0]  # type: ignore[misc]
+        assert held is not None, (
+            "dine() returned None instead of what eat() returned: `return eat()` inside the "
+            "block that holds the forks"
+        )
         assert held == [True, False, False, True], (
             f"while the philosopher at seat 3 of 4 ate, the forks held were {held} (fork 0 to "
             f"3): seat 3 sits between forks 3 and 0, and must hold exactly those two while "
-            f"eat() runs (dine also returns what eat() returned)"
+            f"eat() runs"
         )
         assert not any(after), f"forks {after} were still held after dine() returned"
 
-    probe.explore(lambda: Table(4), [dine_at_the_last_seat], both_forks_then_none, budget=1)
+    probe.explore(
+        lambda: Table(4),
+        [dine_at_the_last_seat],
+        both_forks_then_none,
+        budget=1,
+        explain={
+            "exception": (
+                "the philosopher at the last seat (3 of a table of 4) could not dine: that seat "
+                "sits between fork 3 and fork 0, so its second fork is (seat + 1) % seats, which "
+                "wraps round to 0, not seat + 1 (there is no fork 4)."
+            )
+        },
+    )
 
 
 @pytest.mark.probe
+@pytest.mark.clause(4)
 def test_neighbours_never_eat_at_the_same_time(probe: Prober) -> None:
     def no_shared_fork_in_two_hands(dinner: Dinner, _results: list[object]) -> None:
         assert not dinner.clashes, (
@@ -88,6 +109,7 @@ def test_neighbours_never_eat_at_the_same_time(probe: Prober) -> None:
 
 
 @pytest.mark.probe
+@pytest.mark.clause(3)
 def test_every_philosopher_can_dine_at_once_without_a_deadlock(probe: Prober) -> None:
     def everybody_ate(_dinner: Dinner, results: list[object]) -> None:
         assert results == ["ate"] * 3, f"the three philosophers' meals returned {results}"
@@ -107,12 +129,18 @@ def test_every_philosopher_can_dine_at_once_without_a_deadlock(probe: Prober) ->
                 "all three can hold one fork and wait for the next one for ever: a circle of "
                 "waiting. Take the lower-numbered fork first, so the last philosopher reaches for "
                 "fork 0 before fork 2 and the circle cannot close."
-            )
+            ),
+            "lock-order": (
+                "this schedule got through, but two philosophers took the same two forks in "
+                "opposite orders, so another schedule can close a circle of waiting. Take the "
+                "lower-numbered fork first, at every seat."
+            ),
         },
     )
 
 
 @pytest.mark.probe
+@pytest.mark.clause(5)
 def test_two_philosophers_who_are_not_neighbours_can_eat_at_the_same_time(probe: Prober) -> None:
     def meet_while_eating(seat: int, other: int) -> Callable[[Dinner], object]:
         def dine(dinner: Dinner) -> object:
@@ -138,6 +166,7 @@ def test_two_philosophers_who_are_not_neighbours_can_eat_at_the_same_time(probe:
 
 
 @pytest.mark.probe
+@pytest.mark.clause(2)
 def test_a_meal_that_fails_still_puts_both_forks_down(probe: Prober) -> None:
     def spill(dinner: Dinner) -> str:
         def eat() -> str:
@@ -174,12 +203,14 @@ def test_a_meal_that_fails_still_puts_both_forks_down(probe: Prober) -> None:
 
 
 class Bank:
-    """Two accounts, and an event that says when the target's lock has been taken."""
+    """Two accounts, an event that says when the target's lock has been taken, and the calls
+    of try_transfer that transfer_patiently made (see `_record_attempts`)."""
 
     def __init__(self) -> None:
         self.source = Account(1, 100)
         self.target = Account(2, 100)
         self.target_taken = threading.Event()
+        self.attempts: list[tuple[float, float, object]] = []  # (started, ended, returned)
 
 
 def _hold_target_lock(seconds: float) -> Callable[[Bank], None]:
@@ -207,7 +238,39 @@ def _balances(bank: Bank) -> tuple[int, int]:
     return bank.source.balance, bank.target.balance
 
 
+@pytest.fixture
+def banks(monkeypatch: pytest.MonkeyPatch) -> list[Bank]:
+    """Every Bank the test builds; transfer_patiently's calls of try_transfer are recorded in
+    the Bank whose source they move money from (each call's virtual start and end time)."""
+    made: list[Bank] = []
+    original = deadlock.try_transfer
+
+    def recorded(source: Account, target: Account, amount: int, timeout: float) -> bool:
+        started = time.monotonic()
+        returned = original(source, target, amount, timeout)
+        for bank in made:
+            if source in (bank.source, bank.target):
+                bank.attempts.append((started, time.monotonic(), returned))
+        return returned
+
+    monkeypatch.setattr(deadlock, "try_transfer", recorded)
+    return made
+
+
+def _new_bank(banks: list[Bank]) -> Callable[[], Bank]:
+    def setup() -> Bank:
+        banks.clear()
+        banks.append(Bank())
+        return banks[-1]
+
+    return setup
+
+
+# -- try_transfer ----------------------------------------------------------------------------
+
+
 @pytest.mark.probe
+@pytest.mark.clause(6)
 def test_a_transfer_with_both_locks_free_moves_the_money_and_returns_true(probe: Prober) -> None:
     def moved(bank: Bank, results: list[object]) -> None:
         assert results[0] is True, f"try_transfer with both locks free returned {results[0]}"
@@ -216,23 +279,64 @@ def test_a_transfer_with_both_locks_free_moves_the_money_and_returns_true(probe:
         )
 
     transfer = lambda bank: try_transfer(bank.source, bank.target, 30, timeout=1.0)  # noqa: E731
-    probe.explore(Bank, [transfer], moved, budget=1)
+    probe.explore(
+        Bank,
+        [transfer],
+        moved,
+        budget=1,
+        explain={
+            "misuse": (
+                "try_transfer returned while it still held an account's lock: release "
+                "target.lock (try/finally) and source.lock (`with source.lock:`) before it "
+                "returns, or no other transfer can ever use those accounts again."
+            )
+        },
+    )
 
 
 @pytest.mark.probe
+@pytest.mark.clause(7)
+def test_a_transfer_gets_the_second_lock_when_it_comes_free_just_before_the_timeout(
+    probe: Prober,
+) -> None:
+    def got_it(bank: Bank, results: list[object]) -> None:
+        done, waited = results[1]  # type: ignore[misc]
+        assert done is True, (
+            f"the target's lock came free after 0.9 s, within try_transfer's timeout of 1 s, "
+            f"yet it returned {done} after {waited:g} s: wait for the second lock, "
+            f"target.lock.acquire(timeout=timeout), instead of trying it once without waiting"
+        )
+        assert _balances(bank) == (90, 110), (
+            f"after moving 10 from 100 to 100 the balances are {_balances(bank)}"
+        )
+
+    call = lambda bank: try_transfer(bank.source, bank.target, 10, timeout=1.0)  # noqa: E731
+    workers = {"holder": _hold_target_lock(0.9), "transfer": _timed(call)}
+    probe.explore(Bank, workers, got_it, budget=min(probe.budget, TRANSFER_SCHEDULES))
+
+
+@pytest.mark.probe
+@pytest.mark.clause(7, 8)
 def test_a_transfer_that_cannot_get_the_second_lock_backs_off_after_its_timeout(
     probe: Prober,
 ) -> None:
     def backed_off(bank: Bank, results: list[object]) -> None:
         done, waited = results[1]  # type: ignore[misc]
-        assert (done, waited <= 1.5) == (False, True), (
-            f"the target's lock was busy for 5 s; try_transfer(timeout=1) returned {done} "
-            f"after {waited:g} s. It must give up after about 1 s and return False: waiting "
-            f"without a timeout while holding the source's lock is how two opposite transfers "
-            f"deadlock"
+        assert not (done and waited >= 1.25), (
+            f"try_transfer(timeout=1) waited {waited:g} s, until the other thread let go of "
+            f"the target's lock after 1.25 s: the timeout was never applied. "
+            f"acquire(timeout) passes the number as `blocking`, which only says 'wait'; "
+            f"write acquire(timeout=timeout)"
+        )
+        assert done is False and 1.0 <= waited <= 1.1, (
+            f"the target's lock was busy for 1.25 s; try_transfer(timeout=1) returned {done} "
+            f"after {waited:g} s. It must wait the whole 1 s, then give up and return False: "
+            f"waiting without a timeout while holding the source's lock is how two opposite "
+            f"transfers deadlock"
         )
         assert _balances(bank) == (100, 100), (
-            f"a transfer that backed off changed the balances to {_balances(bank)}"
+            f"a transfer that backed off changed the balances to {_balances(bank)}: move the "
+            f"money only once you hold both locks"
         )
         assert not bank.source.lock.locked(), (
             "the source's lock was still held after try_transfer backed off: release it, so "
@@ -240,7 +344,9 @@ def test_a_transfer_that_cannot_get_the_second_lock_backs_off_after_its_timeout(
         )
 
     call = lambda bank: try_transfer(bank.source, bank.target, 10, timeout=1.0)  # noqa: E731
-    workers = {"holder": _hold_target_lock(5.0), "transfer": _timed(call)}
+    # The holder lets go 0.25 s after the timeout: a transfer that waits longer than it should
+    # gets the lock and shows it.
+    workers = {"holder": _hold_target_lock(1.25), "transfer": _timed(call)}
     probe.explore(
         Bank,
         workers,
@@ -248,22 +354,60 @@ def test_a_transfer_that_cannot_get_the_second_lock_backs_off_after_its_timeout(
         budget=min(probe.budget, TRANSFER_SCHEDULES),
         explain={
             "invariant": (
-                "another thread held the target's lock for 5 s, so try_transfer(timeout=1) had to "
-                "back off: give up waiting after 1 s, release the source's lock it already held, "
-                "and return False."
+                "another thread held the target's lock for 1.25 s, so try_transfer(timeout=1) had "
+                "to back off: give up waiting after 1 s, release the source's lock it already "
+                "held, and return False."
             )
         },
     )
 
 
+# -- transfer_patiently ----------------------------------------------------------------------
+
+
+def _attempts_made(bank: Bank, attempts: int) -> list[tuple[float, float, object]]:
+    __tracebackhide__ = True
+    made = bank.attempts
+    assert made, (
+        "transfer_patiently never called try_transfer: make each attempt by calling "
+        "try_transfer(source, target, amount, timeout)"
+    )
+    assert len(made) == attempts, (
+        f"transfer_patiently(attempts={attempts}) called try_transfer {len(made)} times while "
+        f"every call backed off: it must make exactly {attempts} attempts, then return False"
+    )
+    return made
+
+
 @pytest.mark.probe
-def test_a_patient_transfer_retries_until_the_second_lock_is_free(probe: Prober) -> None:
+@pytest.mark.clause(9)
+def test_a_patient_transfer_with_both_locks_free_moves_the_money_once(
+    probe: Prober, banks: list[Bank]
+) -> None:
+    def once(bank: Bank, results: list[object]) -> None:
+        assert results[0] is True, f"transfer_patiently with both locks free returned {results[0]}"
+        assert len(bank.attempts) == 1 and _balances(bank) == (90, 110), (
+            f"with both locks free, transfer_patiently(attempts=3) called try_transfer "
+            f"{len(bank.attempts)} times and left the balances at {_balances(bank)}, not "
+            f"(90, 110): return True as soon as one attempt succeeds"
+        )
+
+    call = lambda bank: transfer_patiently(bank.source, bank.target, 10, 1.0, 3)  # noqa: E731
+    probe.explore(_new_bank(banks), [call], once, budget=1)
+
+
+@pytest.mark.probe
+@pytest.mark.clause(9)
+def test_a_patient_transfer_retries_until_the_second_lock_is_free(
+    probe: Prober, banks: list[Bank]
+) -> None:
     def got_through(bank: Bank, results: list[object]) -> None:
         done, waited = results[1]  # type: ignore[misc]
         assert done is True, (
             f"the target's lock was busy for 2.5 s; transfer_patiently(timeout=1, attempts=5) "
-            f"gave up after {waited:g} s. Three attempts of 1 s each span more than 2.5 s "
-            f"whatever the pauses: retry try_transfer until an attempt succeeds or none are left"
+            f"gave up after {waited:g} s and {len(bank.attempts)} calls of try_transfer. Three "
+            f"attempts of 1 s each span more than 2.5 s whatever the pauses: retry try_transfer "
+            f"until an attempt succeeds or none are left"
         )
         assert _balances(bank) == (90, 110), (
             f"after moving 10 from 100 to 100 the balances are {_balances(bank)}"
@@ -271,13 +415,19 @@ def test_a_patient_transfer_retries_until_the_second_lock_is_free(probe: Prober)
 
     call = lambda bank: transfer_patiently(bank.source, bank.target, 10, 1.0, 5)  # noqa: E731
     workers = {"holder": _hold_target_lock(2.5), "transfer": _timed(call)}
-    probe.explore(Bank, workers, got_through, budget=min(probe.budget, TRANSFER_SCHEDULES))
+    probe.explore(
+        _new_bank(banks), workers, got_through, budget=min(probe.budget, TRANSFER_SCHEDULES)
+    )
 
 
 @pytest.mark.probe
-def test_a_patient_transfer_gives_up_after_its_last_attempt(probe: Prober) -> None:
+@pytest.mark.clause(10)
+def test_a_patient_transfer_gives_up_after_its_last_attempt(
+    probe: Prober, banks: list[Bank]
+) -> None:
     def gave_up(bank: Bank, results: list[object]) -> None:
         done, waited = results[1]  # type: ignore[misc]
+        _attempts_made(bank, 3)
         assert done is False, (
             f"the target's lock was busy for 10 s; transfer_patiently(timeout=1, attempts=3) "
             f"returned {done} after {waited:g} s: after its third attempt it must return False"
@@ -293,4 +443,57 @@ def test_a_patient_transfer_gives_up_after_its_last_attempt(probe: Prober) -> No
 
     call = lambda bank: transfer_patiently(bank.source, bank.target, 10, 1.0, 3)  # noqa: E731
     workers = {"holder": _hold_target_lock(10.0), "transfer": _timed(call)}
-    probe.explore(Bank, workers, gave_up, budget=min(probe.budget, TRANSFER_SCHEDULES))
+    probe.explore(_new_bank(banks), workers, gave_up, budget=min(probe.budget, TRANSFER_SCHEDULES))
+
+
+@pytest.mark.probe
+@pytest.mark.clause(11)
+def test_a_patient_transfer_pauses_a_random_time_of_at_most_its_timeout_between_attempts(
+    probe: Prober, banks: list[Bank]
+) -> None:
+    def random_pauses(bank: Bank, _results: list[object]) -> None:
+        made = _attempts_made(bank, 4)
+        pauses = [round(nxt[0] - prev[1], 6) for prev, nxt in itertools.pairwise(made)]
+        assert all(0.0 <= pause <= 0.5 for pause in pauses), (
+            f"transfer_patiently(timeout=0.5, attempts=4) paused {pauses} s between its "
+            f"attempts: each pause must be at most the timeout, random.uniform(0, timeout)"
+        )
+        assert len(set(pauses)) > 1, (
+            f"transfer_patiently paused exactly {pauses[0]:g} s between every two attempts. A "
+            f"fixed pause (or none) makes two transfers that backed off from each other retry "
+            f"at the same moment, collide again and again (a livelock): draw each pause with "
+            f"random.uniform(0, timeout)"
+        )
+
+    call = lambda bank: transfer_patiently(bank.source, bank.target, 10, 0.5, 4)  # noqa: E731
+    workers = {"holder": _hold_target_lock(10.0), "transfer": _timed(call)}
+    probe.explore(_new_bank(banks), workers, random_pauses, budget=min(probe.budget, 10))
+
+
+@pytest.mark.probe
+@pytest.mark.clause(8, 11)
+def test_two_opposite_patient_transfers_both_get_through(probe: Prober) -> None:
+    def both_done(bank: Bank, results: list[Any]) -> None:
+        assert results == [True, True] and _balances(bank) == (110, 90), (
+            f"two opposite transfers, of 10 one way and 20 the other, with 4 attempts each "
+            f"returned {results} and left the balances at {_balances(bank)}, not (110, 90): "
+            f"each held its own source lock and timed out waiting for the other's, again and "
+            f"again. After backing off, sleep a random pause so one of them retries first"
+        )
+
+    probe.explore(
+        Bank,
+        {
+            "first-to-second": lambda b: transfer_patiently(b.source, b.target, 10, 1.0, 4),
+            "second-to-first": lambda b: transfer_patiently(b.target, b.source, 20, 1.0, 4),
+        },
+        both_done,
+        budget=min(probe.budget, 50),
+        explain={
+            "deadlock": (
+                "two opposite transfers each took their own source lock and then waited for the "
+                "other's lock for ever: wait for the second lock with a timeout, "
+                "acquire(timeout=timeout), and release the first one when it runs out."
+            )
+        },
+    )

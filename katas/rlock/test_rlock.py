@@ -21,14 +21,20 @@ RE_ENTRY = (
 
 
 def _remove_or_refuse(box: Box, count: int) -> str:
+    """'removed', 'refused' (NotEnoughItems), or what else remove() raised, in words."""
     try:
         box.remove(count)
     except NotEnoughItems:
         return "refused"
+    except NotImplementedError:
+        raise
+    except Exception as error:  # the check names it instead of a bare traceback
+        return f"raised {type(error).__name__} ({error}) instead of NotEnoughItems"
     return "removed"
 
 
 @pytest.mark.probe
+@pytest.mark.clause(1, 3, 5, 6)
 def test_add_remove_and_execute_change_the_count_of_a_new_empty_box(probe: Prober) -> None:
     def use(box: Box) -> list[int]:
         seen = [box.total_items]
@@ -38,15 +44,19 @@ def test_add_remove_and_execute_change_the_count_of_a_new_empty_box(probe: Probe
         seen.append(box.total_items)
         box.execute(5)
         seen.append(box.total_items)
+        box.execute(-2)
+        seen.append(box.total_items)
         box.add()
+        seen.append(box.total_items)
         box.remove()
         seen.append(box.total_items)
         return seen
 
     def counts_add_up(_box: Box, results: list[object]) -> None:
-        assert results[0] == [0, 3, 1, 6, 6], (
-            f"a new box, then add(3), remove(2), execute(5), add() and remove() gave the counts "
-            f"{results[0]}, expected [0, 3, 1, 6, 6]"
+        assert results[0] == [0, 3, 1, 6, 4, 5, 4], (
+            f"a new box, then add(3), remove(2), execute(5), execute(-2), add() and remove() "
+            f"gave the counts {results[0]}, expected [0, 3, 1, 6, 4, 5, 4] (add() and remove() "
+            f"without an argument move one item)"
         )
 
     # One worker has exactly one schedule. Under the probe a lock taken twice by its own holder
@@ -55,17 +65,36 @@ def test_add_remove_and_execute_change_the_count_of_a_new_empty_box(probe: Probe
 
 
 @pytest.mark.probe
+@pytest.mark.clause(6)
+def test_remove_may_take_every_item_the_box_holds(probe: Prober) -> None:
+    def empty_it(box: Box) -> tuple[str, int]:
+        box.add(2)
+        return _remove_or_refuse(box, 2), box.total_items
+
+    def emptied(_box: Box, results: list[object]) -> None:
+        assert results[0] == ("removed", 0), (
+            f"remove(2) from a box of exactly 2 items gave {results[0]}, not ('removed', 0): "
+            f"only fewer items than asked for is too few (`<`, not `<=`)"
+        )
+
+    probe.explore(Box, [empty_it], emptied, budget=1, explain={"deadlock": RE_ENTRY})
+
+
+@pytest.mark.probe
+@pytest.mark.clause(1)
 def test_a_caller_holding_the_box_lock_can_still_call_the_box_methods(probe: Prober) -> None:
     def add_under_the_lock(box: Box) -> int:
         with box.lock:
             box.add(2)
             box.remove(1)
+            box.add_batch([3])
+            box.execute(1)
             return box.total_items
 
     def no_self_deadlock(_box: Box, results: list[object]) -> None:
-        assert results[0] == 1, (
-            f"a thread that held the box's lock and called add(2) and remove(1) saw "
-            f"{results[0]} items, expected 1"
+        assert results[0] == 5, (
+            f"a thread that held the box's lock and called add(2), remove(1), add_batch([3]) "
+            f"and execute(1) saw {results[0]} items, expected 5"
         )
 
     probe.explore(
@@ -74,6 +103,7 @@ def test_a_caller_holding_the_box_lock_can_still_call_the_box_methods(probe: Pro
 
 
 @pytest.mark.probe
+@pytest.mark.clause(7)
 def test_remove_refuses_more_items_than_the_box_holds_and_changes_nothing(probe: Prober) -> None:
     def ask_too_much(box: Box) -> str:
         box.add(2)
@@ -81,17 +111,18 @@ def test_remove_refuses_more_items_than_the_box_holds_and_changes_nothing(probe:
 
     def refused(box: Box, results: list[object]) -> None:
         assert results[0] == "refused", (
-            f"remove(3) from a box of 2 items {results[0]} them: it must raise NotEnoughItems"
+            f"remove(3) from a box of 2 items {results[0]}: it must raise NotEnoughItems"
         )
         assert box.total_items == 2, (
             f"a refused remove(3) left {box.total_items} items in a box of 2: a refusal must "
-            f"change nothing"
+            f"change nothing, so check the count before you call execute(-count), not after"
         )
 
-    probe.explore(Box, [ask_too_much], refused, budget=1)
+    probe.explore(Box, [ask_too_much], refused, budget=1, explain={"deadlock": RE_ENTRY})
 
 
 @pytest.mark.probe
+@pytest.mark.clause(4)
 def test_no_change_is_lost_when_two_threads_call_execute_at_once(probe: Prober) -> None:
     def execute_twice(box: Box) -> None:
         box.execute(1)
@@ -101,14 +132,17 @@ def test_no_change_is_lost_when_two_threads_call_execute_at_once(probe: Prober) 
         lost = 4 - box.total_items
         assert lost == 0, (
             f"{lost} of 4 calls to execute(1) were lost: both threads read total_items before "
-            f"either wrote it back. execute() is public, so it must take the lock itself, even "
-            f"though add() and remove() already hold it when they call it"
+            f"either wrote it back. execute() is public, so it must take the box's lock itself "
+            f"(`with self.lock:`), even though add() and remove() already hold it when they call "
+            f"it. It must be the one lock made in __init__: a lock created inside the method is "
+            f"a new lock on every call and keeps nobody out"
         )
 
     probe.explore(Box, [execute_twice, execute_twice], nothing_lost)
 
 
 @pytest.mark.probe
+@pytest.mark.clause(8)
 def test_two_threads_can_never_both_take_the_last_item(probe: Prober) -> None:
     def one_item() -> Box:
         box = Box()
@@ -127,6 +161,26 @@ def test_two_threads_can_never_both_take_the_last_item(probe: Prober) -> None:
 
 
 @pytest.mark.probe
+@pytest.mark.clause(10)
+def test_add_batch_adds_every_count(probe: Prober) -> None:
+    def batches(box: Box) -> list[int]:
+        box.add_batch([2, 3, 4])
+        seen = [box.total_items]
+        box.add_batch([])
+        seen.append(box.total_items)
+        return seen
+
+    def all_added(_box: Box, results: list[object]) -> None:
+        assert results[0] == [9, 9], (
+            f"add_batch([2, 3, 4]) then add_batch([]) on a new box gave the counts {results[0]}, "
+            f"expected [9, 9]: call add(count) once for every count"
+        )
+
+    probe.explore(Box, [batches], all_added, budget=1, explain={"deadlock": RE_ENTRY})
+
+
+@pytest.mark.probe
+@pytest.mark.clause(11)
 def test_a_thread_holding_the_lock_never_sees_half_a_batch(probe: Prober) -> None:
     def look(box: Box) -> int:
         with box.lock:
@@ -145,6 +199,7 @@ def test_a_thread_holding_the_lock_never_sees_half_a_batch(probe: Prober) -> Non
 
 
 @pytest.mark.probe
+@pytest.mark.clause(9)
 def test_a_refused_remove_leaves_the_lock_free_for_other_threads(probe: Prober) -> None:
     def both_done(box: Box, results: list[object]) -> None:
         assert (results[0], box.total_items) == ("refused", 1), (
@@ -167,6 +222,7 @@ def test_a_refused_remove_leaves_the_lock_free_for_other_threads(probe: Prober) 
     )
 
 
+@pytest.mark.clause(2)
 def test_only_the_thread_that_holds_the_lock_can_release_it() -> None:
     box = Box()
     taken, done = threading.Event(), threading.Event()

@@ -55,7 +55,68 @@ def _use(office: Office) -> None:
         office.empty_handed += 1  # let in, but the idle list was empty
 
 
+EMPTY_LIST = (
+    "acquire() popped from an empty idle list: it took a connection that was not there. Take a "
+    "slot first (the semaphore says a connection is idle), then pop under the idle lock; and "
+    "release() must put the connection back on the list before, or while, it frees the slot: a "
+    "slot freed first lets a waiter in to an empty list"
+)
+
+
+def _acquire_timed(pool: ConnectionPool, timeout: float | None) -> tuple[str, float]:
+    """What pool.acquire(timeout) did, in words, and the virtual seconds it took."""
+    started = time.monotonic()
+    try:
+        pool.acquire() if timeout is None else pool.acquire(timeout=timeout)
+    except PoolTimeout:
+        outcome = "raised PoolTimeout"
+    except TimeoutError as error:
+        outcome = f"raised {type(error).__name__}, not PoolTimeout"
+    except IndexError:
+        outcome = "was let in with no idle connection (IndexError)"
+    else:
+        outcome = "got a connection"
+    return outcome, round(time.monotonic() - started, 6)
+
+
+def _never_empty_handed(outcome: str, waited: float, timeout: float | None = None) -> None:
+    __tracebackhide__ = True
+    if timeout is not None and waited >= timeout:
+        assert "IndexError" not in outcome, (
+            f"acquire(timeout={timeout:g}) waited {waited:g} s, got no slot, and then popped from "
+            f"the empty idle list anyway: look at what self._slots.acquire(timeout=timeout) "
+            f"returned. False means no slot came in time: raise PoolTimeout"
+        )
+    assert "IndexError" not in outcome, EMPTY_LIST
+
+
+WAITS_HOLDING_THE_LIST = (
+    "a thread waited for the pool's only connection while another held it. Wait for a slot "
+    "before taking the idle list's lock: a waiter holding that lock keeps out every release() "
+    "that could wake it."
+)
+
+
+def _hold_the_only_connection(seconds: float) -> Callable[[ConnectionPool], None]:
+    def hold(pool: ConnectionPool) -> None:
+        with pool.connection():
+            time.sleep(seconds)
+
+    return hold
+
+
+def _after_the_holder(
+    call: Callable[[ConnectionPool], object],
+) -> Callable[[ConnectionPool], object]:
+    def worker(pool: ConnectionPool) -> object:
+        time.sleep(USE_SECONDS)  # let the holder take the only connection first
+        return call(pool)
+
+    return worker
+
+
 @pytest.mark.probe
+@pytest.mark.clause(1, 7)
 def test_connections_are_handed_out_and_taken_back(probe: Prober) -> None:
     def use(pool: ConnectionPool) -> list[int]:
         first = pool.acquire()
@@ -82,6 +143,34 @@ def test_connections_are_handed_out_and_taken_back(probe: Prober) -> None:
 
 
 @pytest.mark.probe
+@pytest.mark.clause(2)
+def test_acquire_without_a_timeout_waits_as_long_as_it_takes(probe: Prober) -> None:
+    def served_late(_pool: ConnectionPool, results: list[object]) -> None:
+        outcome, waited = results[1]  # type: ignore[misc]
+        _never_empty_handed(outcome, waited)
+        assert (outcome, waited) == ("got a connection", 4.9), (
+            f"the only connection was busy for 5 s; acquire() with no timeout {outcome} after "
+            f"{waited:g} s instead of getting it after 4.9 s. Without a timeout it must wait "
+            f"for as long as it takes: pass the timeout by name, "
+            f"self._slots.acquire(timeout=timeout) (acquire(timeout) puts it in `blocking`, "
+            f"and None there means 'do not wait')"
+        )
+
+    workers = {
+        "holder": _hold_the_only_connection(5.0),
+        "waiter": _after_the_holder(lambda pool: _acquire_timed(pool, None)),
+    }
+    probe.explore(
+        lambda: ConnectionPool(1),
+        workers,
+        served_late,
+        budget=min(probe.budget, 25),
+        explain={"deadlock": WAITS_HOLDING_THE_LIST},
+    )
+
+
+@pytest.mark.probe
+@pytest.mark.clause(4)
 def test_never_more_holders_than_connections_and_never_one_connection_twice(probe: Prober) -> None:
     def within_bounds(office: Office, _results: list[object]) -> None:
         assert office.empty_handed == 0, (
@@ -90,7 +179,10 @@ def test_never_more_holders_than_connections_and_never_one_connection_twice(prob
             f"connection back before (or while) it frees the slot, under the idle lock"
         )
         assert not office.shared, f"connections {office.shared} were held by two threads at once"
-        assert office.peak <= 2, f"{office.peak} threads held connections of a pool of 2 at once"
+        assert office.peak <= 2, (
+            f"{office.peak} threads held connections of a pool of 2 at once: the semaphore "
+            f"must start at `size` and be taken before a connection is handed out"
+        )
 
     workers = {f"user-{i}": _use for i in range(3)}
     probe.explore(
@@ -99,6 +191,7 @@ def test_never_more_holders_than_connections_and_never_one_connection_twice(prob
 
 
 @pytest.mark.probe
+@pytest.mark.clause(5)
 def test_as_many_holders_as_connections_can_be_inside_at_once(probe: Prober) -> None:
     def meet(me: int, other: int) -> Callable[[Office], bool]:
         def worker(office: Office) -> bool:
@@ -123,15 +216,25 @@ def test_as_many_holders_as_connections_can_be_inside_at_once(probe: Prober) -> 
 
 
 @pytest.mark.probe
+@pytest.mark.clause(1, 2)
 def test_a_full_pool_hands_a_released_connection_to_the_next_waiter(probe: Prober) -> None:
-    def use_once(pool: ConnectionPool) -> int:
-        with pool.connection() as connection:
-            time.sleep(USE_SECONDS)
-            return connection.number
+    def use_once(pool: ConnectionPool) -> object:
+        try:
+            with pool.connection() as connection:
+                time.sleep(USE_SECONDS)
+                return connection.number
+        except IndexError:
+            return "empty list"
+        except TimeoutError as error:
+            return f"{type(error).__name__} without a timeout"
 
     def both_served(_pool: ConnectionPool, results: list[object]) -> None:
+        assert "empty list" not in results, EMPTY_LIST
         assert results == [0, 0], (
-            f"two threads sharing a pool of one connection got {results}, expected [0, 0]"
+            f"two threads sharing a pool of one connection got {results}, expected [0, 0]: "
+            f"the second must wait for the first to give the connection back. connection() "
+            f"without a timeout waits as long as it takes (self._slots.acquire(timeout=None) "
+            f"does; acquire(None) puts None in `blocking`, which means 'do not wait')"
         )
 
     # A thread that waits for a slot while it holds the idle lock keeps every release() out:
@@ -141,46 +244,82 @@ def test_a_full_pool_hands_a_released_connection_to_the_next_waiter(probe: Probe
         [use_once, use_once],
         both_served,
         explain={
-            "deadlock": (
-                "two threads shared a pool of one connection, so one had to wait until the "
-                "other gave it back. Wait for a slot before taking the idle list's lock: a "
-                "waiter holding it keeps out every release()."
-            ),
-            "invariant": RETURNED_TOO_LATE,
-            "exception": RETURNED_TOO_LATE,
+            "deadlock": WAITS_HOLDING_THE_LIST,
         },
     )
 
 
 @pytest.mark.probe
-def test_acquire_gives_up_with_pool_timeout_when_no_connection_comes_in_time(probe: Prober) -> None:
-    def hold(pool: ConnectionPool) -> None:
-        with pool.connection():
-            time.sleep(5.0)
-
-    def impatient(pool: ConnectionPool) -> tuple[str, float]:
-        time.sleep(USE_SECONDS)  # let the holder take the only connection first
-        started = time.monotonic()
-        try:
-            pool.acquire(timeout=1.0)
-        except PoolTimeout:
-            return "timed out", time.monotonic() - started
-        except IndexError:
-            return "was let in with no idle connection", time.monotonic() - started
-        return "got a connection", time.monotonic() - started
-
+@pytest.mark.clause(3)
+def test_acquire_gives_up_with_pool_timeout_once_its_timeout_has_passed(probe: Prober) -> None:
     def timed_out(_pool: ConnectionPool, results: list[object]) -> None:
         outcome, waited = results[1]  # type: ignore[misc]
-        assert (outcome, waited <= 1.5) == ("timed out", True), (
-            f"the only connection was busy for 5 s; acquire(timeout=1) {outcome} after "
-            f"{waited:g} s. It must raise PoolTimeout after about 1 s: check what the "
-            f"semaphore's acquire(timeout=...) returned"
+        _never_empty_handed(outcome, waited, 1.0)
+        assert (outcome, waited) == ("raised PoolTimeout", 1.0), (
+            f"the only connection was busy for 1.25 s; acquire(timeout=1) {outcome} after "
+            f"{waited:g} s. It must wait the whole 1 s, then raise PoolTimeout: check what the "
+            f"semaphore's acquire(timeout=timeout) returned (False: no slot came in time)"
+            + (" and raise PoolTimeout itself" if "not PoolTimeout" in outcome else "")
         )
 
-    probe.explore(lambda: ConnectionPool(1), {"holder": hold, "impatient": impatient}, timed_out)
+    workers = {
+        "holder": _hold_the_only_connection(1.25),
+        "impatient": _after_the_holder(lambda pool: _acquire_timed(pool, 1.0)),
+    }
+    probe.explore(lambda: ConnectionPool(1), workers, timed_out, budget=min(probe.budget, 25))
 
 
 @pytest.mark.probe
+@pytest.mark.clause(3)
+def test_acquire_gets_a_connection_that_comes_back_just_before_its_timeout(
+    probe: Prober,
+) -> None:
+    def served(_pool: ConnectionPool, results: list[object]) -> None:
+        outcome, waited = results[1]  # type: ignore[misc]
+        _never_empty_handed(outcome, waited, 1.0)
+        assert (outcome, waited) == ("got a connection", 0.9), (
+            f"the only connection came back 0.9 s into acquire(timeout=1), yet acquire "
+            f"{outcome} after {waited:g} s: wait for a slot up to the timeout, "
+            f"self._slots.acquire(timeout=timeout), and take the connection it announces"
+        )
+
+    workers = {
+        "holder": _hold_the_only_connection(1.0),
+        "patient": _after_the_holder(lambda pool: _acquire_timed(pool, 1.0)),
+    }
+    probe.explore(lambda: ConnectionPool(1), workers, served, budget=min(probe.budget, 25))
+
+
+@pytest.mark.probe
+@pytest.mark.clause(7)
+def test_connection_passes_its_timeout_to_acquire(probe: Prober) -> None:
+    def within_the_block(pool: ConnectionPool) -> tuple[str, float]:
+        started = time.monotonic()
+        try:
+            with pool.connection(timeout=1.0):
+                outcome = "got a connection"
+        except PoolTimeout:
+            outcome = "raised PoolTimeout"
+        return outcome, round(time.monotonic() - started, 6)
+
+    def timed_out(_pool: ConnectionPool, results: list[object]) -> None:
+        outcome, waited = results[1]  # type: ignore[misc]
+        _never_empty_handed(outcome, waited, 1.0)
+        assert (outcome, waited) == ("raised PoolTimeout", 1.0), (
+            f"the only connection was busy for 5 s; `with pool.connection(timeout=1):` "
+            f"{outcome} after {waited:g} s instead of raising PoolTimeout after 1 s: pass "
+            f"connection()'s timeout on to acquire(timeout)"
+        )
+
+    workers = {
+        "holder": _hold_the_only_connection(5.0),
+        "impatient": _after_the_holder(within_the_block),
+    }
+    probe.explore(lambda: ConnectionPool(1), workers, timed_out, budget=min(probe.budget, 25))
+
+
+@pytest.mark.probe
+@pytest.mark.clause(8)
 def test_a_with_block_that_raises_still_gives_its_connection_back(probe: Prober) -> None:
     def fail_then_retry(pool: ConnectionPool) -> str:
         try:
@@ -203,6 +342,7 @@ def test_a_with_block_that_raises_still_gives_its_connection_back(probe: Prober)
     probe.explore(lambda: ConnectionPool(1), [fail_then_retry], returned, budget=1)
 
 
+@pytest.mark.clause(6)
 def test_releasing_more_than_was_acquired_raises_value_error_and_changes_nothing() -> None:
     pool = ConnectionPool(2)
     connection = pool.acquire(timeout=REAL_TIMEOUT)
@@ -221,7 +361,8 @@ def test_releasing_more_than_was_acquired_raises_value_error_and_changes_nothing
     held = [pool.acquire(timeout=REAL_TIMEOUT) for _ in range(2)]
     assert sorted(c.number for c in held) == [0, 1], (
         f"after the refused release the pool handed out {held}: it must still hold exactly "
-        f"Connection(0) and Connection(1)"
+        f"Connection(0) and Connection(1). Free the slot first: the BoundedSemaphore raises "
+        f"before the connection is put on the idle list a second time"
     )
 
 
@@ -232,23 +373,33 @@ class Mail:
         self.handoff: Handoff[str] = Handoff()
 
 
+HANDOFF_STUCK = (
+    "the producer and the consumer each waited on a semaphore that nobody would release. The "
+    "free-places semaphore starts at 1 (one empty place) and the ready-items one at 0; put() "
+    "acquires free places and releases ready items, take() does the reverse."
+)
+
+
 @pytest.mark.probe
+@pytest.mark.clause(9)
 def test_take_waits_for_the_put_that_signals_it(probe: Prober) -> None:
     def received(_mail: Mail, results: list[object]) -> None:
         assert results[0] == "parcel", (
             f"take() returned {results[0]!r} instead of the 'parcel' another thread put: it "
-            f"did not wait for the signal. The semaphore that counts ready items must start "
-            f"at 0, so a take() before any put() blocks until put() releases it"
+            f"read the place before the item was there. The semaphore that counts ready items "
+            f"must start at 0, so a take() before any put() blocks, and put() must release it "
+            f"only after it has stored the item"
         )
 
     workers: dict[str, Callable[[Mail], object]] = {
         "consumer": lambda mail: mail.handoff.take(),
         "producer": lambda mail: mail.handoff.put("parcel"),
     }
-    probe.explore(Mail, workers, received)
+    probe.explore(Mail, workers, received, explain={"deadlock": HANDOFF_STUCK})
 
 
 @pytest.mark.probe
+@pytest.mark.clause(10)
 def test_every_item_is_taken_once_and_in_order(probe: Prober) -> None:
     def produce(mail: Mail) -> None:
         for item in ("a", "b"):
@@ -259,9 +410,51 @@ def test_every_item_is_taken_once_and_in_order(probe: Prober) -> None:
 
     def in_order(_mail: Mail, results: list[object]) -> None:
         assert results[1] == ["a", "b"], (
-            f"the consumer took {results[1]} after the producer put 'a' and 'b': put() left "
-            f"an item before the previous one was taken, and overwrote it. Wait on the "
-            f"semaphore of free places (it starts at 1) before storing the item"
+            f"the consumer took {results[1]} after the producer put 'a' and 'b': an item was "
+            f"overwritten before it was taken. put() must wait on the semaphore of free places "
+            f"(it starts at 1) before storing, and take() must read the item before it "
+            f"releases that place"
         )
 
-    probe.explore(Mail, {"producer": produce, "consumer": consume}, in_order)
+    probe.explore(
+        Mail,
+        {"producer": produce, "consumer": consume},
+        in_order,
+        explain={"deadlock": HANDOFF_STUCK},
+    )
+
+
+@pytest.mark.probe
+@pytest.mark.clause(10)
+def test_two_producers_and_two_consumers_pass_every_item_exactly_once(probe: Prober) -> None:
+    def produce(*items: str) -> Callable[[Mail], None]:
+        def worker(mail: Mail) -> None:
+            for item in items:
+                mail.handoff.put(item)
+
+        return worker
+
+    def consume(mail: Mail) -> list[str]:
+        return [mail.handoff.take() for _ in range(2)]
+
+    def each_once(_mail: Mail, results: list[object]) -> None:
+        taken = sorted(item for got in results[2:] for item in got)  # type: ignore[union-attr]
+        assert taken == ["a1", "a2", "b1", "b2"], (
+            f"two producers put a1, a2 and b1, b2 and two consumers took {results[2:]}: every "
+            f"item must be taken exactly once. One free place (a semaphore of 1) lets only one "
+            f"put() at a time fill it, and the ready semaphore lets one take() read it"
+        )
+
+    workers = {
+        "producer-a": produce("a1", "a2"),
+        "producer-b": produce("b1", "b2"),
+        "consumer-1": consume,
+        "consumer-2": consume,
+    }
+    probe.explore(
+        Mail,
+        workers,
+        each_once,
+        budget=min(probe.budget, POOL_SCHEDULES),
+        explain={"deadlock": HANDOFF_STUCK},
+    )

@@ -1,17 +1,30 @@
 """Kata `threads`: start, join, name and subclass threads.
 
-Contract (the tests check each point):
+Contract (the tests check each point; some run your threads under a controlled scheduler that
+tries many interleavings):
 
-- `run_all(function, argument_lists)` runs `function(*arguments)` once per entry of
-  `argument_lists`, each call in its own thread, all threads running at the same time, and
-  returns the results in the order of `argument_lists` (not the order the threads finish in).
-- `run_named(names, function)` starts one thread per name, with that name, each running
-  `function()`, waits for all of them, and returns nothing.
-- `Countdown` is a `threading.Thread` subclass: `Countdown(start)` counts from `start` down to 1
-  in its own thread, appending each number to `self.counted`, and records the identity of the
-  thread it ran in as `self.ran_in` (use `threading.get_ident()`).
-- `start_daemon(function)` starts `function()` in a daemon thread and returns that thread
-  without waiting for it: a daemon thread never keeps the program from exiting.
+- §1 `run_all(function, argument_lists)` calls `function(*arguments)` exactly once per entry of
+  `argument_lists` (the entry's items are the call's positional arguments).
+  §2 `run_all` makes each call in a new thread of its own, never in the caller's thread.
+  §3 `run_all` runs all its threads at the same time: it starts every thread before it joins
+  any.
+  §4 `run_all` returns the results in the order of `argument_lists`, not in the order the
+  threads finish in.
+  §5 `run_all` returns only after every call has finished, with every result in place.
+- §6 `run_named(names, function)` starts one thread per name, carrying that name, each running
+  `function()` outside the caller's thread.
+  §7 `run_named` runs all its threads at the same time: it starts every thread before it joins
+  any.
+  §8 `run_named` returns `None`, and only after every one of its threads has finished.
+- `Countdown(start)` is a `threading.Thread` subclass (given: its `__init__` sets `start_at`,
+  an empty `counted` list and `ran_in = None`; `start()` and `join()` are inherited).
+  §9 `Countdown.run` appends `start_at`, `start_at - 1`, ... down to 1 (0 excluded) to
+  `self.counted`.
+  §10 `Countdown.run` records the identity of the thread it runs in as `self.ran_in`
+  (`threading.get_ident()`, called): after `start()` that is the new thread, `self.ident`.
+- §11 `start_daemon(function)` starts `function()` in a new daemon thread and returns that
+  thread: a daemon thread never keeps the program from exiting.
+  §12 `start_daemon` returns at once, while `function()` still runs: it never joins the thread.
 """
 
 from __future__ import annotations

@@ -3,23 +3,33 @@
 Contract (the tests check each point, running threads under a controlled scheduler that tries
 many interleavings, on a virtual clock):
 
-- `Table(seats)` seats `seats` philosophers (at least 2) around a round table, with one fork
-  between each pair of neighbours: `forks[i]` is a `threading.Lock`, and the philosopher at
-  `seat` needs forks `seat` and `(seat + 1) % seats`.
-- `Table.dine(seat, eat)` picks up both of that philosopher's forks, calls `eat()` while
-  holding both, puts both down (also when `eat()` raises) and returns what `eat()` returned.
-  Every philosopher may dine at the same time: no interleaving may deadlock. Two neighbours
-  never eat at the same time (they share a fork), but two philosophers who are not neighbours
-  must be able to: hold nothing but the two forks.
-- `Account(number, balance)` holds an integer balance and a lock of its own (`lock`).
-- `try_transfer(source, target, amount, timeout)` takes `source.lock`, then waits at most
-  `timeout` seconds for `target.lock`. With both locks it moves `amount` from `source` to
-  `target` and returns True. Without the second lock it backs off: it releases `source.lock`,
-  changes nothing and returns False.
-- `transfer_patiently(source, target, amount, timeout, attempts)` calls `try_transfer` up to
-  `attempts` times and returns True as soon as one succeeds, False when every attempt backed
-  off. Between two attempts it sleeps a random pause of at most `timeout` seconds, so two
-  transfers that back off from each other do not retry in lockstep.
+- `Table(seats)` (given) seats `seats` philosophers (at least 2) around a round table, with one
+  fork between each pair of neighbours: `forks[i]` is a `threading.Lock`, and the philosopher
+  at `seat` needs forks `seat` and `(seat + 1) % seats`.
+- §1 `Table.dine(seat, eat)` calls `eat()` while holding that philosopher's two forks, `seat`
+  and `(seat + 1) % seats` (the last seat's are fork `seats - 1` and fork 0), and returns what
+  `eat()` returned.
+  §2 `dine` puts both forks down once `eat()` is over, also when `eat()` raises (the error then
+  reaches the caller of `dine`).
+  §3 Every philosopher may dine at the same time and no interleaving may deadlock: `dine` takes
+  the forks in one global order, the lower-numbered fork first.
+  §4 Two neighbours never eat at the same time: they share a fork.
+  §5 Two philosophers who are not neighbours can eat at the same time: `dine` holds nothing but
+  the philosopher's two forks.
+- `Account(number, balance)` (given) holds an integer balance and a lock of its own (`lock`).
+- §6 `try_transfer(source, target, amount, timeout)` takes `source.lock`, then `target.lock`;
+  with both it moves `amount` from `source` to `target`, releases both locks and returns True.
+  §7 `try_transfer` waits up to `timeout` seconds for `target.lock`, and gets it if it comes
+  free within that time.
+  §8 `try_transfer` backs off when `target.lock` is still taken after `timeout` seconds: it
+  releases `source.lock`, changes no balance and returns False.
+- §9 `transfer_patiently(source, target, amount, timeout, attempts)` calls
+  `try_transfer(source, target, amount, timeout)` up to `attempts` times and returns True as
+  soon as one call succeeds.
+  §10 `transfer_patiently` returns False after exactly `attempts` calls that all backed off.
+  §11 Between two attempts `transfer_patiently` sleeps a random pause of at most `timeout`
+  seconds (`random.uniform(0, timeout)`), so two transfers that back off from each other do not
+  retry in lockstep.
 - Use `threading.Lock` and `time.sleep` (the tests swap in instrumented versions that run on a
   virtual clock, so a timeout costs no real time).
 """

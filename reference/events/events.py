@@ -4,21 +4,28 @@ Contract (the tests check each point, running threads under a controlled schedul
 many interleavings, on a virtual clock):
 
 - `StartGun()` holds runners at the start line until it is fired.
-  - `fire()` releases every runner waiting in `wait`, and every runner that calls `wait` later
-    passes at once: the gun stays fired. `fired` tells whether it has been fired.
-  - `wait(timeout=None)` returns True once the gun has been fired, or False when `timeout`
-    seconds passed first.
+  - §1 `StartGun.fire()` releases every runner waiting in `wait`, not just one.
+  - §2 After `fire()`, a runner that calls `StartGun.wait` later passes at once: the gun stays
+    fired.
+  - §3 `StartGun.fired` is True once the gun has been fired, and False before.
+  - §4 `StartGun.wait(timeout=None)` returns True once the gun has been fired; without a
+    timeout it waits for as long as that takes.
+  - §5 `StartGun.wait(timeout)` returns False when `timeout` seconds pass before the gun fires,
+    and True when it fires within them.
 - `Poller(step, interval)` calls `step()` over and over from the thread that runs it.
-  - `run()` calls `step()`, then pauses `interval` seconds, and again, until `stop()` is
-    called; it returns how many times it called `step()`.
-  - `stop()` may be called from any thread, at any time, even before `run()` starts. A poller
-    that is paused when `stop()` comes returns at once, without sitting out its pause.
+  - §6 `Poller.run()` calls `step()`, then pauses `interval` seconds, and again, until `stop()`
+    is called; it returns how many times it called `step()`.
+  - §7 A `Poller` that is paused when `stop()` comes returns at once, without sitting out its
+    pause.
+  - §8 `Poller.stop()` may be called from any thread, at any time: a stop that comes before
+    `run()` starts makes `run()` return 0 without calling `step()`.
 - `Inbox()` collects items posted by any number of threads for one collector thread.
-  - `post(item)` adds `item` and signals the collector.
-  - `collect(timeout=None)` waits until at least one item is there and returns all of them
-    (oldest first), leaving the inbox empty; after `timeout` seconds with nothing posted it
-    returns `[]`. No item is ever lost, whenever it is posted: before the collector waits,
-    while it waits, or while it is taking the previous items.
+  - §9 `Inbox.post(item)` adds `item`, and `Inbox.collect(timeout=None)` waits until at least
+    one item is there and returns all of them (oldest first), leaving the inbox empty.
+  - §10 No item posted to an `Inbox` is ever lost, whenever it is posted: before the collector
+    waits, while it waits, or while it is taking the previous items.
+  - §11 `Inbox.collect(timeout)` returns `[]` when `timeout` seconds pass with nothing posted,
+    and the items posted within them.
 - Use `threading.Event` and `threading.Lock` (the tests swap in instrumented versions while
   they probe you).
 """

@@ -3,20 +3,26 @@
 Contract (the tests check each point, running threads under a controlled scheduler that tries
 many interleavings):
 
-- `Box()` starts with `total_items == 0` and owns one lock, `lock`, that every method below
-  holds while it reads or changes `total_items`. A thread that already holds `lock` must be
-  able to take it again (a method that holds it calls another method that takes it too), and
-  only the thread that holds `lock` may release it: a release from any other thread raises
-  `RuntimeError`.
-- `execute(value)` adds `value` (which may be negative) to `total_items`. It is public: two
-  threads may call it at once, and no change may be lost.
-- `add(count=1)` holds the lock and calls `execute(count)`.
-- `remove(count=1)` holds the lock, raises `NotEnoughItems` (changing nothing) when the box
-  holds fewer than `count` items, and otherwise calls `execute(-count)`. The check and the
-  change form one step: two threads can never both take the last item.
-- `add_batch(counts)` holds the lock and calls `add(count)` for each count: a thread that
-  takes `lock` sees the box before the batch or after it, never half-way.
-- A refused `remove` leaves the lock free for the other threads.
+- `Box()` starts with `total_items == 0` (given) and owns one lock, `lock`, that every method
+  below holds while it reads or changes `total_items`.
+  §1 A thread that already holds `box.lock` can take it again: a method that holds it may call
+  another method that takes it too, and a caller holding it may call every method.
+  §2 Only the thread that holds `box.lock` may release it: a release from any other thread
+  raises `RuntimeError`.
+- §3 `execute(value)` adds `value`, which may be negative, to `total_items`.
+  §4 `execute` is public and takes `box.lock` itself: two threads may call it at once, and no
+  change is lost.
+- §5 `add(count=1)` holds the lock and adds `count` items by calling `execute(count)`.
+- §6 `remove(count=1)` holds the lock and takes `count` items out by calling
+  `execute(-count)`; it may take every item the box holds.
+  §7 `remove` raises `NotEnoughItems`, changing nothing, when the box holds fewer than `count`
+  items.
+  §8 `remove` checks the count and changes it in one step: two threads can never both take the
+  last item.
+  §9 A refused `remove` leaves the lock free for the other threads.
+- §10 `add_batch(counts)` adds every count of `counts` by calling `add(count)` for each.
+  §11 `add_batch` holds the lock around its whole loop: a thread that takes `lock` sees the box
+  before the batch or after it, never half-way.
 """
 
 from __future__ import annotations

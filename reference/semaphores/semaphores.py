@@ -3,19 +3,27 @@
 Contract (the tests check each point, running threads under a controlled scheduler that tries
 many interleavings, on a virtual clock):
 
-- `ConnectionPool(size)` owns `size` connections (`Connection(0)` .. `Connection(size - 1)`).
-  - `acquire(timeout=None)` waits until a connection is idle and hands it out; after `timeout`
-    seconds without one it raises `PoolTimeout`. At most `size` connections are ever out at
-    once, no connection is ever handed to two holders at once, and `size` holders really can
-    be inside at the same time.
-  - `release(connection)` gives a connection back. Releasing when every connection is already
-    idle is a bug in the caller: it raises `ValueError` and changes nothing (that is the check
-    a `threading.BoundedSemaphore` makes).
-  - `connection(timeout=None)` is a context manager: it acquires a connection, yields it, and
-    releases it when the block ends, also when the block raises.
+- `ConnectionPool(size)` owns `size` connections (`Connection(0)` .. `Connection(size - 1)`,
+  given).
+  - §1 `ConnectionPool.acquire(timeout=None)` hands out an idle connection, and
+    `release(connection)` puts it back, so that it can be handed out again.
+  - §2 `ConnectionPool.acquire()` waits while no connection is idle: without a timeout, for as
+    long as it takes.
+  - §3 `ConnectionPool.acquire(timeout)` raises `PoolTimeout` once `timeout` seconds have
+    passed without an idle connection, and gets a connection that comes back within that time.
+  - §4 A `ConnectionPool(size)` never has more than `size` connections out at once, and never
+    hands one connection to two holders at once.
+  - §5 `size` holders of a `ConnectionPool(size)` really can be inside at the same time.
+  - §6 `ConnectionPool.release` when every connection is already idle is a bug in the caller:
+    it raises `ValueError` and changes nothing (the check a `threading.BoundedSemaphore` makes).
+  - §7 `ConnectionPool.connection(timeout=None)` is a context manager: it acquires a connection
+    with that `timeout`, yields it, and releases it when the block ends.
+  - §8 `ConnectionPool.connection` releases its connection also when the block raises.
 - `Handoff()` passes items one at a time from producer threads to consumer threads.
-  - `take()` waits until an item is there and returns it; `put(item)` waits until the previous
-    item has been taken, then leaves `item`. Every item put is taken exactly once, in order.
+  - §9 `Handoff.take()` waits until an item is there, then returns it.
+  - §10 `Handoff.put(item)` waits until the previous item has been taken, then leaves `item`:
+    every item put is taken exactly once, in order, however many producers and consumers there
+    are.
   - Build it from two `threading.Semaphore`s: one that counts items ready to take (it starts at
     0: a semaphore used as a signal) and one that counts free places (it starts at 1).
 - Use `threading.BoundedSemaphore`, `threading.Semaphore` and `threading.Lock` (the tests swap in
