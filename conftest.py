@@ -11,6 +11,7 @@ pytest_plugins = [
     "plugins.progress",
     "plugins.contract",
     "plugins.known_errors",
+    "plugins.crash_guard",
     "plugins.probing",
     "plugins.verify",
 ]
