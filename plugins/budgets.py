@@ -26,6 +26,7 @@ BUDGET_MARKER = "budget"
 # Seconds a test's leftover threads get to finish before they count as strays.
 STRAY_GRACE_SECONDS = 1.0
 HEADLINE = "the test ran past its budget of {seconds:g} s."
+HEADLINE_MARK = "ran past its budget"  # how the self-check tells a budget kill
 UNDIAGNOSED = "probable deadlock or livelock: look for threads waiting on each other below."
 STACKS_TITLE = (
     "Each thread's own frames at that moment, innermost call last (pytest's and the kata "

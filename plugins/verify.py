@@ -20,7 +20,9 @@ from typing import Any
 import pytest
 
 from plugins import (
+    budgets,
     consistency,
+    contract,
     curriculum,
     hardware,
     mutants,
@@ -53,6 +55,8 @@ class Row:
     runs: int = 0
     problems: list[str] = field(default_factory=list)
     skipped: str = ""
+    clauses: int = 0  # the contract's numbered clauses (plugins/contract.py)
+    budget_kills: list[str] = field(default_factory=list)  # "mutant (test)": killed by a budget
 
 
 # -- configure -------------------------------------------------------------------------------
@@ -191,6 +195,9 @@ class KataVerifyItem(CurriculumItem):
         curriculum_ = curriculum.for_config(self.config)
         assert curriculum_ is not None
         row = Row(self.kata.name)
+        stub = curriculum_.stub_path(self.kata)
+        if stub.is_file():
+            row.clauses = len(contract.clauses(contract.module_docstring(stub)))
         try:
             absent = self._absent_backends()
             if absent:
@@ -293,6 +300,8 @@ def _judge(row: Row, outcomes: dict[str, Outcome], found: list[mutants.Mutant]) 
             )
         elif is_killed(outcome):
             killed += 1
+            if outcome.failures and budgets.HEADLINE_MARK in outcome.failures[0]:
+                row.budget_kills.append(f"{mutant.name} ({outcome.first_failed})")
         else:
             row.problems.append(
                 f"mutant {mutant.name!r} survived ({mutant.bug}): no test caught it"
@@ -336,10 +345,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     curriculum_ = curriculum.for_config(config)
     order = {k.name: k.order for k in curriculum_.katas} if curriculum_ else {}
     rows.sort(key=lambda r: order.get(r.kata, 0))
-    header = ("kata", "stub", "reference", "mutants", "seconds")
+    header = ("kata", "clauses", "stub", "reference", "mutants", "seconds")
     cells = [header] + [
         (
             r.kata,
+            str(r.clauses),
             r.stub or ("skipped" if r.skipped else "-"),
             r.reference or "-",
             r.mutants or "-",
@@ -364,5 +374,14 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         f"on {verify_plan.jobs()} job slots, up to {verify_admission.max_runs(verify_plan.jobs())} "
         f"runs at once ({verify_plan.way()}), {wall:.1f} s wall"
     )
+    budget_kills = [f"{r.kata}: {', '.join(r.budget_kills)}" for r in rows if r.budget_kills]
+    if budget_kills:
+        terminalreporter.write_line(
+            f"killed only when a test's time budget ran out ({sum(len(r.budget_kills) for r in rows)} "
+            f"mutants; right for a kata about hangs, elsewhere a bounded wait should fail sooner "
+            f"with a sentence):"
+        )
+        for line in budget_kills:
+            terminalreporter.write_line(f"  {line}")
     for note in config.stash[verify_plan.notes_key]:
         terminalreporter.write_line(f"note: {note}")

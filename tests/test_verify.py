@@ -48,6 +48,23 @@ def test_a_surviving_mutant_fails_the_check(kata_repo: KataRepo) -> None:
     result.stdout.fnmatch_lines(["adder*WRONG: 3/4 killed*"])
 
 
+def test_mutants_killed_only_by_a_budget_running_out_are_listed(kata_repo: KataRepo) -> None:
+    hang = '\n[[mutant]]\nname = "hangs"\nbug = "never returns"\nfind = "return a + b"\nreplace = "__import__(\'time\').sleep(60)"\n'
+    kata_repo.write("reference/adder/mutants.toml", ADDER_MUTANTS + hang)
+    manifest = kata_repo.root / "katas/curriculum.toml"
+    manifest.write_text(manifest.read_text().replace("budget_seconds = 5", "budget_seconds = 1"))
+    result = kata_repo.run("--kata-verify", "katas/adder")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "kata*clauses*stub*reference*mutants*seconds",
+            "adder*1*fails 2/2*passes 2/2*4/4 killed*",
+            "killed only when a test's time budget ran out (1 mutants;*",
+            "  adder: hangs (test_adds_small_numbers)",
+        ]
+    )
+
+
 def test_a_failing_reference_fails_the_check(kata_repo: KataRepo) -> None:
     kata_repo.write(
         "reference/adder/adder.py", ADDER_REFERENCE.replace("a + b", "a + b if a > 0 else 0")
