@@ -125,6 +125,11 @@ class Run:
         site = find_site(sys._getframe(2), self.learner_files)
         self.prim_info[id(obj)] = (len(self.prims), kind, site)
 
+    def made_by_learner(self, obj: object) -> bool:
+        """Whether the code under test created `obj` (not the test's own setup)."""
+        info = self.prim_info.get(id(obj))
+        return info is not None and info[2][0] in self.learner_files
+
     def label(self, obj: object) -> str:
         info = self.prim_info.get(id(obj))
         if info is None:

@@ -193,8 +193,15 @@ class Barrier(Primitive):
         return f"{run.label(self)} ({self._count} of {self._parties} parties arrived)"
 
     def deadlock_hint(self, run: Run, worker: Worker) -> str:
+        name = run.label(self).split(" (created")[0]
+        if not run.made_by_learner(self):
+            # The test made it with the right count: the callers never got there together.
+            return (
+                f"{name} expects {self._parties} parties but only {self._count} reached wait(): "
+                "the others never got there while it waited (they ran one after another, or "
+                "are stuck elsewhere)."
+            )
         return (
-            f"{run.label(self).split(' (created')[0]} expects {self._parties} parties but only "
-            f"{self._count} reached wait(): the party count must equal the number of workers "
-            "that call wait()."
+            f"{name} expects {self._parties} parties but only {self._count} reached wait(): "
+            "the party count must equal the number of workers that call wait()."
         )

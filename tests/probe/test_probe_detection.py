@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from plugins.probe import ProbeFailure, explore, run_schedule
-from tests.probe.samples import transfer
+from tests.probe.samples import counter_locked, transfer
 from tests.probe.scenarios import BUGS, CORRECT, Scenario
 
 BUDGET = 200
@@ -115,6 +117,20 @@ def test_the_barrier_report_explains_the_party_count() -> None:
     text = str(caught.value)
     assert "(2 of 3 parties arrived)" in text
     assert "expects 3 parties but only 2 reached wait()" in text
+    assert "the party count must equal" in text, "the learner's module made the barrier"
+
+
+def test_a_barrier_the_test_made_is_not_blamed_on_its_party_count() -> None:
+    def alone(barrier: threading.Barrier) -> None:
+        counter_locked.Counter().increment()  # some learner code, then a barrier nobody joins
+        barrier.wait()
+
+    with pytest.raises(ProbeFailure) as caught:
+        explore(lambda: threading.Barrier(2), [alone], None, modules=[counter_locked], budget=5)
+    text = str(caught.value)
+    assert "expects 2 parties but only 1 reached wait()" in text
+    assert "never got there while it waited" in text
+    assert "party count must equal" not in text, "the test made the barrier with the right count"
 
 
 def test_the_missed_wakeup_report_points_at_the_event() -> None:
