@@ -1,34 +1,46 @@
 """Kata `managers`: shared dicts, lists and namespaces through a manager, and a served object.
 
 A manager is a server process that owns Python objects; other processes reach them through
-*proxies*, and every proxy operation is one request to the server. Each function below joins
-every worker it starts before it returns; when a worker is still running after `timeout`
-seconds it kills the workers and raises `TimeoutError`. Managers it starts, it shuts down.
+*proxies*, and every proxy operation is one request to the server. `start_all` and `join_all`
+are given: `join_all` joins every worker by a deadline and, when one is late, kills them all
+and raises `TimeoutError`.
 
 Contract (the tests check each point):
 
-- `cast_votes(tally, lock, start, ballot)` / `count_votes(ballots)`: one worker process per
-  ballot (a list of candidate names) adds 1 to `tally[name]` for each name, where `tally` is a
-  `manager.dict()` that starts with 0 for every candidate. `tally[name] += 1` on a proxy is two
-  requests (a read, then a write), so another worker can slip in between: each increment must
-  hold one shared `manager.Lock()`. The workers start together (they meet at `start`, a
-  `Barrier`), so they really do run at the same time. `count_votes` returns the final tally as
-  a plain dict; no vote may be lost.
-- `write_lines(board, worker, count)` / `collect_lines(workers, lines_per_worker)`: `board` is
-  a `manager.Namespace()` whose attribute `lines` must itself be a managed list
-  (`manager.list()`): a plain list inside a proxy comes back as a *copy*, so appending to it
-  changes nothing shared. Worker `w` appends `f"{w}:{i}"` for `i` in `range(count)`.
-  `collect_lines` returns every line that reached the board, as a plain list.
+- `count_votes` and `collect_lines` (the parents):
+  §1 `count_votes` and `collect_lines` raise `TimeoutError`, leaving no worker running, when
+  the workers are not all done `timeout` seconds after the call began: they hand `join_all` the
+  deadline `time.monotonic() + timeout`, a moment on the clock, not a number of seconds.
+  §2 `count_votes` and `collect_lines` shut down the manager they start before they return or
+  raise (leaving `with context.Manager() as manager:` does).
+  §3 `count_votes` and `collect_lines` start the manager and the workers from the context of
+  their `start_method`.
+- `cast_votes(tally, lock, start, ballot)` / `count_votes(ballots)`:
+  §4 `cast_votes` waits at `start` (a `Barrier` of all the workers, with a timeout) before its
+  first vote, so that the workers really do vote at the same time.
+  §5 `cast_votes` adds 1 to `tally[name]` for each name on its ballot, holding the shared
+  `lock` around each `tally[name] += 1`: on a proxy that is two requests (a read, then a
+  write), and another worker's write can land in between.
+  §6 `count_votes` starts one worker process per ballot, sharing a `manager.dict()` that starts
+  with 0 for every candidate, one `manager.Lock()` and one `Barrier(len(ballots))`; it returns
+  the final tally, with no vote lost, as a plain `dict` (a proxy dies with its manager).
+- `write_lines(board, worker, count)` / `collect_lines(workers, lines_per_worker)`:
+  §7 `write_lines` appends `f"{worker}:{i}"` to `board.lines` for `i` in `range(count)`.
+  §8 `collect_lines` stores a managed list in the Namespace, `board.lines = manager.list()`: a
+  plain list comes back from the proxy as a *copy*, so appending to it changes nothing shared.
+  §9 `collect_lines` starts `workers` worker processes, worker `w` writing `lines_per_worker`
+  lines, and returns every line that reached the board, as a plain list.
 - `InventoryManager` (given) is a `BaseManager` that serves one `Inventory` (given) under the
-  name `inventory`. `start_inventory_server(authkey)` starts one listening on 127.0.0.1 only
-  (port chosen by the system) and accepting only clients that know `authkey`, and returns it
-  started. `connect_to_inventory(address, authkey)` returns a proxy to the served inventory;
-  a wrong key makes it raise `multiprocessing.AuthenticationError`.
-- `restock(address, authkey, item, times, start)` runs in a client process: it connects, waits
-  at `start` (a `Barrier` of all the clients, so that they restock at the same time), and adds
-  one unit of `item`, `times` times, losing none while other clients restock the same item.
-  A method call on the served object runs whole inside the server, so do the addition there
-  (`inventory.add`), never as a read followed by a write from the client.
+  name `inventory`.
+  §10 `start_inventory_server(authkey)` returns an `InventoryManager`, already started, that
+  listens on 127.0.0.1 only, at a port the system chose.
+  §11 `start_inventory_server(authkey)` serves only clients that know `authkey`.
+  §12 `connect_to_inventory(address, authkey)` returns a proxy to the inventory served at
+  `address`; a wrong key makes it raise `multiprocessing.AuthenticationError`.
+  §13 `restock(address, authkey, item, times, start)` runs in a client process: it connects,
+  waits at `start` (a `Barrier` of all the clients), then adds one unit of `item`, `times`
+  times, with `inventory.add(item, 1)`. A method call on the served object runs whole inside
+  the server, so no unit is lost; a read followed by a write from the client would lose some.
 """
 
 from __future__ import annotations
@@ -94,8 +106,9 @@ def count_votes(
     timeout: float = 10.0,
 ) -> dict[str, int]:
     """Count the ballots with one worker process each; the final tally as a plain dict."""
-    # TODO(kata): `with context.Manager() as manager:` a dict with 0 per candidate, a
-    # manager.Lock(), a Barrier(len(ballots)); start_all cast_votes; join_all; return a plain dict.
+    # TODO(kata): deadline = time.monotonic() + timeout; `with context.Manager() as manager:` a
+    # dict with 0 per candidate, a manager.Lock(), a Barrier(len(ballots)); start_all cast_votes;
+    # join_all(children, deadline); return a plain dict.
     raise NotImplementedError
 
 

@@ -1,28 +1,38 @@
 """Kata `pools`: a pool of worker processes with map, imap_unordered, starmap and apply_async.
 
-Contract (the tests check each point; every function below starts a `multiprocessing.Pool`
-of `processes` workers and leaves no worker process behind when it returns):
+Contract (the tests check each point):
 
-- `parallel_map(function, items, processes=2, chunksize=1)` returns
-  `[function(item) for item in items]`, in the order of `items`, computed by the pool's worker
-  processes (never by the caller), several items at the same time. Items are handed to the
-  workers in runs of `chunksize` consecutive items: one worker computes a whole run.
-- `in_completion_order(function, items, processes=2)` returns the same results, but in the
-  order in which the workers *finished* them: a quick item is not kept waiting behind a slow one.
-- `starmap_all(function, argument_tuples, processes=2)` returns
-  `[function(*arguments) for arguments in argument_tuples]`, in order, computed by the pool.
-- `collect_async(function, argument_tuples, processes=2)` submits `function(*arguments)` for
-  every tuple, one task each, and returns `(results, errors)`: every result that a task
-  returned (in any order) and every exception that a task raised (in any order), gathered by
-  callbacks. It returns only when every task has ended.
-- `checked_map(function, items, processes=2, timeout=5.0)` is `parallel_map` that waits at
-  most `timeout` seconds: an exception raised by `function` in a worker is raised again in
-  the caller, and `multiprocessing.TimeoutError` is raised when the results are not all in
-  after `timeout` seconds.
-- `Service(processes=2)` owns one long-lived pool (`service.pool`) that many callers share
-  through `submit(function, *args)`. `close()` stops the service: work already submitted runs
-  to its end, every worker process has exited when `close()` returns, and from then on
-  `submit` raises `ValueError`.
+- Every function below (`parallel_map`, `in_completion_order`, `starmap_all`, `collect_async`,
+  `checked_map`):
+  §1 Each function starts one `multiprocessing.Pool` of `processes` workers (2 when the caller
+  does not say) and leaves no worker process behind when it returns or raises.
+- `parallel_map(function, items, processes=2, chunksize=1)`:
+  §2 `parallel_map` returns `[function(item) for item in items]`, in the order of `items`.
+  §3 `parallel_map` computes the items in the pool's worker processes, never in the caller,
+  several items at the same time.
+  §4 `parallel_map` hands the items to the workers in runs of `chunksize` consecutive items:
+  one worker computes a whole run.
+- `in_completion_order(function, items, processes=2)`:
+  §5 `in_completion_order` returns the same results, but in the order in which the workers
+  *finished* them: a quick item is not kept waiting behind a slow one.
+- `starmap_all(function, argument_tuples, processes=2)`:
+  §6 `starmap_all` returns `[function(*arguments) for arguments in argument_tuples]`, in
+  order, computed by the pool.
+- `collect_async(function, argument_tuples, processes=2)`:
+  §7 `collect_async` submits `function(*arguments)` for every tuple, one task each, and returns
+  `(results, errors)`, gathered by callbacks: every result that a task returned and every
+  exception that a task raised, each list in any order.
+  §8 `collect_async` returns only when every task has ended and its callback has run.
+- `checked_map(function, items, processes=2, timeout=5.0)` is `parallel_map` with checks:
+  §9 `checked_map` raises again, in the caller, an exception that `function` raised in a
+  worker.
+  §10 `checked_map` raises `multiprocessing.TimeoutError` when the results are not all in
+  `timeout` seconds after the call began: the timeout bounds the whole call, not each item.
+- `Service(processes=2)` (given) owns one long-lived pool (`service.pool`) that many callers
+  share through `submit(function, *args)` (given).
+  §11 `Service.close()` lets the work already submitted run to its end.
+  §12 When `Service.close()` returns, every worker process of the pool has exited.
+  §13 After `Service.close()`, `submit` raises `ValueError`.
 
 The worker functions (`square`, `power`, `divide`, `reciprocal`, `echo_after`, `meet`) are
 given. They live here, at module level, because a worker process finds the function to run
@@ -42,8 +52,8 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 
-# How long `meet` waits for its partner. Starting a worker process takes milliseconds, so the
-# wait only runs out when the two meeting tasks are not running at the same time.
+# How long `meet` waits for its partners. Starting a worker process takes milliseconds, so the
+# wait only runs out when the meeting tasks are not all running at the same time.
 MEETING_SECONDS = 3.0
 
 
@@ -78,16 +88,17 @@ def echo_after(task: tuple[str, float]) -> str:
     return value
 
 
-def meet(task: tuple[int, bool, str]) -> tuple[int, bool]:
-    """For task = (value, meets, folder): if `meets`, wait until a second meeting task has
-    arrived in `folder` (at most MEETING_SECONDS). Returns (this process's pid, met)."""
-    value, meets, folder = task
-    if not meets:
+def meet(task: tuple[int, int, str]) -> tuple[int, bool]:
+    """For task = (value, party, folder): when `party` is not 0, wait until `party` meeting
+    tasks, this one included, have arrived in `folder` (at most MEETING_SECONDS). Returns
+    (this process's pid, met)."""
+    value, party, folder = task
+    if not party:
         return os.getpid(), False
     Path(folder, f"arrived-{value}").touch()
     deadline = time.monotonic() + MEETING_SECONDS
     while time.monotonic() < deadline:
-        if len(os.listdir(folder)) >= 2:
+        if len(os.listdir(folder)) >= party:
             return os.getpid(), True
         time.sleep(0.005)
     return os.getpid(), False

@@ -9,21 +9,40 @@ under `spawn` each child gets a copy of every end it is handed.
 
 Contract (the tests check each point):
 
-- `produce(items, write_end, delay=0.0)` (the producer's process) sends each item, sleeping
-  `delay` seconds before each send, then closes `write_end`.
-- `square_stage(input_pipe, output)` (the squarer's process): `input_pipe` is pipe 1's
-  `(read_end, write_end)`. It closes its copy of `write_end` first (else it would wait for
-  itself forever), then receives items until `EOFError`, sending each item's square to
-  `output`, and finally closes `output`.
-- `receive_all(read_end, timeout)` returns every message received on `read_end` until
-  `EOFError`, in order. Before each `recv()` it waits at most `timeout` seconds for data
-  (`poll(timeout)`); when none comes and the pipe is not closed either, it raises
-  `TimeoutError`: a silent pipe is not an ended one, so it never returns a partial list.
-- `run_two_stage_pipeline(items, *, delay=0.0, start_method="fork", timeout=5.0)` builds the
-  two one-way pipes (`Pipe(duplex=False)` returns `(read_end, write_end)`), starts the producer
-  and the squarer, closes the parent's own copies of both write ends, and returns
-  `receive_all(pipe 2's read end, timeout)` once both children are joined. On a timeout it
-  kills both children and raises `TimeoutError`; it never leaves a child running.
+- `produce(items, write_end, delay=0.0)` runs in the producer's process.
+  §1 `produce` sends every item of `items` to `write_end`, in order, sleeping `delay` seconds
+  before each send (not after it).
+  §2 `produce` closes `write_end` once every item is sent: that close is what tells the
+  reader "that was all".
+- `square_stage(input_pipe, output)` runs in the squarer's process; `input_pipe` is pipe 1's
+  `(read_end, write_end)`.
+  §3 `square_stage` closes its copy of pipe 1's write end (`input_pipe[1]`) before its first
+  `recv()`, or it waits for end-of-file from itself forever.
+  §4 `square_stage` receives items from pipe 1's read end until `EOFError`, sending each
+  item's square to `output`, in order.
+  §5 `square_stage` closes `output` when `EOFError` comes, passing the end of the data on to
+  the next stage.
+- `receive_all(read_end, timeout)`:
+  §6 `receive_all` returns every message received on `read_end` until `EOFError`, in order.
+  §7 `receive_all` waits at most `timeout` seconds for *each* message (`poll(timeout)` before
+  every `recv()`): the limit is per message, not for the whole call, so a slow but steady
+  writer is read to its end.
+  §8 `receive_all` raises `TimeoutError` when `timeout` seconds pass with neither data nor
+  end-of-file: a silent pipe is not an ended one, so it never returns a partial list.
+- `run_two_stage_pipeline(items, *, delay=0.0, start_method="fork", timeout=5.0)`:
+  §9 `run_two_stage_pipeline` starts the producer, `produce(items, pipe 1's write end, delay)`,
+  and the squarer, `square_stage((pipe 1's read end, pipe 1's write end), pipe 2's write end)`,
+  as processes of the `start_method` context, linked by two one-way pipes
+  (`Pipe(duplex=False)` returns `(read_end, write_end)`).
+  §10 `run_two_stage_pipeline` closes the parent's own copies of both write ends right after
+  starting the children.
+  §11 `run_two_stage_pipeline` returns `receive_all(pipe 2's read end, timeout)`, read while the
+  children run, and joins the children only after that: a child that has written more than a
+  pipe holds waits until somebody reads, so joining it first waits forever.
+  §12 `run_two_stage_pipeline` raises `TimeoutError` when `receive_all` does.
+  §13 `run_two_stage_pipeline` leaves no child running when it returns or raises, whatever
+  ended it (a timeout, or an interruption such as `KeyboardInterrupt`): kill and join the
+  children that are still alive in a `finally`.
 """
 
 from __future__ import annotations

@@ -1,34 +1,54 @@
 """Kata `process_sync`: locks, barriers, events, semaphores and conditions across processes.
 
-Every function below starts child processes and joins them all before it returns; when a child
-does not finish within `timeout` seconds it kills every child and raises `TimeoutError`. Each
-child runs one of the module-level functions on the left; the parent runs the one on the right.
+Each child process runs one of the module-level functions on the left; the parent runs the one
+on the right, which creates the primitives, starts the children with the given `start_all` and
+joins them with the given `join_all`. `join_all` joins every child by a deadline and, when one
+is late, kills them all and raises `TimeoutError`.
 
 Contract (the tests check each point):
 
-- `add_many(counter, times)` / `count_together(workers, times)`: `workers` processes each add 1
-  to one shared `Value("i", 0)` `times` times, and `count_together` returns the final value,
-  which must be exactly `workers * times`. The children start together (they meet at a
-  `Barrier` first), so they really do run at the same time. Guard each read-add-write with the
-  value's own lock (`counter.get_lock()`), and keep that lock the default re-entrant one
-  (`RLock`): `counter.value` takes the same lock again inside your `with`.
-- `stamp_at_barrier(barrier, stamps, index, delay, timeout)` / `meet(parties, stagger)`: child
-  `i` sleeps `i * stagger` seconds, writes its arrival time (`time.monotonic()`) into the
-  shared `Array("d")` slot `stamps[2 * i]`, waits at a `Barrier` of all `parties` children, and
-  writes its departure time into `stamps[2 * i + 1]`. `meet` returns `[(arrival, departure)]`
-  per child. Nobody may leave before the last one has arrived.
+- Every parent function (`count_together`, `meet`, `crowd`, `wait_for_reports`):
+  §1 A parent function raises `TimeoutError`, leaving no child running, when its children are
+  not all done `timeout` seconds after it began: it hands `join_all` the deadline
+  `time.monotonic() + timeout`, a moment on the clock, not a number of seconds.
+- `add_many(counter, times)` / `count_together(workers, times)`:
+  §2 `count_together` starts `workers` processes that meet at one `Barrier(workers)` (the given
+  `_start_then_add` waits there) and then each add 1 to one shared `Value("i", 0)` `times`
+  times with `add_many`; it returns the final value, `workers * times`.
+  §3 `add_many` holds the value's own lock (`counter.get_lock()`) around each whole
+  read-add-write, so that no increment is lost while other processes add to the same value.
+  §4 `count_together` keeps the value's default lock, a re-entrant `RLock`: `counter.value`
+  takes that lock again inside `with counter.get_lock():`, where a plain `Lock` would wait for
+  itself forever.
+- `stamp_at_barrier(barrier, stamps, index, delay, timeout)` / `meet(parties, stagger)`:
+  §5 `stamp_at_barrier` sleeps `delay` seconds, writes its arrival time (`time.monotonic()`)
+  into `stamps[2 * index]`, waits at `barrier`, then writes its departure time into
+  `stamps[2 * index + 1]`.
+  §6 `stamp_at_barrier` waits at the barrier at most `timeout` seconds; when the barrier breaks
+  (`threading.BrokenBarrierError`: the time ran out, or another party gave up) it returns
+  without a departure stamp, leaving that slot 0.
+  §7 `meet` starts `parties` children, child `i` with the delay `i * stagger`, all waiting at
+  one `Barrier(parties)`, and returns one `(arrival, departure)` pair per child, in child order.
+  §8 In `meet`, no child leaves the barrier before the last one has arrived.
 - `visit(go, room, visits, index, hold, timeout)` / `crowd(go, visitors, room_size, hold)`:
-  `visitors` children wait for the `go` Event (set by the caller, maybe later), then enter a
-  room guarded by a `Semaphore(room_size)`, writing their entry time into `visits[2 * i]`,
-  staying `hold` seconds, and writing their exit time into `visits[2 * i + 1]` before they
-  leave. `crowd` returns `[(entry, exit)]` per child. Nobody enters before `go` is set, and the
-  room never holds more than `room_size` visitors at once.
+  §9 `visit` waits for the `go` Event at most `timeout` seconds and, when `go` was not set by
+  then, returns without entering the room.
+  §10 `visit` enters the room by taking the `room` Semaphore, and holds it while it writes its
+  entry time into `visits[2 * index]`, stays `hold` seconds and writes its exit time into
+  `visits[2 * index + 1]`.
+  §11 `crowd` starts `visitors` children sharing one `Semaphore(room_size)` and returns one
+  `(entry, exit)` pair per child, in child order: nobody enters before `go` is set (by the
+  caller, maybe later), and the room holds up to `room_size` visitors at once, never more.
 - `report_and_stay(condition, reported, release, delay, timeout)` /
-  `wait_for_reports(workers, stagger)`: child `i` sleeps `i * stagger` seconds, adds 1 to the
-  shared `reported` count and notifies, all under the `Condition`, then stays alive until the
-  `release` Event is set. The parent waits on the Condition (never by polling, never by joining)
-  until all `workers` have reported, returns that count, and only then releases and joins them.
-  It returns what it saw once woken: fewer than `workers` means it gave up after `timeout`.
+  `wait_for_reports(workers, stagger)`:
+  §12 `report_and_stay` sleeps `delay` seconds, then, holding `condition`, adds 1 to the shared
+  count `reported` and calls `notify_all()`.
+  §13 `report_and_stay` then stays alive until the `release` Event is set (at most `timeout`
+  seconds): a parent that joins the workers instead of waiting on the condition waits in vain.
+  §14 `wait_for_reports` starts worker `i` with the delay `i * stagger` and waits on the
+  `Condition` (never by polling, never by joining), re-checking the count after every wake-up,
+  until all `workers` have reported; it returns that count as soon as the last report came,
+  then sets `release` and joins the workers.
 """
 
 from __future__ import annotations

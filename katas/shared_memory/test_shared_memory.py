@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import time
 from collections.abc import Iterator
 from multiprocessing.shared_memory import SharedMemory
 from typing import Any
@@ -15,6 +16,34 @@ from shared_memory import bounds, explode, parallel_scale, scale_slice, share
 
 JOIN_SECONDS = 10.0
 RealProcess = multiprocessing.Process
+TOO_SMALL = "buffer is too small"
+
+
+class Interrupted(BaseException):
+    """What a Ctrl-C (KeyboardInterrupt) looks like to the code it interrupts."""
+
+
+def linger(
+    name: str, shape: tuple[int, ...], dtype: str, start: int, stop: int, factor: float
+) -> None:
+    """A worker that takes its time (forked workers need no importable target)."""
+    time.sleep(30)
+
+
+def _sharing(array: np.ndarray) -> tuple[SharedMemory, np.ndarray]:
+    """share(array), with a buffer too small for the view explained."""
+    __tracebackhide__ = True
+    try:
+        return share(array)
+    except TypeError as error:
+        if TOO_SMALL not in str(error):
+            raise
+        pytest.fail(
+            f"share({array.dtype} array of shape {array.shape}) raised TypeError ({error}): "
+            f"the block is smaller than the array's {array.nbytes} bytes, or the view was built "
+            f"with another dtype than the array's. Size the block with array.nbytes (bytes), not "
+            f"array.size or len(array) (elements), and pass dtype=array.dtype."
+        )
 
 
 @pytest.fixture(autouse=True)
@@ -27,6 +56,18 @@ def no_worker_left_behind() -> Iterator[None]:
     assert not left, (
         f"{len(left)} worker process(es) were still alive after the call: join every worker "
         f"(and kill any that did not finish) before returning"
+    )
+
+
+def assert_no_worker_left(after: str) -> None:
+    __tracebackhide__ = True
+    left = multiprocessing.active_children()
+    for child in left:  # killed here, so that the test's own teardown does not report them again
+        child.kill()
+        child.join(JOIN_SECONDS)
+    assert not left, (
+        f"{len(left)} worker process(es) still ran after {after}: join every worker, and kill "
+        f"the ones still alive, before returning or raising"
     )
 
 
@@ -48,6 +89,7 @@ class Recorder:
         self.arguments: list[tuple[Any, ...]] = []
         self.targets: list[Any] = []
         self.events: list[str] = []
+        self.interrupt_first_join = False
         recorder = self
 
         class RecordingProcess(RealProcess):  # type: ignore[valid-type,misc]
@@ -62,6 +104,8 @@ class Recorder:
 
             def join(self, timeout: float | None = None) -> None:
                 recorder.events.append("join")
+                if recorder.interrupt_first_join and recorder.events.count("join") == 1:
+                    raise Interrupted("Ctrl-C while parallel_scale was joining its workers")
                 super().join(timeout)
 
         self.process_class = RecordingProcess
@@ -98,23 +142,62 @@ def block() -> Iterator[tuple[SharedMemory, np.ndarray]]:
 # -- share ------------------------------------------------------------------------------------
 
 
+@pytest.mark.clause(1)
 def test_share_returns_a_view_whose_memory_is_the_new_block() -> None:
     array = np.arange(12, dtype=np.int32).reshape(3, 4)
-    made, view = share(array)
+    made, view = _sharing(array)
     try:
         assert made.size >= array.nbytes, (
             f"the block holds {made.size} bytes, the array needs {array.nbytes}"
         )
-        assert (
-            view.shape == array.shape and view.dtype == array.dtype and np.array_equal(view, array)
-        ), "the view must have the array's shape, dtype and values"
+        assert view.shape == array.shape and view.dtype == array.dtype, (
+            f"the view has shape {view.shape} and dtype {view.dtype}, the array {array.shape} and "
+            f"{array.dtype}: np.ndarray(array.shape, dtype=array.dtype, buffer=block.buf)"
+        )
         view[0, 0] = 99
         seen = np.ndarray(array.shape, dtype=array.dtype, buffer=made.buf)[0, 0]
         assert seen == 99, (
             "writing to the view did not change the block: the view has memory of its own; "
             "build it with np.ndarray(shape, dtype=..., buffer=block.buf)"
         )
-        assert array[0, 0] == 0, "share must copy the array into the block, not change the input"
+    finally:
+        del view
+        made.close()
+        made.unlink()
+
+
+@pytest.mark.clause(2)
+def test_share_copies_the_values_and_leaves_the_input_alone() -> None:
+    array = np.arange(12, dtype=np.int32).reshape(3, 4)
+    made, view = _sharing(array)
+    try:
+        copied = np.array_equal(view, array)
+        view[...] = -1
+        assert copied, (
+            "the view does not hold the array's values: copy them into the block, view[...] = array"
+        )
+        assert array[0, 0] == 0, (
+            "writing to the view changed the input array: share must copy the array into the "
+            "block, not view the input's own memory"
+        )
+    finally:
+        del view
+        made.close()
+        made.unlink()
+
+
+@pytest.mark.clause(1)
+def test_share_shares_an_empty_array_too() -> None:
+    array = np.empty((0, 3))
+    try:
+        made, view = share(array)
+    except ValueError as error:
+        pytest.fail(
+            f"share(an empty array) raised ValueError ({error}): a shared block cannot have 0 "
+            f"bytes; make it at least 1 byte, size=max(1, array.nbytes)"
+        )
+    try:
+        assert view.shape == (0, 3), f"the view of an empty (0, 3) array has shape {view.shape}"
     finally:
         del view
         made.close()
@@ -124,18 +207,40 @@ def test_share_returns_a_view_whose_memory_is_the_new_block() -> None:
 # -- scale_slice ------------------------------------------------------------------------------
 
 
-def test_scale_slice_multiplies_only_its_rows_of_the_named_block(
-    block: tuple[SharedMemory, np.ndarray],
-) -> None:
-    made, view = block
-    scale_slice(made.name, view.shape, view.dtype.str, 2, 5, 10.0)
-    expected = [0.0, 1.0, 20.0, 30.0, 40.0, 5.0, 6.0, 7.0]
-    assert view.tolist() == expected, (
-        f"after scale_slice(name, (8,), '<f8', 2, 5, 10.0) the block holds {view.tolist()}, "
-        f"expected {expected}: rows 2, 3 and 4 times ten, in place in the block (view[2:5] *= 10)"
-    )
+@pytest.mark.clause(3)
+def test_scale_slice_multiplies_only_its_rows_of_the_named_block() -> None:
+    data = np.arange(12, dtype=np.float32).reshape(4, 3)
+    made = SharedMemory(create=True, size=data.nbytes)
+    view = np.ndarray(data.shape, dtype=data.dtype, buffer=made.buf)
+    view[...] = data
+    try:
+        try:
+            scale_slice(made.name, data.shape, data.dtype.str, 1, 3, 2.5)
+        except TypeError as error:
+            if TOO_SMALL not in str(error):
+                raise
+            pytest.fail(
+                f"scale_slice(name, (4, 3), '<f4', 1, 3, 2.5) raised TypeError ({error}): it "
+                f"viewed the 48-byte block with another dtype than the '<f4' it was given. "
+                f"Use np.ndarray(shape, dtype=dtype, buffer=block.buf)."
+            )
+        expected = data.copy()
+        expected[1:3] *= 2.5
+        scaled_rows = np.array_equal(view, expected)
+        assert scaled_rows, (
+            f"after scale_slice(name, (4, 3), '<f4', 1, 3, 2.5) the block holds {view.tolist()}, "
+            f"expected {expected.tolist()}: rows 1 and 2 (whole rows of the (4, 3) array) times "
+            f"2.5, in place in the block. View the block with the given shape and dtype, "
+            f"np.ndarray(shape, dtype=dtype, buffer=block.buf), then view[start:stop] *= factor."
+        )
+    finally:
+        del view
+        made.close()
+        with contextlib.suppress(FileNotFoundError):  # a wrong worker may have unlinked it
+            made.unlink()
 
 
+@pytest.mark.clause(3)
 def test_a_worker_process_scales_the_block_and_the_creator_sees_it_without_a_copy(
     block: tuple[SharedMemory, np.ndarray],
 ) -> None:
@@ -158,6 +263,7 @@ def test_a_worker_process_scales_the_block_and_the_creator_sees_it_without_a_cop
     )
 
 
+@pytest.mark.clause(4)
 def test_a_worker_leaves_the_block_to_its_creator(block: tuple[SharedMemory, np.ndarray]) -> None:
     made, view = block
     scale_slice(made.name, view.shape, view.dtype.str, 0, 0, 1.0)  # an empty range: a no-op
@@ -179,6 +285,7 @@ def test_a_worker_leaves_the_block_to_its_creator(block: tuple[SharedMemory, np.
 # -- parallel_scale ---------------------------------------------------------------------------
 
 
+@pytest.mark.clause(5)
 def test_parallel_scale_returns_the_scaled_array_and_leaves_the_input_alone() -> None:
     array = np.linspace(0.0, 1.0, 101)
     original = array.copy()
@@ -191,16 +298,32 @@ def test_parallel_scale_returns_the_scaled_array_and_leaves_the_input_alone() ->
     assert np.array_equal(array, original), (
         "parallel_scale changed its input array: work on a shared copy"
     )
+    assert_no_worker_left("parallel_scale returned")
 
 
+@pytest.mark.clause(5, 6)
+def test_parallel_scale_scales_whole_rows_of_a_two_dimensional_array() -> None:
+    array = np.arange(12, dtype=np.float32).reshape(6, 2)
+    result = parallel_scale(array, -2.0, workers=3)
+    expected = array * -2.0
+    right = result.shape == expected.shape and np.array_equal(result, expected)
+    assert right, (
+        f"parallel_scale(a (6, 2) array, -2.0, workers=3) returned {result.tolist()}, expected "
+        f"{expected.tolist()}: each worker scales its rows of the (6, 2) array, so it must "
+        f"rebuild that very shape. Send array.shape (not len(array) or array.size) and "
+        f"array.dtype.str."
+    )
+
+
+@pytest.mark.clause(6)
 def test_parallel_scale_sends_the_workers_only_the_block_name_shape_and_dtype(
     recorder: Recorder,
 ) -> None:
-    array = np.arange(10, dtype=np.float64)
-    parallel_scale(array, 2.0, workers=2)
+    array = np.arange(20, dtype=np.float32).reshape(10, 2)
+    parallel_scale(array, 2.0)
     assert len(recorder.arguments) == 2, (
-        f"parallel_scale(array, 2.0, workers=2) created {len(recorder.arguments)} "
-        f"multiprocessing.Process objects, expected 2"
+        f"parallel_scale(array, 2.0) created {len(recorder.arguments)} "
+        f"multiprocessing.Process objects, expected 2 (workers=2 when the caller does not say)"
     )
     heavy = [
         type(a).__name__
@@ -213,13 +336,23 @@ def test_parallel_scale_sends_the_workers_only_the_block_name_shape_and_dtype(
         f"string and the row range. An array argument is pickled (copied) under spawn, and the "
         f"worker's changes never come back"
     )
+    sent = {(args[1], args[2]) for args in recorder.arguments if len(args) == 6}
+    assert sent == {((10, 2), "<f4")}, (
+        f"the workers got (shape, dtype) {sorted(sent, key=str)}, expected ((10, 2), '<f4'): "
+        f"send array.shape and array.dtype.str, the dtype as a string"
+    )
     ranges = sorted((args[3], args[4]) for args in recorder.arguments)
     assert ranges == bounds(10, 2), (
         f"the workers got the row ranges {ranges}, expected {bounds(10, 2)}: one range of "
         f"bounds(len(array), workers) each, disjoint and together covering every row"
     )
+    ran = [getattr(target, "__name__", repr(target)) for target in recorder.targets]
+    assert ran == ["scale_slice", "scale_slice"], (
+        f"the workers ran {ran}: with target=None they run scale_slice"
+    )
 
 
+@pytest.mark.clause(7)
 def test_parallel_scale_starts_every_worker_before_joining_any(recorder: Recorder) -> None:
     parallel_scale(np.ones(12), 2.0, workers=3)
     first_join = (
@@ -231,6 +364,7 @@ def test_parallel_scale_starts_every_worker_before_joining_any(recorder: Recorde
     )
 
 
+@pytest.mark.clause(9)
 def test_parallel_scale_unlinks_the_block_when_it_is_done(recorder: Recorder) -> None:
     parallel_scale(np.ones(6), 2.0, workers=2)
     names = recorder.block_names
@@ -242,21 +376,51 @@ def test_parallel_scale_unlinks_the_block_when_it_is_done(recorder: Recorder) ->
     )
 
 
+@pytest.mark.clause(8, 9)
 def test_parallel_scale_raises_and_still_unlinks_the_block_when_a_worker_fails(
     recorder: Recorder,
 ) -> None:
     try:
-        returned = parallel_scale(np.ones(6), 2.0, workers=2, target=explode)
+        returned = parallel_scale(np.ones(6), 2.0, workers=3, target=explode)
     except ChildProcessError:
-        pass
-    else:
-        pytest.fail(
-            f"both workers failed and parallel_scale returned {returned}: check every worker's "
-            f"exitcode after join() and raise ChildProcessError when one is not 0"
-        )
+        returned = None
+    ran = [getattr(target, "__name__", repr(target)) for target in recorder.targets]
+    assert ran and set(ran) == {"explode"}, (
+        f"parallel_scale(..., target=explode) started workers running {ran}: run the given "
+        f"target (scale_slice only when target is None)"
+    )
+    assert returned is None, (
+        f"all three workers failed and parallel_scale returned {returned}: check every worker's "
+        f"exitcode after join() and raise ChildProcessError when one is not 0"
+    )
     names = recorder.block_names
     leaked = [name for name in names if not _gone(name)]
     assert names and not leaked, (
         f"after a worker failed, the shared block {leaked or '(never shared)'} was not unlinked: "
         f"close and unlink it in a finally block, so a failure cannot skip it"
+    )
+    assert_no_worker_left("parallel_scale raised ChildProcessError")
+
+
+@pytest.mark.clause(9, 10)
+def test_an_interrupted_parallel_scale_stops_its_workers_and_unlinks_the_block(
+    recorder: Recorder,
+) -> None:
+    recorder.interrupt_first_join = True  # as if Ctrl-C came while it waited for the workers
+    try:
+        parallel_scale(np.ones(6), 2.0, workers=3, target=linger)
+    except Interrupted:
+        pass  # what should happen: the test judges what it left behind
+    else:
+        pytest.fail("parallel_scale returned although joining its workers was interrupted")
+    assert_no_worker_left(
+        "an interruption (a KeyboardInterrupt-like exception from join()) ended parallel_scale "
+        "(kill them in a `finally`, which runs for every exception)"
+    )
+    names = recorder.block_names
+    leaked = [name for name in names if not _gone(name)]
+    assert names and not leaked, (
+        f"after an interruption, the shared block {leaked or '(never shared)'} was not "
+        f"unlinked: close and unlink it in a `finally`, which runs for every exception, "
+        f"KeyboardInterrupt included (an `except Exception` does not)"
     )

@@ -2,24 +2,35 @@
 
 Contract (the tests check each point):
 
-- `share(array)` creates a new `multiprocessing.shared_memory.SharedMemory` block big enough for
-  `array`, makes a NumPy array of the same shape and dtype whose memory *is* that block, copies
-  `array` into it, and returns `(block, view)`. The caller keeps the block alive while it uses
-  the view, then drops the view, closes the block and unlinks it.
+- `share(array)` (the caller keeps the block alive while it uses the view, then drops the view,
+  closes the block and unlinks it):
+  §1 `share` creates a new `multiprocessing.shared_memory.SharedMemory` block big enough for
+  `array` (at least one byte: a block cannot be empty, and an empty array is shared too) and
+  returns `(block, view)`, where `view` is a NumPy array of `array`'s shape and dtype whose
+  memory *is* that block.
+  §2 `share` copies `array`'s values into the block, leaving `array` itself unchanged.
 - `scale_slice(name, shape, dtype, start, stop, factor)` runs in a worker process. It receives
   only the block's name, the array's shape and dtype (NumPy's `dtype.str`, e.g. `'<f8'`) and
-  the rows to change. It attaches to the existing block by name, views it as the array, and
-  multiplies rows `start:stop` by `factor` in place, so that the process that created the block
-  sees the change. It closes its handle on the block but never unlinks it (the block belongs to
-  its creator), and it leaves no NumPy view alive when it closes.
-- `parallel_scale(array, factor, workers=2, target=None)` returns `array * factor`,
-  computed in a shared block by `workers` processes started as
+  the rows to change.
+  §3 `scale_slice` attaches to the existing block by name, views it as an array of `shape` and
+  `dtype`, and multiplies rows `start:stop` (along the first axis) by `factor` in place, so
+  that every process that maps the block sees the change.
+  §4 `scale_slice` closes its handle on the block but never unlinks it: the block belongs to
+  its creator. (Drop the NumPy view before closing.)
+- `parallel_scale(array, factor, workers=2, target=None)`:
+  §5 `parallel_scale` returns `array * factor`, computed in a shared block, and leaves `array`
+  unchanged.
+  §6 `parallel_scale` starts `workers` processes, one per range of `bounds(len(array),
+  workers)` (disjoint rows, together all of them), each as
   `multiprocessing.Process(target=target, args=(name, shape, dtype, start, stop, factor))`
-  (`target` None means `scale_slice`),
-  one per range of `bounds(len(array), workers)` (disjoint rows, together all of them), all
-  started before any is joined. The input array is left unchanged. If a worker fails (its exit
-  code is not 0) it raises `ChildProcessError`. Whatever happens, the block is closed and
-  unlinked before `parallel_scale` returns or raises, and no worker process is left running.
+  with the block's name, `array.shape` and `array.dtype.str`; `target` None means
+  `scale_slice`.
+  §7 `parallel_scale` starts every worker before it joins any.
+  §8 `parallel_scale` raises `ChildProcessError` when a worker fails (its exit code is not 0).
+  §9 `parallel_scale` closes and unlinks the block before it returns or raises, whatever
+  ended it (a failed worker, or an interruption such as `KeyboardInterrupt`).
+  §10 `parallel_scale` leaves no worker process running when it returns or raises: it kills
+  the ones still alive.
 
 `bounds` and `explode` (a worker that always fails) are given. Worker functions live at module
 level because a new process finds the function to run by its module and name.
