@@ -1,4 +1,9 @@
-"""Kata `barriers`: a cellular automaton computed by several threads in lockstep."""
+"""Kata `barriers`: a cellular automaton computed by several threads in lockstep.
+
+Almost every test runs its threads under the controlled scheduler (`probe`) on a virtual
+clock that starts at a fixed, non-zero time: a five-second timeout costs nothing, and
+`time.monotonic()` inside a worker reads that clock.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,8 @@ GENERATIONS = 3
 # Schedules per probe: two parties and three generations are enough for every known bug of
 # this kata to show within the first two schedules; 30 leaves a wide margin and stays fast.
 SCHEDULES = 30
+# A timeout that differs from DEFAULT_TIMEOUT, so that a barrier that ignores the argument shows.
+SHORT_TIMEOUT = 2.5
 
 
 def _serial(cells: list[int], generations: int) -> list[int]:
@@ -59,16 +66,168 @@ def _two_parties() -> Simulation:
     return Simulation(CELLS, 2)
 
 
+# -- §1 the barrier ------------------------------------------------------------------------
+
+
+@pytest.mark.clause(1)
+def test_the_barrier_is_made_for_exactly_the_given_number_of_parties() -> None:
+    for parties in (2, 3):
+        barrier = Simulation([0] * 6, parties).barrier
+        assert isinstance(barrier, threading.Barrier), (
+            f"Simulation(..., {parties}).barrier is {barrier!r}, not a threading.Barrier"
+        )
+        assert barrier.parties == parties, (
+            f"Simulation(cells, {parties}).barrier waits for {barrier.parties} parties, not "
+            f"{parties}: create it with threading.Barrier(parties, ...), never a fixed number"
+        )
+
+
+CELLS_6 = [1, 0, 1, 1, 0, 1]
+
+
 @pytest.mark.probe
-def test_the_parties_compute_the_same_rows_as_one_thread_would(probe: Prober) -> None:
+@pytest.mark.clause(1, 5)
+def test_three_parties_compute_the_same_rows_as_one_thread_would(probe: Prober) -> None:
+    expected = _serial(CELLS_6, GENERATIONS)
+
     def same_as_serial(sim: Simulation, results: list[object]) -> None:
+        assert sim.current == expected, (
+            f"three parties computed {sim.current} after {GENERATIONS} generations of "
+            f"{CELLS_6}; one thread computes {expected}. A party read cells that were still "
+            f"being written, the rows were swapped more or less than once per generation, or "
+            f"the barrier does not wait for all three parties (Barrier(parties, ...), never a "
+            f"fixed number)."
+        )
+
+    probe.explore(
+        lambda: Simulation(CELLS_6, 3),
+        [_party(0), _party(1), _party(2)],
+        same_as_serial,
+        budget=SCHEDULES,
+    )
+
+
+# -- §2 the timeout ------------------------------------------------------------------------
+
+
+def _alone(generations: int = GENERATIONS) -> Callable[[Simulation], tuple[object, float]]:
+    """Party 0 alone: what run_party gave and how many virtual seconds it took."""
+
+    def body(sim: Simulation) -> tuple[object, float]:
+        started = time.monotonic()  # the probe's virtual clock
+        outcome = _party(0, generations)(sim)
+        return outcome, time.monotonic() - started
+
+    return body
+
+
+@pytest.mark.probe
+@pytest.mark.clause(2, 7)
+def test_a_missing_party_breaks_the_barrier_instead_of_hanging(probe: Prober) -> None:
+    def gave_up(_sim: Simulation, results: list[object]) -> None:
+        outcome, _waited = results[0]  # type: ignore[misc]
+        assert outcome is False, (
+            f"the only party that came returned {outcome!r}: when the other party never "
+            f"arrives, wait() times out and raises BrokenBarrierError; run_party must catch it "
+            f"and return False"
+        )
+
+    with _hang_means(
+        "the lone party waits forever for a party that never comes: give the barrier a "
+        "timeout (Barrier(parties, action=..., timeout=timeout)) so that wait() gives up"
+    ):
+        probe.explore(_two_parties, {"the only party": _alone()}, gave_up, budget=1)
+
+
+@pytest.mark.probe
+@pytest.mark.clause(2)
+@pytest.mark.parametrize(
+    ("timeout", "made_with"),
+    [
+        (SHORT_TIMEOUT, f"Simulation(cells, 2, timeout={SHORT_TIMEOUT})"),
+        (None, "Simulation(cells, 2)"),
+    ],
+    ids=["given-timeout", "default-timeout"],
+)
+def test_a_lone_party_gives_up_after_exactly_the_timeout(
+    probe: Prober, timeout: float | None, made_with: str
+) -> None:
+    wanted = DEFAULT_TIMEOUT if timeout is None else timeout
+
+    def setup() -> Simulation:
+        if timeout is None:
+            return Simulation(CELLS, 2)
+        return Simulation(CELLS, 2, timeout=timeout)
+
+    def waited_the_timeout(_sim: Simulation, results: list[object]) -> None:
+        outcome, waited = results[0]  # type: ignore[misc]
+        assert outcome is False, f"the lone party returned {outcome!r}, not False"
+        assert waited == pytest.approx(wanted), (
+            f"with {made_with} the lone party gave up after {waited:g} virtual seconds, not "
+            f"{wanted:g}: the barrier's default timeout must be the `timeout` argument "
+            f"(Barrier(..., timeout=timeout)), which defaults to DEFAULT_TIMEOUT"
+        )
+
+    with _hang_means(
+        f"with {made_with} the lone party waits forever: the barrier needs timeout=timeout"
+    ):
+        probe.explore(setup, {"the only party": _alone()}, waited_the_timeout, budget=1)
+
+
+# -- §3 §4 end_generation ------------------------------------------------------------------
+
+
+@pytest.mark.clause(3)
+def test_end_generation_swaps_the_rows_and_counts_the_generation() -> None:
+    sim = Simulation([1, 1, 0, 0], 2)
+    old_current, old_next = sim.current, [0, 1, 1, 0]
+    sim.next = old_next
+    sim.end_generation()
+    assert sim.generation == 1, (
+        f"after one end_generation() the generation is {sim.generation}, not 1: add 1 to it"
+    )
+    assert sim.current == [0, 1, 1, 0], (
+        f"after end_generation() current is {sim.current}, not the row that was in next "
+        f"([0, 1, 1, 0])"
+    )
+    assert sim.current is not sim.next, (
+        "after end_generation() current and next are the same list: the next generation's "
+        "compute_slice would overwrite the very row it reads. Swap them: "
+        "self.current, self.next = self.next, self.current"
+    )
+    assert sim.next is old_current or sim.next == [1, 1, 0, 0], (
+        f"after end_generation() next is {sim.next}: swap the two rows, so that next is the "
+        f"old current row ([1, 1, 0, 0]), ready to be overwritten"
+    )
+
+
+@pytest.mark.probe
+@pytest.mark.clause(4)
+def test_the_barrier_action_runs_once_per_generation(probe: Prober) -> None:
+    def counted_once(sim: Simulation, _results: list[object]) -> None:
+        assert sim.generation == GENERATIONS, (
+            f"after {GENERATIONS} generations of 2 parties, generation is {sim.generation}: "
+            f"end_generation must run exactly once per generation. Pass it as the barrier's "
+            f"action (the barrier runs it in one thread once all parties have arrived) instead "
+            f"of calling it from every party, and give the barrier exactly `parties` parties."
+        )
+
+    probe.explore(_two_parties, [_party(0), _party(1)], counted_once, budget=SCHEDULES)
+
+
+# -- §5 §6 run_party -----------------------------------------------------------------------
+
+
+@pytest.mark.probe
+@pytest.mark.clause(4, 5)
+def test_the_parties_compute_the_same_rows_as_one_thread_would(probe: Prober) -> None:
+    def same_as_serial(sim: Simulation, _results: list[object]) -> None:
         assert sim.current == EXPECTED, (
             f"after {GENERATIONS} generations the row is {sim.current}, one thread computes "
             f"{EXPECTED}: a party read its neighbours' cells while they were still being "
             f"written, or the rows were swapped at the wrong moment. Compute your slice, then "
             f"wait at the barrier; let the barrier's action swap the rows."
         )
-        assert results == [True, True], f"run_party returned {results}; both must return True"
 
     probe.explore(_two_parties, [_party(0), _party(1)], same_as_serial, budget=SCHEDULES)
 
@@ -90,6 +249,7 @@ class _Logged(Simulation):
 
 
 @pytest.mark.probe
+@pytest.mark.clause(5)
 def test_no_party_starts_a_generation_before_every_party_finished_the_previous_one(
     probe: Prober,
 ) -> None:
@@ -109,32 +269,50 @@ def test_no_party_starts_a_generation_before_every_party_finished_the_previous_o
 
 
 @pytest.mark.probe
-def test_the_barrier_action_runs_once_per_generation(probe: Prober) -> None:
-    def counted_once(sim: Simulation, _results: list[object]) -> None:
-        assert sim.generation == GENERATIONS, (
-            f"after {GENERATIONS} generations of 2 parties, generation is {sim.generation}: "
-            f"end_generation must run exactly once per generation. Pass it as the barrier's "
-            f"action (the barrier runs it in one thread once all parties have arrived) instead "
-            f"of calling it from every party, and give the barrier exactly `parties` parties."
+@pytest.mark.clause(6)
+def test_run_party_returns_true_when_all_its_generations_are_done(probe: Prober) -> None:
+    def both_true(_sim: Simulation, results: list[object]) -> None:
+        assert results == [True, True], (
+            f"after {GENERATIONS} generations run_party returned {results}, not [True, True]: "
+            f"return True once the loop over the generations has finished"
         )
 
-    probe.explore(_two_parties, [_party(0), _party(1)], counted_once, budget=SCHEDULES)
+    probe.explore(_two_parties, [_party(0), _party(1)], both_true, budget=5)
+
+
+# -- §7 a broken barrier -------------------------------------------------------------------
+
+
+class _Counting(Simulation):
+    """A simulation that counts the slices each party computes."""
+
+    def __init__(self) -> None:
+        super().__init__(CELLS, 2)
+        self.computed = [0, 0]
+
+    def compute_slice(self, party: int) -> None:
+        self.computed[party] += 1
+        super().compute_slice(party)
 
 
 @pytest.mark.probe
-def test_a_missing_party_breaks_the_barrier_instead_of_hanging(probe: Prober) -> None:
-    def gave_up(_sim: Simulation, results: list[object]) -> None:
-        assert results[0] is False, (
-            f"the only party that came returned {results[0]!r}: when the other party never "
-            f"arrives, wait() times out and raises BrokenBarrierError; run_party must catch it "
-            f"and return False"
+@pytest.mark.clause(7)
+def test_a_party_stops_computing_as_soon_as_the_barrier_breaks(probe: Prober) -> None:
+    def stopped(sim: _Counting, results: list[object]) -> None:
+        outcome, _waited = results[0]  # type: ignore[misc]
+        assert outcome is False, f"the lone party returned {outcome!r}, not False"
+        assert sim.computed[0] == 1, (
+            f"a lone party asked for {GENERATIONS} generations computed {sim.computed[0]} "
+            f"slices: after its first wait() broke the barrier it went on computing. Return "
+            f"False at once when wait() raises BrokenBarrierError; a broken barrier stays "
+            f"broken, so every later generation is wasted work on a row nobody will use."
         )
 
-    with _hang_means(
-        "the lone party waits forever for a party that never comes: give the barrier a "
-        "timeout (Barrier(parties, action=..., timeout=timeout)) so that wait() gives up"
-    ):
-        probe.explore(_two_parties, {"the only party": _party(0)}, gave_up, budget=1)
+    with _hang_means("the lone party waits forever: the barrier needs timeout=timeout"):
+        probe.explore(_Counting, {"the only party": _alone()}, stopped, budget=1)
+
+
+# -- §8 §9 a failing party -----------------------------------------------------------------
 
 
 class _Boom(Exception):
@@ -165,10 +343,21 @@ def _timed(party: Callable[[Simulation], object]) -> Callable[[_Failing], tuple[
     return body
 
 
+def _failing_run(probe: Prober, check: Callable[[_Failing, list[object]], None]) -> None:
+    __tracebackhide__ = True
+    probe.explore(
+        _Failing,
+        {"healthy": _timed(_party(0)), "failing": _timed(_party(1))},
+        check,
+        budget=SCHEDULES,
+    )
+
+
 @pytest.mark.probe
+@pytest.mark.clause(7, 8)
 def test_a_failing_party_stops_the_others_at_once(probe: Prober) -> None:
     def stopped_at_once(_state: _Failing, results: list[object]) -> None:
-        (healthy, waited), (failing, _) = results
+        (healthy, waited), _failing = results  # type: ignore[misc]
         assert healthy is False, (
             f"the healthy party returned {healthy!r} although the other party failed: it must "
             f"return False when the barrier breaks"
@@ -176,23 +365,33 @@ def test_a_failing_party_stops_the_others_at_once(probe: Prober) -> None:
         assert waited < DEFAULT_TIMEOUT, (
             f"the healthy party waited {waited:g} s, the whole timeout, for a party that had "
             f"already failed: abort() the barrier before re-raising, so that everyone waiting "
-            f"gets BrokenBarrierError at once"
-        )
-        assert failing == "raised its error", (
-            f"the failing party returned {failing!r}: after aborting the barrier, run_party "
-            f"must let its own error propagate, or nobody learns why the run stopped"
+            f"now or arriving later gets BrokenBarrierError at once (reset() would only release "
+            f"those already waiting, and leave the barrier whole for the next one)"
         )
 
-    probe.explore(
-        _Failing,
-        {"healthy": _timed(_party(0)), "failing": _timed(_party(1))},
-        stopped_at_once,
-        budget=SCHEDULES,
-    )
+    _failing_run(probe, stopped_at_once)
 
 
 @pytest.mark.probe
-def test_restart_makes_a_broken_simulation_usable_again(probe: Prober) -> None:
+@pytest.mark.clause(9)
+def test_a_failing_party_lets_its_error_propagate(probe: Prober) -> None:
+    def propagated(_state: _Failing, results: list[object]) -> None:
+        _healthy, (failing, _) = results  # type: ignore[misc]
+        assert failing == "raised its error", (
+            f"the party whose computation raised returned {failing!r}: after aborting the "
+            f"barrier, run_party must let its own error propagate (`raise`), or nobody learns "
+            f"why the run stopped"
+        )
+
+    _failing_run(probe, propagated)
+
+
+# -- §10 §11 restart -----------------------------------------------------------------------
+
+
+@pytest.mark.probe
+@pytest.mark.clause(11)
+def test_restart_makes_a_broken_barrier_work_again(probe: Prober) -> None:
     def broken_then_restarted() -> Simulation:
         sim = Simulation([0, 0, 0, 0], 2)
         sim.barrier.abort()
@@ -204,36 +403,124 @@ def test_restart_makes_a_broken_simulation_usable_again(probe: Prober) -> None:
             f"after restart() the parties returned {results}: the barrier was still broken. A "
             f"broken barrier fails every wait() until reset() is called on it."
         )
-        assert (sim.current, sim.generation) == (EXPECTED, GENERATIONS), (
-            f"after restart({CELLS}) and {GENERATIONS} generations, the row is {sim.current} "
-            f"at generation {sim.generation}; expected {EXPECTED} at {GENERATIONS}: restart "
-            f"must start from the new cells at generation 0"
-        )
 
     probe.explore(broken_then_restarted, [_party(0), _party(1)], works_again, budget=SCHEDULES)
 
 
-def _run(sim: Simulation) -> object:
-    try:
-        return sim.run(GENERATIONS)
-    except threading.BrokenBarrierError:
-        return "raised BrokenBarrierError"
+LONGER = [0, 1, 1, 0, 1, 0]
+
+
+class _Restarted:
+    """A simulation that got as far as generation 7, then restart()ed from the list `given`."""
+
+    def __init__(self) -> None:
+        self.given = list(LONGER)
+        self.sim = Simulation(CELLS, 2)
+        self.sim.generation, self.sim.current = 7, [1, 1, 1, 1]
+        self.sim.restart(self.given)
+
+
+def _restarted_party(number: int) -> Callable[[_Restarted], object]:
+    def body(state: _Restarted) -> object:
+        try:
+            return _party(number)(state.sim)
+        except IndexError:
+            return "raised IndexError"
+
+    return body
 
 
 @pytest.mark.probe
+@pytest.mark.clause(10)
+def test_restart_starts_over_from_a_copy_of_the_new_cells(probe: Prober) -> None:
+    expected = _serial(LONGER, GENERATIONS)
+
+    def started_over(state: _Restarted, results: list[object]) -> None:
+        sim = state.sim
+        assert "raised IndexError" not in results, (
+            f"after restart() from {len(LONGER)} cells (the old row had {len(CELLS)}), "
+            f"compute_slice raised IndexError: `next` still had the old length. restart "
+            f"must make a fresh next row of len(cells) zeros"
+        )
+        assert state.given == LONGER, (
+            f"the list handed to restart() now reads {state.given}, not {LONGER}: the "
+            f"simulation wrote its rows into the caller's list. Keep a copy: "
+            f"self.current = list(cells)"
+        )
+        assert (sim.current, sim.generation) == (expected, GENERATIONS), (
+            f"after restart({LONGER}) and {GENERATIONS} generations, the row is {sim.current} "
+            f"at generation {sim.generation}; expected {expected} at {GENERATIONS}: restart "
+            f"must start from the new cells at generation 0"
+        )
+
+    probe.explore(
+        _Restarted, [_restarted_party(0), _restarted_party(1)], started_over, budget=SCHEDULES
+    )
+
+
+# -- §12 §13 §14 run -----------------------------------------------------------------------
+
+
+def _run(sim: Simulation) -> tuple[object, int, float]:
+    """What run() gave, the generation at the moment it came back, and the virtual time it took."""
+    started = time.monotonic()
+    try:
+        outcome: object = sim.run(GENERATIONS)
+    except threading.BrokenBarrierError:
+        outcome = "raised BrokenBarrierError"
+    return outcome, sim.generation, time.monotonic() - started
+
+
+@pytest.mark.probe
+@pytest.mark.clause(12)
 def test_run_runs_every_party_at_once_and_returns_the_final_row(probe: Prober) -> None:
     def final_row(_sim: Simulation, results: list[object]) -> None:
-        assert results[0] == EXPECTED, (
-            f"run({GENERATIONS}) gave {results[0]!r}, expected {EXPECTED}. If it raised "
-            f"BrokenBarrierError, the parties did not run at the same time: a party waits at "
-            f"the barrier for all the others, so start every thread before joining any."
+        outcome, generation, took = results[0]  # type: ignore[misc]
+        assert generation == GENERATIONS, (
+            f"run({GENERATIONS}) came back ({outcome!r}) while the parties were at generation "
+            f"{generation}"
+            + (
+                f", after {took:g} virtual seconds: a party waited alone at the barrier until "
+                f"it timed out, so the parties did not run at the same time. Start every "
+                f"thread before joining any."
+                if took >= DEFAULT_TIMEOUT
+                else ": it did not wait for them. join() every thread before reading the row."
+            )
         )
+        assert outcome == EXPECTED, f"run({GENERATIONS}) gave {outcome!r}, expected {EXPECTED}"
 
     with _hang_means("run() never returned: a thread waits forever"):
         probe.explore(_two_parties, {"caller": _run}, final_row, budget=SCHEDULES)
 
 
 @pytest.mark.probe
+@pytest.mark.clause(13)
+def test_run_returns_a_copy_of_the_row(probe: Prober) -> None:
+    def changed_the_copy(sim: Simulation) -> object:
+        try:
+            row = sim.run(GENERATIONS)
+        except threading.BrokenBarrierError:
+            return "raised BrokenBarrierError"
+        before = list(sim.current)
+        row[0] = 7
+        return before, sim.current
+
+    def copied(_sim: Simulation, results: list[object]) -> None:
+        assert results[0] != "raised BrokenBarrierError", (
+            "run() raised BrokenBarrierError on a healthy simulation, so there was no row to "
+            "check: make test_run_runs_every_party_at_once_and_returns_the_final_row pass first"
+        )
+        before, after = results[0]  # type: ignore[misc]
+        assert after == before, (
+            f"changing the list run() returned changed the simulation's row from {before} to "
+            f"{after}: return a copy, list(self.current)"
+        )
+
+    probe.explore(_two_parties, {"caller": changed_the_copy}, copied, budget=1)
+
+
+@pytest.mark.probe
+@pytest.mark.clause(14)
 def test_run_raises_brokenbarriererror_when_a_party_could_not_finish(probe: Prober) -> None:
     def aborted() -> Simulation:
         sim = _two_parties()
@@ -241,8 +528,9 @@ def test_run_raises_brokenbarriererror_when_a_party_could_not_finish(probe: Prob
         return sim
 
     def reported(_sim: Simulation, results: list[object]) -> None:
-        assert results[0] == "raised BrokenBarrierError", (
-            f"run() on an aborted barrier returned {results[0]!r}: when a party returns False "
+        outcome, _generation, _took = results[0]  # type: ignore[misc]
+        assert outcome == "raised BrokenBarrierError", (
+            f"run() on an aborted barrier returned {outcome!r}: when a party returns False "
             f"its part of the row is unfinished, so run must raise BrokenBarrierError"
         )
 

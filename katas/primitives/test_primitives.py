@@ -25,6 +25,9 @@ from plugins.probe import Prober
 # first few. The race test needs more: its bug hides in one interleaving out of many.
 SCHEDULES = 20
 RACE_SCHEDULES = 100
+# Parties coming straight back for the next round: the stranded-waker bug shows in the first
+# few schedules; 30 leaves a margin.
+BACK_TO_BACK_SCHEDULES = 30
 
 Entry = tuple[str, object, float | None]
 Script = Callable[[Any, "_Log"], None]
@@ -147,34 +150,79 @@ def oracle(probe: Prober) -> _Oracle:
 # -- one thread, no waiting ------------------------------------------------------------------
 
 
+def _conditions(m: Any) -> list[tuple[str, Any]]:
+    return [("Condition(Lock())", m.Condition(threading.Lock())), ("Condition()", m.Condition())]
+
+
 @pytest.mark.probe
-def test_condition_refuses_to_wait_or_notify_without_the_lock_like_threading(
-    oracle: _Oracle,
-) -> None:
+@pytest.mark.clause(1)
+def test_condition_refuses_to_wait_without_the_lock_like_threading(oracle: _Oracle) -> None:
     def script(m: Any, log: _Log) -> None:
-        for label, cond in (
-            ("Condition(Lock())", m.Condition(threading.Lock())),
-            ("Condition()", m.Condition()),
-        ):
-            log(f"{label}.notify() without the lock", cond.notify)
-            log(f"{label}.notify_all() without the lock", cond.notify_all)
+        for label, cond in _conditions(m):
+            log(f"{label}.wait() without the lock", cond.wait)
             log(f"{label}.wait(0) without the lock", lambda c=cond: c.wait(0))
-            with cond:
-                log(f"{label}.notify() with no waiter", cond.notify)
-                log(f"{label}.wait(0)", lambda c=cond: c.wait(0))
-                log(f"{label}.wait_for(true predicate)", lambda c=cond: c.wait_for(lambda: "yes"))
-                log(
-                    f"{label}.wait_for(false predicate, 0)", lambda c=cond: c.wait_for(lambda: 0, 0)
-                )
 
     oracle.same_in_one_thread(
         script,
-        "wait() and notify() need the lock held (RuntimeError otherwise); wait(0) times out "
-        "at once; wait_for returns the predicate's last value.",
+        "wait() needs the lock held: without it, it raises RuntimeError before it queues "
+        "anything (check self._is_owned() first).",
     )
 
 
 @pytest.mark.probe
+@pytest.mark.clause(2)
+def test_condition_refuses_to_notify_without_the_lock_like_threading(oracle: _Oracle) -> None:
+    def script(m: Any, log: _Log) -> None:
+        for label, cond in _conditions(m):
+            log(f"{label}.notify() without the lock", cond.notify)
+            log(f"{label}.notify_all() without the lock", cond.notify_all)
+            with cond:
+                log(f"{label}.notify() with no waiter", cond.notify)
+                log(f"{label}.notify_all() with no waiter", cond.notify_all)
+
+    oracle.same_in_one_thread(
+        script,
+        "notify() and notify_all() need the lock held: without it they raise RuntimeError "
+        "(check self._is_owned()); with it and nobody waiting they do nothing.",
+    )
+
+
+@pytest.mark.probe
+@pytest.mark.clause(4)
+def test_a_wait_of_zero_or_less_returns_false_at_once_like_threading(oracle: _Oracle) -> None:
+    def script(m: Any, log: _Log) -> None:
+        for label, cond in _conditions(m):
+            with cond:
+                log(f"{label}.wait(0)", lambda c=cond: c.wait(0))
+                log(f"{label}.wait(-1)", lambda c=cond: c.wait(-1))
+
+    oracle.same_in_one_thread(
+        script,
+        "With nobody to notify, a timeout of 0 or less gives False at once. Careful: Lock.acquire(True, -1) means "
+        "'wait forever', so a timeout <= 0 must become waiter.acquire(False), never "
+        "waiter.acquire(True, timeout).",
+    )
+
+
+@pytest.mark.probe
+@pytest.mark.clause(7)
+def test_wait_for_returns_the_predicates_last_value_like_threading(oracle: _Oracle) -> None:
+    def script(m: Any, log: _Log) -> None:
+        for label, cond in _conditions(m):
+            with cond:
+                log(f"{label}.wait_for(lambda: 'yes')", lambda c=cond: c.wait_for(lambda: "yes"))
+                log(f"{label}.wait_for(lambda: 0, 0)", lambda c=cond: c.wait_for(lambda: 0, 0))
+                log(f"{label}.wait_for(lambda: [], -1)", lambda c=cond: c.wait_for(lambda: [], -1))
+
+    oracle.same_in_one_thread(
+        script,
+        "wait_for returns the predicate's last value itself (not True or False): 'yes' at "
+        "once when it is already true, the false value (0, []) when the timeout runs out.",
+    )
+
+
+@pytest.mark.probe
+@pytest.mark.clause(9, 10, 12)
 def test_semaphore_counts_like_threadings_in_one_thread(oracle: _Oracle) -> None:
     def script(m: Any, log: _Log) -> None:
         sem = m.Semaphore(2)
@@ -199,6 +247,7 @@ def test_semaphore_counts_like_threadings_in_one_thread(oracle: _Oracle) -> None
 
 
 @pytest.mark.probe
+@pytest.mark.clause(13)
 def test_bounded_semaphore_refuses_to_grow_past_its_start_like_threading(
     oracle: _Oracle,
 ) -> None:
@@ -206,6 +255,10 @@ def test_bounded_semaphore_refuses_to_grow_past_its_start_like_threading(
         sem = m.BoundedSemaphore(2)
         log("release() when full", sem.release)
         log("acquire()", sem.acquire)
+        log("release(0)", lambda: sem.release(0))
+        log("release(-1)", lambda: sem.release(-1))
+        log("acquire(blocking=False) after release(-1)", lambda: sem.acquire(blocking=False))
+        log("release()", sem.release)
         log("release(2) when one is out", lambda: sem.release(2))
         log("release()", sem.release)
         for _ in range(3):
@@ -215,12 +268,14 @@ def test_bounded_semaphore_refuses_to_grow_past_its_start_like_threading(
 
     oracle.same_in_one_thread(
         script,
-        "A BoundedSemaphore raises ValueError when a release would take its count above the "
-        "initial value, and then changes nothing.",
+        "A BoundedSemaphore raises ValueError, and changes nothing, when a release would take "
+        "its count above the initial value, and for release(n) with n < 1 (a release(-1) "
+        "that passes would quietly take a unit away).",
     )
 
 
 @pytest.mark.probe
+@pytest.mark.clause(14, 15)
 def test_event_flag_works_like_threadings_in_one_thread(oracle: _Oracle) -> None:
     def script(m: Any, log: _Log) -> None:
         event = m.Event()
@@ -241,6 +296,7 @@ def test_event_flag_works_like_threadings_in_one_thread(oracle: _Oracle) -> None
 
 
 @pytest.mark.probe
+@pytest.mark.clause(16, 17, 20, 21)
 def test_barrier_of_one_party_works_like_threadings(oracle: _Oracle) -> None:
     def script(m: Any, log: _Log) -> None:
         ran: list[str] = []
@@ -270,7 +326,10 @@ def test_barrier_of_one_party_works_like_threadings(oracle: _Oracle) -> None:
 
 
 @pytest.mark.probe
-def test_notify_wakes_the_longest_waiting_thread_and_notify_all_the_rest(oracle: _Oracle) -> None:
+@pytest.mark.clause(4, 6)
+def test_notify_wakes_the_longest_waiting_threads_first_and_notify_all_the_rest(
+    oracle: _Oracle,
+) -> None:
     def waiter(start: float) -> Script:
         def script(cond: Any, log: _Log) -> None:
             log.until(start)
@@ -280,22 +339,33 @@ def test_notify_wakes_the_longest_waiting_thread_and_notify_all_the_rest(oracle:
         return script
 
     def notifier(cond: Any, log: _Log) -> None:
-        log.until(3)
+        log.until(4)
         with cond:
             log("notify()", cond.notify)
-        log.until(4)
+        log.until(5)
+        with cond:
+            log("notify(2)", lambda: cond.notify(2))
+        log.until(6)
         with cond:
             log("notify_all()", cond.notify_all)
 
     oracle.same(
         lambda m: m.Condition(),
-        {"first": waiter(0), "second": waiter(1), "third": waiter(2), "notifier": notifier},
-        "Three threads wait at 0, 1 and 2 s; notify() at 3 s must wake only the one that waited "
-        "longest, notify_all() at 4 s the other two, and wait() returns True when notified.",
+        {
+            "first": waiter(0),
+            "second": waiter(1),
+            "third": waiter(2),
+            "fourth": waiter(3),
+            "notifier": notifier,
+        },
+        "Four threads wait at 0, 1, 2 and 3 s; notify() at 4 s must wake only the one that "
+        "waited longest, notify(2) at 5 s the next two (n of them, oldest first), notify_all() "
+        "at 6 s the last one, and wait() returns True when notified.",
     )
 
 
 @pytest.mark.probe
+@pytest.mark.clause(5)
 def test_a_waiter_that_timed_out_does_not_swallow_a_later_notify(oracle: _Oracle) -> None:
     def short(cond: Any, log: _Log) -> None:
         with cond:
@@ -321,6 +391,7 @@ def test_a_waiter_that_timed_out_does_not_swallow_a_later_notify(oracle: _Oracle
 
 
 @pytest.mark.probe
+@pytest.mark.clause(3)
 def test_wait_releases_the_lock_and_holds_it_again_when_it_returns(oracle: _Oracle) -> None:
     def make(m: ModuleType) -> tuple[Any, Any]:
         lock = threading.Lock()
@@ -356,6 +427,7 @@ class _Box:
 
 
 @pytest.mark.probe
+@pytest.mark.clause(7, 8)
 def test_wait_for_rechecks_after_each_wakeup_and_keeps_its_total_timeout(oracle: _Oracle) -> None:
     def patient(box: _Box, log: _Log) -> None:
         with box.cond:
@@ -385,6 +457,7 @@ def test_wait_for_rechecks_after_each_wakeup_and_keeps_its_total_timeout(oracle:
 
 
 @pytest.mark.probe
+@pytest.mark.clause(9, 12)
 def test_release_of_n_units_wakes_n_waiters_and_acquire_can_time_out(oracle: _Oracle) -> None:
     def blocked(timeout: float | None) -> Script:
         def script(sem: Any, log: _Log) -> None:
@@ -409,6 +482,7 @@ def test_release_of_n_units_wakes_n_waiters_and_acquire_can_time_out(oracle: _Or
 
 
 @pytest.mark.probe
+@pytest.mark.clause(10)
 def test_a_non_blocking_acquire_never_waits(oracle: _Oracle) -> None:
     def first(sem: Any, log: _Log) -> None:
         log("acquire(blocking=False)", lambda: sem.acquire(blocking=False))
@@ -447,6 +521,7 @@ def _visit(room: _Room) -> None:
 
 
 @pytest.mark.probe
+@pytest.mark.clause(11)
 def test_a_semaphore_of_one_never_lets_two_threads_in(
     probe: Prober,
 ) -> None:
@@ -468,6 +543,7 @@ def test_a_semaphore_of_one_never_lets_two_threads_in(
 
 
 @pytest.mark.probe
+@pytest.mark.clause(14, 15)
 def test_set_wakes_every_waiter_even_if_cleared_at_once(oracle: _Oracle) -> None:
     def waiter(timeout: float | None) -> Script:
         def script(event: Any, log: _Log) -> None:
@@ -522,6 +598,7 @@ def _party(*starts: float) -> Script:
 
 
 @pytest.mark.probe
+@pytest.mark.clause(16, 17, 22)
 def test_a_barrier_opens_when_all_arrive_round_after_round(oracle: _Oracle) -> None:
     oracle.same(
         lambda m: _Gate(m, 3),
@@ -533,6 +610,7 @@ def test_a_barrier_opens_when_all_arrive_round_after_round(oracle: _Oracle) -> N
 
 
 @pytest.mark.probe
+@pytest.mark.clause(19, 20)
 def test_a_wait_that_times_out_breaks_the_barrier_for_everyone(oracle: _Oracle) -> None:
     def waits(timeout: float | None, start: float = 0) -> Script:
         def script(gate: _Gate, log: _Log) -> None:
@@ -557,6 +635,7 @@ def test_a_wait_that_times_out_breaks_the_barrier_for_everyone(oracle: _Oracle) 
 
 
 @pytest.mark.probe
+@pytest.mark.clause(20, 21)
 def test_abort_and_reset_release_the_waiters_with_brokenbarriererror(oracle: _Oracle) -> None:
     def controller(gate: _Gate, log: _Log) -> None:
         log.until(1)
@@ -578,6 +657,7 @@ def test_abort_and_reset_release_the_waiters_with_brokenbarriererror(oracle: _Or
 
 
 @pytest.mark.probe
+@pytest.mark.clause(18)
 def test_an_action_that_raises_breaks_the_barrier(oracle: _Oracle) -> None:
     class _Failing(_Gate):
         def act(self) -> None:
@@ -596,10 +676,54 @@ def test_an_action_that_raises_breaks_the_barrier(oracle: _Oracle) -> None:
 
 
 @pytest.mark.probe
-def test_the_barriers_own_timeout_applies_when_wait_gives_none(oracle: _Oracle) -> None:
+@pytest.mark.clause(19)
+def test_the_barriers_own_timeout_applies_unless_wait_gives_one(oracle: _Oracle) -> None:
+    def alone(gate: _Gate, log: _Log) -> None:
+        log("wait()", gate.barrier.wait)
+        for timeout in (0.5, 5):
+            gate.barrier.reset()
+            log(f"wait({timeout}) after reset()", lambda t=timeout: gate.barrier.wait(t))
+
     oracle.same(
         lambda m: _Gate(m, 2, timeout=2),
-        {"alone": _party(0)},
+        {"alone": alone},
         "Barrier(2, timeout=2): a lone party's wait() must give up after the barrier's own "
-        "timeout of 2 s with BrokenBarrierError.",
+        "timeout of 2 s with BrokenBarrierError; wait(0.5) and wait(5) use the timeout they "
+        "were given instead (0.5 s and 5 s later).",
     )
+
+
+def _rounds_back_to_back(rounds: int) -> Callable[[_Gate], list[int]]:
+    def party(gate: _Gate) -> list[int]:
+        return [gate.barrier.wait() for _ in range(rounds)]
+
+    return party
+
+
+@pytest.mark.probe
+@pytest.mark.clause(22)
+def test_parties_can_come_straight_back_for_the_next_round(probe: Prober) -> None:
+    def every_round_opened(gate: _Gate, results: list[object]) -> None:
+        for round_number in range(2):
+            indexes = sorted(got[round_number] for got in results)  # type: ignore[index]
+            assert indexes == [0, 1, 2], (
+                f"in round {round_number + 1} the three parties got the indexes {indexes}, "
+                f"not 0, 1 and 2 once each"
+            )
+        assert len(gate.actions) == 2, (
+            f"two rounds ran the action {len(gate.actions)} times, not once per round"
+        )
+
+    with _hang_means(
+        "three parties each call wait() twice in a row: a party released from round 1 came "
+        "straight back for round 2 while the others were still waking up, and they never "
+        "left round 1. A waiter must wait for *its own* round (keep the _Round it joined: "
+        "`mine = self._round`), and the last arrival must start a new _Round; a single "
+        "`released` flag that the next round lowers again strands the slow wakers."
+    ):
+        probe.explore(
+            lambda: _Gate(primitives, 3),
+            [_rounds_back_to_back(2)] * 3,
+            every_round_opened,
+            budget=BACK_TO_BACK_SCHEDULES,
+        )

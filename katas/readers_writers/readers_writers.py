@@ -4,19 +4,26 @@ Contract (the tests check each point under a controlled scheduler with a virtual
 
 - `ReadWriteLock()` guards a resource that many threads may *read* at the same time but only
   one thread at a time may *write*, with no reader present.
-- `acquire_read()` waits while a writer is inside **or waiting**, then enters as a reader.
-  Any number of readers may be inside at once: two readers never wait for each other.
-- `release_read()` leaves; the last reader out wakes the waiting writers.
-- `acquire_write()` announces that a writer is waiting (from that moment no new reader may
-  enter), waits until nobody is inside, then enters alone.
-- `release_write()` leaves and wakes *everybody* waiting (all the readers queued behind the
-  writer may enter together).
-- No starvation of writers: while a writer waits, no new reader gets in; the readers already
-  inside finish, and the writer goes next.
+- §1 `acquire_read()` waits while a writer is inside, then enters as a reader.
+  §2 `acquire_read()` also waits while a writer is *waiting*: from the moment a writer calls
+  `acquire_write()`, no new reader enters ahead of it, so a stream of overlapping readers
+  cannot starve the writer.
+  §3 Any number of readers may be inside at once: two readers never wait for each other.
+- §4 `release_read()` leaves, and the last reader out wakes the waiting writers.
+- §5 `acquire_write()` waits until no reader and no other writer is inside, then enters
+  alone.
+  §6 A writer counts as waiting only until it enters: after it has left, new readers enter
+  freely again, back to back.
+- §7 `release_write()` leaves and wakes *everybody* waiting: all the readers queued behind the
+  writer enter together.
+- §8 Every counter changes only while the condition's lock is held: readers leaving at the
+  same moment never leave a reader counted that is gone.
+  §9 `acquire_read()` and `acquire_write()` re-check their reason to wait after every wakeup,
+  in a `while` loop: a thread woken after another one got in first waits again.
 - `reading()` and `writing()` (given) are context managers around the acquire/release pairs.
 - The lock is not re-entrant: a thread that holds it must not acquire it again.
 - Build it from one `threading.Condition` (already created in `__init__`) and the counters
-  there; wait in a `while` loop that re-checks the condition after every wakeup.
+  there.
 """
 
 from __future__ import annotations

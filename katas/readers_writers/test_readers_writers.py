@@ -42,8 +42,10 @@ def _hang_means(explanation: str) -> Iterator[None]:
 
 
 LOST_WAKEUP = (
-    "a thread waits forever for the lock although nobody is using it: a wakeup was lost. The "
-    "last reader out must notify the waiting writer, and a leaving writer must notify_all."
+    "a thread waits forever for the lock although nobody is using it. Either a wakeup was "
+    "lost (the last reader out must notify the waiting writer, and a leaving writer must "
+    "notify_all), or the counters still show somebody who has gone: a writer that never took "
+    "itself off `_writers_waiting` when it entered keeps every later reader out."
 )
 
 
@@ -65,6 +67,7 @@ def _meet_inside(state: _Meeting) -> str:
 
 
 @pytest.mark.probe
+@pytest.mark.clause(3)
 def test_two_readers_can_be_inside_at_the_same_time(probe: Prober) -> None:
     def met(_state: _Meeting, results: list[object]) -> None:
         assert results == ["met", "met"], (
@@ -78,7 +81,7 @@ def test_two_readers_can_be_inside_at_the_same_time(probe: Prober) -> None:
 
 
 class _Room:
-    """Counts who is inside and records every moment when the rules were broken."""
+    """Counts who is inside and records, with the blame, every entry that broke the rules."""
 
     def __init__(self) -> None:
         self.lock = ReadWriteLock()
@@ -86,39 +89,49 @@ class _Room:
         self.writers = 0
         self.broken: list[str] = []
 
-    def look(self, who: str) -> None:
-        if self.writers > 1 or (self.writers and self.readers):
+    def reader_enters(self) -> None:
+        if self.writers:
             self.broken.append(
-                f"{who} found {self.writers} writer(s) and {self.readers} reader(s) inside"
+                "a reader entered while a writer was inside: acquire_read must wait while a "
+                "writer is inside (`while self._writer or ...: self._cond.wait()`), and re-check "
+                "after every wakeup"
             )
+        self.readers += 1
+
+    def writer_enters(self) -> None:
+        if self.writers:
+            self.broken.append(
+                "a second writer entered while a writer was inside: acquire_write must wait "
+                "while a writer is inside, in a `while` loop, so that two writers woken by the "
+                "same notify_all do not both go in"
+            )
+        elif self.readers:
+            self.broken.append(
+                f"a writer entered while {self.readers} reader(s) were inside: acquire_write "
+                f"must wait while any reader is inside (`while self._writer or self._readers`)"
+            )
+        self.writers += 1
 
 
 def _read(room: _Room) -> None:
     with room.lock.reading():
-        room.readers += 1
-        room.look("a reader")
+        room.reader_enters()
         time.sleep(STAY_SECONDS)  # everyone else runs until they block or get in too
-        room.look("a reader")
         room.readers -= 1
 
 
 def _write(room: _Room) -> None:
     with room.lock.writing():
-        room.writers += 1
-        room.look("a writer")
+        room.writer_enters()
         time.sleep(STAY_SECONDS)  # everyone else runs until they block or get in too
-        room.look("a writer")
         room.writers -= 1
 
 
 @pytest.mark.probe
+@pytest.mark.clause(1, 5, 9)
 def test_a_writer_is_alone_inside(probe: Prober) -> None:
     def exclusive(room: _Room, _results: list[object]) -> None:
-        assert not room.broken, (
-            f"{room.broken[0]}: a writer must be alone inside. acquire_write waits while a "
-            f"writer *or any reader* is inside, and every wait() sits in a `while` loop that "
-            f"re-checks after waking up (another thread may have got in first)."
-        )
+        assert not room.broken, f"{room.broken[0]}. A writer must be alone inside."
 
     with _hang_means(LOST_WAKEUP):
         probe.explore(
@@ -152,6 +165,7 @@ def _arrive_and_write(state: _Traffic) -> None:
 
 
 @pytest.mark.probe
+@pytest.mark.clause(2)
 def test_a_waiting_writer_is_not_overtaken_by_new_readers(probe: Prober) -> None:
     def writer_next(state: _Traffic, _results: list[object]) -> None:
         arrived, entered = state.events.index("writer arrives"), state.events.index("writer enters")
@@ -183,12 +197,15 @@ def _queued_reader(state: _Meeting) -> str:
 
 
 @pytest.mark.probe
+@pytest.mark.clause(7)
 def test_every_reader_queued_behind_a_writer_gets_in_when_it_leaves(probe: Prober) -> None:
     def all_in(_state: _Meeting, results: list[object]) -> None:
         assert results[1:] == ["met", "met"], (
             f"two readers queued behind a writer, each waiting inside for the other once in, "
-            f"ended {results[1:]}: when the writer left, only one of them was let in. Wake "
-            f"every waiter (notify_all) when the writer leaves: they may all read together."
+            f"ended {results[1:]}: when the writer left, only one of them was let in at a time. "
+            f"Wake every waiter (notify_all, not notify) when the writer leaves: they may all "
+            f"read together. (If test_two_readers_can_be_inside_at_the_same_time fails too, "
+            f"your readers exclude each other: fix that first.)"
         )
 
     with _hang_means(LOST_WAKEUP):
@@ -201,19 +218,50 @@ def test_every_reader_queued_behind_a_writer_gets_in_when_it_leaves(probe: Probe
 
 
 @pytest.mark.probe
+@pytest.mark.clause(4, 8)
 def test_readers_leaving_at_the_same_time_do_not_lock_the_writer_out(probe: Prober) -> None:
     def nobody_overlapped(room: _Room, _results: list[object]) -> None:
-        assert not room.broken, f"{room.broken[0]}: a writer must be alone inside"
+        assert not room.broken, f"{room.broken[0]}. A writer must be alone inside."
 
     with _hang_means(
-        "the writer waits forever although both readers have left: the lock still counts a "
-        "reader inside. Two readers leaving at once both read the count before either wrote "
-        "it back (a lost update); change the counters only while holding the condition's "
-        "lock, and let the last reader out notify."
+        "the writer waits forever although both readers have left. Either the last reader out "
+        "did not notify (release_read: when the count reaches 0, self._cond.notify_all()), or "
+        "the lock still counts a reader inside: two readers leaving at once both read the "
+        "count before either wrote it back (a lost update). Change the counters only while "
+        "holding the condition's lock."
     ):
         probe.explore(
             _Room,
             {"reader-1": _read, "reader-2": _read, "writer": _write},
             nobody_overlapped,
             budget=SCHEDULES,
+        )
+
+
+def _write_then_read_back_to_back(lock: ReadWriteLock) -> str:
+    for _ in range(2):
+        with lock.writing():
+            pass
+        with lock.reading():
+            pass
+    return "done"
+
+
+@pytest.mark.probe
+@pytest.mark.clause(6)
+def test_readers_enter_freely_once_the_writer_has_left(probe: Prober) -> None:
+    def finished(_lock: ReadWriteLock, results: list[object]) -> None:
+        assert results == ["done"], f"write, read, write, read in one thread ended {results}"
+
+    with _hang_means(
+        "one thread wrote, left, and then waited forever to read, with nobody else around: "
+        "the lock still counted its writer as *waiting*. acquire_write must take itself off "
+        "the waiting count (`self._writers_waiting -= 1`) when it enters, or every later "
+        "reader waits for a writer that is long gone."
+    ):
+        probe.explore(
+            ReadWriteLock,
+            {"writer then reader": _write_then_read_back_to_back},
+            finished,
+            budget=1,
         )

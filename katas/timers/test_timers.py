@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -28,6 +30,47 @@ REAL_DELAY = 0.02
 REAL_PATIENCE = 2.0
 
 
+@contextmanager
+def _hang_means(explanation: str) -> Iterator[None]:
+    """Put the meaning of a deadlock report first, in the words of this kata."""
+    __tracebackhide__ = True
+    try:
+        yield
+    except AssertionError as failure:
+        if getattr(failure, "kind", None) == "deadlock":
+            raise AssertionError(f"{explanation}\n\n{failure}") from None
+        raise
+
+
+# What a TypeError in a timer thread means here: the arguments reached Timer the wrong way.
+ARGS_EXPLAIN = {
+    "exception": (
+        "a timer thread raised when it called the function. A TypeError such as `'int' object "
+        "is not iterable`, or one about `argument after *` or `**`, means the arguments reached "
+        "Timer the wrong way: Timer(delay, function, args) takes them as ONE tuple, while "
+        "Timer(delay, function, *args) puts the first argument into Timer's args= parameter "
+        "and the second into kwargs=."
+    )
+}
+
+
+def _arguments_meaning(calls: list[tuple[tuple[Any, ...], float]], wanted: tuple[Any, ...]) -> str:
+    """A hint when the function received the arguments packed into one tuple."""
+    if any(args == (wanted,) for args, _ in calls):
+        return (
+            f" The function received the tuple {wanted} as ONE argument: hand the arguments on "
+            f"unpacked, function(*args), e.g. call_later(self.wait, self.function, *args)."
+        )
+    first = wanted[0] if wanted else None
+    if isinstance(first, str) and any(args == tuple(first) for args, _ in calls):
+        return (
+            f" The function received the letters of {first!r} one by one: the string itself "
+            f"became Timer's args=. Timer(delay, function, *args) spreads the arguments over "
+            f"Timer's own parameters; pass them as one tuple: Timer(delay, function, args)."
+        )
+    return ""
+
+
 class _Record:
     """Remembers each call: its arguments and the (virtual) time it happened."""
 
@@ -42,6 +85,7 @@ class _Record:
         self.started = time.monotonic()
 
 
+@pytest.mark.clause(1, 2)
 def test_call_later_runs_the_function_in_a_daemon_timer_thread() -> None:
     fired = threading.Event()
     ran_in: list[threading.Thread] = []
@@ -52,7 +96,10 @@ def test_call_later_runs_the_function_in_a_daemon_timer_thread() -> None:
 
     timer = call_later(REAL_DELAY, mark)
     try:
-        assert isinstance(timer, threading.Timer), "call_later must return the Timer it started"
+        assert isinstance(timer, threading.Timer), (
+            f"call_later returned {timer!r}: it must return the Timer it started, so that the "
+            f"caller can cancel() it"
+        )
         assert timer.daemon, (
             "the timer is not a daemon thread: a pending timer would keep the program from "
             "exiting; set daemon = True before start()"
@@ -69,6 +116,7 @@ def test_call_later_runs_the_function_in_a_daemon_timer_thread() -> None:
 
 
 @pytest.mark.probe
+@pytest.mark.clause(1)
 def test_call_later_calls_once_with_the_arguments_after_the_delay(probe: Prober) -> None:
     def schedule(record: _Record) -> bool:
         record.begin()
@@ -83,9 +131,10 @@ def test_call_later_calls_once_with_the_arguments_after_the_delay(probe: Prober)
         assert record.calls == [(("a", 1), DELAY)], (
             f"call_later({DELAY:g}, f, 'a', 1) gave the calls {record.calls} as (args, seconds "
             f"after the call); expected exactly one: (('a', 1), {DELAY:g})"
+            + _arguments_meaning(record.calls, ("a", 1))
         )
 
-    probe.explore(_Record, [schedule], once_after_delay, budget=1)
+    probe.explore(_Record, [schedule], once_after_delay, budget=1, explain=ARGS_EXPLAIN)
 
 
 class _Debounced:
@@ -102,18 +151,26 @@ def _burst(state: _Debounced) -> None:
 
 
 @pytest.mark.probe
+@pytest.mark.clause(3)
 def test_a_burst_of_calls_fires_once_with_the_last_arguments(probe: Prober) -> None:
     def last_only(state: _Debounced, _results: list[object]) -> None:
-        assert [args for args, _ in state.record.calls] == [(3,)], (
-            f"three calls one second apart with a {WAIT:g} s wait fired {state.record.calls} as "
-            f"(args, seconds): only the last call of a burst may fire. Each call must cancel "
-            f"the pending timer before it starts its own."
+        calls = state.record.calls
+        assert len(calls) == 1, (
+            f"three calls one second apart with a {WAIT:g} s wait fired {len(calls)} times: "
+            f"{calls} as (args, seconds). Only the last call of a burst may fire: each call "
+            f"must cancel the pending timer before it starts its own, and call_later must "
+            f"return that timer so that it can be cancelled."
+        )
+        assert calls[0][0] == (3,), (
+            f"the burst call(1), call(2), call(3) fired with the arguments {calls[0][0]}, not "
+            f"(3,): the last call's arguments win." + _arguments_meaning(calls, (3,))
         )
 
-    probe.explore(_Debounced, [_burst], last_only, budget=1)
+    probe.explore(_Debounced, [_burst], last_only, budget=1, explain=ARGS_EXPLAIN)
 
 
 @pytest.mark.probe
+@pytest.mark.clause(3)
 def test_the_call_fires_wait_seconds_after_the_last_call_of_the_burst(probe: Prober) -> None:
     def timed_from_last(state: _Debounced, _results: list[object]) -> None:
         times = [at for _, at in state.record.calls]
@@ -123,10 +180,11 @@ def test_the_call_fires_wait_seconds_after_the_last_call_of_the_burst(probe: Pro
             f"from the first one (that would be a throttle)"
         )
 
-    probe.explore(_Debounced, [_burst], timed_from_last, budget=1)
+    probe.explore(_Debounced, [_burst], timed_from_last, budget=1, explain=ARGS_EXPLAIN)
 
 
 @pytest.mark.probe
+@pytest.mark.clause(4)
 def test_calls_further_apart_than_the_wait_each_fire(probe: Prober) -> None:
     def apart(state: _Debounced) -> None:
         state.record.begin()
@@ -138,13 +196,14 @@ def test_calls_further_apart_than_the_wait_each_fire(probe: Prober) -> None:
         assert state.record.calls == [(("first",), WAIT), (("second",), 2 * WAIT + 1.0)], (
             f"two calls {WAIT + 1:g} s apart fired {state.record.calls} as (args, seconds): each "
             f"quiet period of {WAIT:g} s ends a burst, so both calls must fire, each {WAIT:g} s "
-            f"after it was made"
+            f"after it was made." + _arguments_meaning(state.record.calls, ("first",))
         )
 
-    probe.explore(_Debounced, [apart], both, budget=1)
+    probe.explore(_Debounced, [apart], both, budget=1, explain=ARGS_EXPLAIN)
 
 
 @pytest.mark.probe
+@pytest.mark.clause(5)
 def test_two_threads_calling_at_once_fire_only_once(probe: Prober) -> None:
     def once(state: _Debounced, _results: list[object]) -> None:
         fired = [args for args, _ in state.record.calls]
@@ -159,12 +218,15 @@ def test_two_threads_calling_at_once_fire_only_once(probe: Prober) -> None:
         {"caller-1": lambda s: s.debouncer.call(1), "caller-2": lambda s: s.debouncer.call(2)},
         once,
         budget=SCHEDULES,
+        explain=ARGS_EXPLAIN,
     )
 
 
 @pytest.mark.probe
+@pytest.mark.clause(6)
 def test_cancel_drops_the_pending_call(probe: Prober) -> None:
     def call_then_cancel(state: _Debounced) -> None:
+        state.record.begin()
         state.debouncer.call("dropped")
         time.sleep(1.0)
         state.debouncer.cancel()
@@ -172,10 +234,41 @@ def test_cancel_drops_the_pending_call(probe: Prober) -> None:
     def nothing(state: _Debounced, _results: list[object]) -> None:
         assert state.record.calls == [], (
             f"cancel() was called 1 s after call() and the function still ran: "
-            f"{state.record.calls}. Forgetting the timer does not stop it; call its cancel()."
+            f"{state.record.calls} as (args, seconds). Forgetting the timer does not stop it; "
+            f"call its cancel() (and call_later must return the timer, or there is nothing to "
+            f"cancel)."
         )
 
     probe.explore(_Debounced, [call_then_cancel], nothing, budget=1)
+
+
+@pytest.mark.probe
+@pytest.mark.clause(6)
+def test_cancel_with_nothing_pending_does_nothing(probe: Prober) -> None:
+    def cancel_twice_around_a_call(state: _Debounced) -> str:
+        for moment in ("before any call", "after the call had fired", "a second time"):
+            try:
+                state.debouncer.cancel()
+            except AttributeError as error:
+                return f"cancel() {moment} raised AttributeError: {error}"
+            if moment == "before any call":
+                state.record.begin()
+                state.debouncer.call("kept")
+                time.sleep(WAIT + 1.0)
+        return "fine"
+
+    def harmless(state: _Debounced, results: list[object]) -> None:
+        assert results[0] == "fine", (
+            f"{results[0]}. With no call pending, cancel() has nothing to drop and must do "
+            f"nothing: check `if self._timer is not None` before cancelling it."
+        )
+        assert [args for args, _ in state.record.calls] == [("kept",)], (
+            f"call('kept'), made after an idle cancel(), fired {state.record.calls} as (args, "
+            f"seconds), not once with ('kept',)."
+            + _arguments_meaning(state.record.calls, ("kept",))
+        )
+
+    probe.explore(_Debounced, [cancel_twice_around_a_call], harmless, budget=1)
 
 
 class _Runaway(Exception):
@@ -212,6 +305,7 @@ class _Beats:
 
 
 @pytest.mark.probe
+@pytest.mark.clause(7)
 def test_a_heartbeat_beats_every_interval_until_stopped(probe: Prober) -> None:
     expected = [
         ("beat starts", 1.0),
@@ -225,14 +319,16 @@ def test_a_heartbeat_beats_every_interval_until_stopped(probe: Prober) -> None:
         assert state.events == expected, (
             f"a heartbeat of {INTERVAL:g} s whose beats take {BEAT_SECONDS:g} s, stopped after "
             f"3.5 s, logged {state.events}; expected {expected}: the first beat {INTERVAL:g} s "
-            f"after start(), the next {INTERVAL:g} s after each beat ends, none after stop() "
-            f"(stop() must cancel the timer that is already armed)"
+            f"after start(), the next {INTERVAL:g} s after each beat *ends* (arm the next "
+            f"timer after beat() returns, not before it), none after stop() (stop() must cancel "
+            f"the timer that is already armed)"
         )
 
     probe.explore(_Beats, [lambda s: s.run_for(3.5)], two_beats, budget=1)
 
 
 @pytest.mark.probe
+@pytest.mark.clause(8)
 def test_no_beat_runs_after_stop_has_returned(probe: Prober) -> None:
     def quiet_after_stop(state: _Beats, _results: list[object]) -> None:
         names = [name for name, _ in state.events]
@@ -244,7 +340,12 @@ def test_no_beat_runs_after_stop_has_returned(probe: Prober) -> None:
             f"beat must not re-arm the timer once the stopped flag is set."
         )
 
-    probe.explore(_Beats, [lambda s: s.run_for(2.75)], quiet_after_stop, budget=SCHEDULES)
+    with _hang_means(
+        "stop(), called in the middle of a beat, never returned: it waits in join() for the "
+        "running beat while it holds the lock, and the beat's _tick waits for that same lock "
+        "before it can finish. Join after the `with self._lock:` block, not inside it."
+    ):
+        probe.explore(_Beats, [lambda s: s.run_for(2.75)], quiet_after_stop, budget=SCHEDULES)
 
 
 class _SelfStopping(_Beats):
@@ -264,14 +365,21 @@ class _SelfStopping(_Beats):
 
 
 @pytest.mark.probe
+@pytest.mark.clause(9)
 def test_a_beat_can_stop_its_own_heartbeat(probe: Prober) -> None:
     expected = [("beat starts", 1.0), ("beat ends", 1.5), ("beat starts", 2.5), ("beat ends", 3.0)]
 
     def stopped_from_inside(state: _SelfStopping, _results: list[object]) -> None:
+        raised = [name for name, _ in state.events if name.startswith("stop() raised")]
+        assert not raised, (
+            f"the second beat called stop(), and {raised[0]}: stop() from inside a beat runs "
+            f"in the timer's own thread, which cannot join itself; skip the join when the "
+            f"timer is threading.current_thread()"
+        )
         assert state.events == expected, (
-            f"the second beat called stop() and the log is {state.events}: stop() from inside "
-            f"a beat runs in the timer's own thread, which cannot join itself; skip the join "
-            f"when the timer is threading.current_thread()"
+            f"the second beat called stop() and the log is {state.events}, not {expected}: "
+            f"the beats came at the wrong times (see "
+            f"test_a_heartbeat_beats_every_interval_until_stopped), or one came after stop()"
         )
 
     probe.explore(_SelfStopping, [lambda s: s.start_alone()], stopped_from_inside, budget=1)

@@ -3,18 +3,26 @@
 Contract (the tests check each point, most of them under a controlled scheduler whose clock
 is virtual: a five-second timer costs nothing and always fires at exactly five seconds):
 
-- `call_later(delay, function, *args)` starts a daemon `Timer` that calls `function(*args)`
-  once, `delay` seconds from now, in the timer's own thread, and returns that timer (so the
-  caller can `cancel()` it). It does not wait for it.
-- `Debouncer(wait, function)`: `call(*args)` (re)starts the countdown. `function(*args)` runs
-  `wait` seconds after the *last* call, with the last call's arguments; every call that comes
-  before the countdown ends replaces the pending one. `call` may be used from several threads
-  at once: however they interleave, one burst of calls fires exactly once. `cancel()` drops
-  the pending call, if any.
-- `Heartbeat(interval, beat)`: `start()` makes `beat()` run every `interval` seconds (each
-  beat `interval` seconds after the previous one finished), each in a timer thread made by
-  the given `_arm()`. `stop()` stops it for good: once `stop()` has returned, no beat is
-  running and none will start. `stop()` may also be called from inside `beat()`.
+- §1 `call_later(delay, function, *args)` calls `function(*args)` once, with exactly those
+  arguments, `delay` seconds from now, in the timer's own thread; it does not wait for it.
+  §2 `call_later` makes its `Timer` a daemon thread, starts it, and returns it (so the
+  caller can `cancel()` it).
+- `Debouncer(wait, function)` keeps `wait`, `function`, a lock and the pending timer (given).
+  §3 `Debouncer.call(*args)` (re)starts the countdown: `function(*args)` runs `wait` seconds
+  after the *last* call of a burst, once, with that last call's arguments.
+  §4 Calls further apart than `wait` are separate bursts: each of them fires, `wait` seconds
+  after it was made.
+  §5 `Debouncer.call` may be used from several threads at once: however they interleave, one
+  burst of calls fires exactly once.
+  §6 `Debouncer.cancel()` drops the pending call, if any; with nothing pending it does
+  nothing.
+- `Heartbeat(interval, beat)` makes each timer thread with the given `_arm()`.
+  §7 `Heartbeat.start()` makes `beat()` run every `interval` seconds: the first beat
+  `interval` seconds after `start()`, each next one `interval` seconds after the previous
+  one finished.
+  §8 `Heartbeat.stop()` stops it for good: once `stop()` has returned, no beat is running and
+  none will start, even when `stop()` comes in the middle of a beat.
+  §9 `Heartbeat.stop()` may also be called from inside `beat()`, in the timer's own thread.
 - Use `Timer` as imported at the top (`from threading import Timer`), and `threading.Lock`:
   the tests swap in instrumented versions while they probe you.
 """

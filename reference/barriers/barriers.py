@@ -8,22 +8,33 @@ Contract (the tests check each point under a controlled scheduler with a virtual
 timeouts cost nothing):
 
 - `Simulation(cells, parties, rule=None, timeout=DEFAULT_TIMEOUT)` (no rule: `rule90`) keeps
-  the current row in `current` and the row being built in `next`. Its `barrier` is a
-  `threading.Barrier` for `parties` threads, whose `action` is `end_generation` and whose
-  default wait timeout is `timeout`: a party that never arrives breaks the barrier instead of
-  hanging everyone.
+  the current row in `current` and the row being built in `next`, and counts `generation`
+  from 0 (given).
+  §1 The simulation's `barrier` is a `threading.Barrier` for exactly `parties` threads.
+  §2 The barrier's default wait timeout is `timeout` (`DEFAULT_TIMEOUT` when none is given):
+  a party that never arrives breaks the barrier after that many seconds instead of hanging
+  everyone.
 - `compute_slice(party)` (given) fills party's cells of `next` from `current`.
-- `end_generation()` runs exactly once per generation, after every party has finished it and
-  before any party starts the next: it swaps `current` and `next` and adds 1 to `generation`.
-- `run_party(party, generations)` is one party's body: per generation, compute its slice,
-  then wait at the barrier. It returns True when all generations are done, and False as soon
-  as the barrier is broken (`threading.BrokenBarrierError`: a party missing, failed or
-  aborted). If computing its slice raises, it aborts the barrier first (so the other parties
-  stop at once instead of waiting for the timeout), then lets the exception propagate.
-- `restart(cells)` makes the simulation (also a broken one) ready for a new run from `cells`:
-  generation 0, fresh rows, and a barrier that works again (`reset()`).
-- `run(generations)` runs every party in its own thread, all at once, joins them, and returns
-  a copy of `current`; it raises `threading.BrokenBarrierError` if any party returned False.
+- §3 `end_generation()` swaps `current` and `next` and adds 1 to `generation`.
+  §4 `end_generation()` is the barrier's `action`: it runs exactly once per generation, after
+  every party has finished it and before any party starts the next.
+- §5 `run_party(party, generations)` computes party's slice and then waits at the barrier,
+  once per generation, so that no party starts a generation before every party has finished
+  the previous one.
+  §6 `run_party` returns True when all its generations are done.
+  §7 `run_party` returns False as soon as the barrier is broken
+  (`threading.BrokenBarrierError`: a party missing, failed or aborted), without computing
+  any further generation.
+  §8 When computing its slice raises, `run_party` aborts the barrier first, so that every
+  other party stops at once instead of waiting for the timeout.
+  §9 When computing its slice raises, `run_party` then lets that exception propagate.
+- §10 `restart(cells)` starts over from a copy of `cells`, which may differ in length from
+  the old row: generation 0, a fresh `next` row of the same length.
+  §11 `restart` makes a broken barrier work again (`reset()`).
+- §12 `run(generations)` runs every party in its own thread, all at once, and joins them all
+  before it returns.
+  §13 `run` returns a copy of `current`: changing the returned list leaves the simulation alone.
+  §14 `run` raises `threading.BrokenBarrierError` if any party returned False.
 - Use `threading.Barrier` and `threading.Thread` (the tests swap in instrumented versions).
 """
 

@@ -3,15 +3,20 @@
 Contract (the tests check each point; those marked `timing` measure real time, with bounds
 explained in the test file):
 
-- `timed(function)` calls `function()` once and returns how many seconds of wall-clock time
-  that took, measured with `time.perf_counter()` (a waiting call counts its waiting).
-- `serially(tasks)` calls each task (a function of no arguments) in turn, in the calling
-  thread, and returns their results in the order of `tasks`.
-- `in_threads(tasks)` calls each task in a thread of its own, all threads running at the same
-  time (every thread is started before any is joined), waits for all of them, and returns
-  their results in the order of `tasks`, whatever order the threads finish in.
-- `speedup(tasks)` runs the tasks once serially and once in threads, and returns the serial
-  time divided by the threaded time: above 1 when threads helped.
+- §1 `timed(function)` calls `function()` exactly once and returns how many seconds of
+  wall-clock time that took, as a float, measured with `time.perf_counter()` (a waiting call
+  counts its waiting).
+- §2 `serially(tasks)` calls each task (a function of no arguments) in turn, in the calling
+  thread, and returns a list of their results in the order of `tasks`: every task has run
+  when it returns.
+- §3 `in_threads(tasks)` calls each task in a thread of its own, never in the calling thread.
+  §4 `in_threads` runs all its threads at the same time: every thread is started before any
+  is joined.
+  §5 `in_threads` waits for all its threads before it returns, and returns their results in
+  the order of `tasks`, whatever order the threads finish in.
+- §6 `speedup(tasks)` times the tasks once serially and once in threads (with `timed`, which
+  takes a function to call), and returns the serial time divided by the threaded time:
+  above 1 when threads helped.
 - `wait_for_io(seconds)` (given) stands for a blocking call (a network or disk wait): it sleeps,
   and the GIL is released while it does. `count_down(n)` (given) is pure-Python computation:
   it holds the GIL all the time it runs.

@@ -11,33 +11,52 @@ classes are made of a `Condition(threading.Lock())` and a few fields (their `__i
 given). Contract, class by class:
 
 - `Condition(lock=None)`: `lock` defaults to a new `threading.RLock()`. `with cond:`,
-  `acquire()` and `release()` are the lock's (given). `wait(timeout=None)` must be called
-  holding the lock (else `RuntimeError`); it releases the lock, sleeps until a `notify` picks
-  this thread or `timeout` seconds pass, takes the lock back, and returns True if notified,
-  False on timeout. Waiters are woken in the order they started waiting.
-  `wait_for(predicate, timeout=None)` waits until `predicate()` is true, re-checking after
-  each wakeup, for at most `timeout` seconds in total, and returns the last value of
-  `predicate()`. `notify(n=1)` wakes up to `n` waiters, `notify_all()` all of them; both need
-  the lock held (else `RuntimeError`). `wait()` expects the lock held once (as `with cond:`
-  does), not recursively.
-- `Semaphore(value=1)`: `acquire(blocking=True, timeout=None)` takes one unit, waiting while
-  none is left (at most `timeout` seconds; not at all if `blocking` is False) and returns
-  whether it got one; `ValueError` for `blocking=False` with a timeout. `release(n=1)` gives
-  back `n` units and wakes up to `n` waiters; `ValueError` if `n < 1`. `with sem:` works.
-- `BoundedSemaphore(value=1)`: a Semaphore whose `release` raises `ValueError` (and changes
-  nothing) when the count would exceed the initial value.
-- `Event()`: `is_set()` (given), `set()` (wakes every waiter), `clear()`, and
-  `wait(timeout=None)`, which returns True as soon as the flag is set (at once if it already
-  is), False on timeout. A waiter woken by `set()` returns True even if `clear()` came before
-  it ran again.
-- `Barrier(parties, action=None, timeout=None)`: `wait(timeout=None)` (default: the
-  barrier's timeout) blocks until `parties` threads wait, then releases them all and returns
-  each one's arrival index (0 for the first). The last to arrive runs `action` first; if it
-  raises, the barrier breaks and the exception propagates in that thread. A wait that times
-  out breaks the barrier. Once broken, every waiting and every later `wait()` raises
-  `BrokenBarrierError` (threading's own class). `abort()` breaks it; `reset()` makes it
-  usable again (threads waiting at that moment get `BrokenBarrierError`). The barrier is
-  reusable round after round. `parties`, `n_waiting` and `broken` are given.
+  `acquire()` and `release()` are the lock's (given). `wait()` expects the lock held once (as
+  `with cond:` does), not recursively.
+  §1 `Condition.wait(timeout=None)` raises `RuntimeError` when the caller does not hold the
+  lock.
+  §2 `Condition.notify(n=1)` and `notify_all()` raise `RuntimeError` when the caller does not
+  hold the lock.
+  §3 `Condition.wait` releases the lock while it sleeps, and holds it again when it returns.
+  §4 `Condition.wait` returns True when a `notify` picked this thread, and False when
+  `timeout` seconds passed first; a timeout of 0 or less gives False at once, never a wait.
+  §5 A waiter whose `wait` timed out leaves the queue of waiters: a later `notify` goes to a
+  thread that still waits.
+  §6 `Condition.notify(n=1)` wakes up to `n` waiters, those that started waiting first;
+  `notify_all()` wakes all of them.
+  §7 `Condition.wait_for(predicate, timeout=None)` re-checks `predicate()` after every wakeup
+  and returns its last value.
+  §8 The `timeout` of `wait_for` counts the whole wait, not each wakeup's wait.
+- `Semaphore(value=1)` (`__init__`, `with sem:` given):
+  §9 `Semaphore.acquire(blocking=True, timeout=None)` takes one unit, waiting while none is
+  left (at most `timeout` seconds), and returns whether it got one.
+  §10 `Semaphore.acquire(blocking=False)` and `acquire(timeout=0)` never wait, and
+  `acquire(False, timeout)` raises `ValueError`.
+  §11 `Semaphore.acquire` checks the count and takes the unit in one step under the lock:
+  two threads never take the same last unit.
+  §12 `Semaphore.release(n=1)` gives back `n` units and wakes up to `n` waiters; it raises
+  `ValueError` if `n < 1`.
+- §13 `BoundedSemaphore(value=1).release(n=1)` raises `ValueError`, and changes nothing,
+  when `n < 1` or when the count would exceed the initial value.
+- `Event()` (`is_set()` given):
+  §14 `Event.set()` sets the flag and wakes every waiter; `clear()` lowers it.
+  §15 `Event.wait(timeout=None)` returns True at once if the flag is set, True when `set()`
+  wakes it (even if `clear()` came before it ran again), and False on timeout.
+- `Barrier(parties, action=None, timeout=None)` (`parties`, `n_waiting`, `broken` and `_break`
+  given):
+  §16 `Barrier.wait(timeout=None)` blocks until `parties` threads wait, then releases them
+  all and returns each one's arrival index (0 for the first).
+  §17 The last party to arrive runs `action` once per round, before anyone goes on.
+  §18 When the action raises, the barrier breaks and the exception propagates in the thread
+  that ran it.
+  §19 A `Barrier.wait` that times out breaks the barrier for everyone; its timeout is the
+  barrier's own unless `wait` is given one.
+  §20 Once the barrier is broken (by a timeout, a failing action or `abort()`), every waiting
+  and every later `wait()` raises `BrokenBarrierError` (threading's own class).
+  §21 `Barrier.reset()` makes the barrier usable again; threads waiting at that moment get
+  `BrokenBarrierError`.
+  §22 The barrier is reusable round after round, also when the parties come straight back
+  for the next round while the others are still waking up.
 """
 
 from __future__ import annotations

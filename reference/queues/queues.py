@@ -1,24 +1,33 @@
 """Kata `queues`: a producer, worker threads and a collector connected by `queue.Queue`.
 
 Contract (the tests check each point, several of them under a controlled scheduler that tries
-many interleavings of your threads):
+many interleavings of your threads, on a virtual clock):
 
-- `STOP` is the sentinel ("poison pill"): an object that is never a real item.
-- `produce(items, tasks, workers)` puts every item on `tasks` in order, then one `STOP` per
-  worker, so that every worker gets a `STOP` of its own.
-- `work_loop(tasks, results, work)` is a worker's body. It takes items from `tasks` with a
-  blocking `get()` (a worker that starts before the producer must wait, not give up) and
-  puts `work(item)` on `results` for each one, until it takes a `STOP`; then it returns,
-  leaving anything behind the `STOP` in the queue. It calls `tasks.task_done()` exactly once
-  for every item it took, the `STOP` included, and only after the item's result is on
-  `results`: when `tasks.join()` returns, every result is already in `results`.
-- `collect(results)` takes values from `results` until it takes a `STOP`, and returns the
-  values taken before it, in the order they arrived.
-- `run_pipeline(items, work, workers=3)` wires the stages: two queues, `workers` threads
-  running `work_loop` and one collector thread running `collect`, all started before the
-  caller produces the items. Once `tasks.join()` says that all the work is done, it stops the
-  collector with a `STOP` on `results`, joins every thread and returns the collected results
-  (one per item, in any order). The work must run in several workers at once.
+- `STOP` is the sentinel ("poison pill"): an object that is never a real item (given).
+- §1 `produce(items, tasks, workers)` puts every item of `items` (any iterable, a generator
+  too) on `tasks`, in the order given.
+  §2 `produce` then puts one `STOP` per worker, after every item, so that every worker gets a
+  `STOP` of its own.
+- `work_loop(tasks, results, work)` is a worker's body.
+  §3 `work_loop` takes items from `tasks` with a blocking `get()` and no timeout: a worker
+  that starts before a slow producer waits for the items, never gives up.
+  §4 `work_loop` puts `work(item)` on `results` for each item it takes, in the order it takes
+  them, and never hands a `STOP` to `work`.
+  §5 `work_loop` returns as soon as it takes a `STOP`, leaving anything behind the `STOP` in
+  the queue.
+  §6 `work_loop` calls `tasks.task_done()` exactly once for every entry it took, the `STOP`
+  included.
+  §7 `work_loop` calls `task_done()` for an item only after the item's result is on `results`:
+  when `tasks.join()` returns, every result is already in `results`.
+- §8 `collect(results)` waits in a blocking `get()` for values until it takes a `STOP`, and
+  returns the values taken before it, in the order they arrived.
+- §9 `run_pipeline(items, work, workers=3)` returns the collected results, one per item of
+  `items` (any iterable), in any order, and `[]` for no items.
+  §10 `run_pipeline` starts `workers` threads running `work_loop` (3 by default) and one
+  collector thread running `collect`, all before it produces the items, so that the work
+  runs in `workers` threads at once while the items are still being produced.
+  §11 `run_pipeline` puts the collector's `STOP` on `results` only after `tasks.join()` has
+  returned, and joins every thread before it returns the collected list.
 - Use `queue.Queue` and `threading.Thread` (the tests swap in instrumented versions while
   they probe you). Never poll `empty()`: it is out of date as soon as it returns.
 """
