@@ -6,25 +6,32 @@ where pp is not installed, so that the tests can be skipped there with a reason.
 
 Contract (the tests check each point):
 
-- `local_server(ncpus)` returns a `pp.Server` with exactly `ncpus` local worker processes and no
-  remote ppservers. The caller destroys it (`server.destroy()`).
-- `run_all(server, function, argument_tuples, depfuncs=(), modules=())` submits one job per
-  tuple, `function(*arguments)`, shipping the functions in `depfuncs` and importing the modules
-  named in `modules` on the worker, and returns the results in the order of the tuples. pp
-  reports a job that raised by printing the worker's traceback and returning `None`: then
-  `run_all` raises `RuntimeError` naming the arguments of the first failed job. (The functions
-  used here never return None.)
-- `count_primes_in_parallel(server, limit, parts)` returns how many primes lie below `limit`,
-  computed as one `count_primes(start, stop)` job per range of `chunks(limit, parts)`; each job
-  needs `is_prime` and the `math` module on the worker.
-- `fibonacci_table(server, numbers)` computes `fibonacci(n)` for every n as pp jobs whose
-  *callback* files each result under its n (`callbackargs`), and returns `{n: fibonacci(n)}`
-  complete: it waits for every job first (B2 ch.6's SMP recipe).
-- `connect(addresses, secret, timeout=10.0)` returns a `pp.Server` with no local workers that
-  sends its jobs to the ppservers at `addresses` ("127.0.0.1:port"), authenticating with
-  `secret`. It returns only once every address is an active node (`get_active_nodes()`); if
-  that does not happen within `timeout` seconds it destroys the server and raises
-  `TimeoutError` (a wrong secret is refused by the ppservers, for instance).
+- §1 `local_server(ncpus)` returns a `pp.Server` with exactly `ncpus` local worker processes and
+  no remote ppservers. The caller destroys it (`server.destroy()`).
+- §2 `run_all(server, function, argument_tuples, depfuncs=(), modules=())` submits one job per
+  tuple, `function(*arguments)`, every job before it waits for any, so that the jobs run side
+  by side on the server's workers.
+  §3 `run_all` ships the functions in `depfuncs` with each job and imports the modules named in
+  `modules` on the worker.
+  §4 `run_all` returns the results in the order of the tuples, whatever order the jobs finish in.
+  §5 `run_all` raises `RuntimeError` naming the arguments of the first failed job when a job
+  raised on its worker: pp prints the worker's traceback and gives `None` as that job's result.
+  (The functions used here never return None; they may return 0 or another false value.)
+- §6 `count_primes_in_parallel(server, limit, parts)` returns how many primes lie below `limit`,
+  computed as one `count_primes(start, stop)` job per range of `chunks(limit, parts)`.
+  §7 `count_primes_in_parallel` ships `is_prime` and the `math` module with each job, which
+  the worker needs to run `count_primes`.
+- §8 `fibonacci_table(server, numbers)` computes `fibonacci(n)` for every n as pp jobs whose
+  *callback* files each result under its n (`callbackargs`), and returns `{n: fibonacci(n)}`.
+  §9 `fibonacci_table` returns its table complete: it waits for every job first (B2 ch.6's SMP
+  recipe).
+- §10 `connect(addresses, secret, timeout=10.0)` returns a `pp.Server` with no local workers
+  that sends its jobs to the ppservers at `addresses` ("127.0.0.1:port"), authenticating with
+  `secret`.
+  §11 `connect` returns only once every address is an active node (`get_active_nodes()`).
+  §12 `connect` raises `TimeoutError` when not every address has become an active node within
+  `timeout` seconds (a wrong secret is refused by the ppservers, for instance), and not before.
+  §13 `connect` destroys the server it gives up on before it raises `TimeoutError`.
 
 The job functions (`is_prime`, `count_primes`, `fibonacci`, `meet`, `fail_on`) are given. pp sends
 their *source code* to the workers, so they live at module level and name what they need.

@@ -2,29 +2,38 @@
 
 Contract (the tests check each point):
 
-- `amdahl(parallel_fraction, processors)`: the speedup of a program whose run on one processor
-  spends `parallel_fraction` of its time in work that can be spread over `processors`
-  processors (the rest stays serial): 1 / ((1 - f) + f / n). `processors` may be `math.inf`.
-  Raises `ValueError` unless 0 <= f <= 1 and n >= 1.
-- `amdahl_limit(parallel_fraction)`: the speedup that no number of processors can beat:
-  1 / (1 - f), and `math.inf` for f = 1. (For f = 0.9 that is 10, not the 9 that B1 says.)
-- `gustafson(parallel_fraction, processors)`: the scaled speedup of Gustafson's law, where `f`
-  is the parallel fraction of the run *on n processors* and the problem grows with n:
-  (1 - f) + f * n. Same `ValueError` rule as `amdahl`.
-- `efficiency(speedup, processors)`: speedup per processor, speedup / n (1.0 = perfect).
-- `processors_for(parallel_fraction, speedup)`: the fewest whole processors n for which
-  `amdahl(f, n) >= speedup`: solve the law for n and round up, but treat a solution within a
-  relative 1e-9 of a whole number as that number (floats give 3.000000000000001 for f = 0.5,
-  speedup 1.5, where exactly 3 processors suffice; f = 0.9 reaches 9 at 81). Returns 1 for a
-  speedup of 1 or less. Raises `ValueError` when the speedup is out of reach (at or beyond
-  `amdahl_limit(f)`, again allowing for float rounding).
-- `split(stop, parts)`: cut the numbers 1 .. stop - 1 into `parts` consecutive ranges
-  `(start, end)` (end excluded) that cover them exactly once, in order, with sizes that differ
-  by at most one.
-- `parallel_collatz(pool, stop, parts)`: `collatz_steps_total(1, stop)` computed by the given
-  `multiprocessing.Pool`, one task per range of `split(stop, parts)`, the partial totals added
-  up in the caller. With two workers on two free cores the tests require it to run at least
-  1.4 times faster than the serial call.
+- §1 `amdahl(parallel_fraction, processors)` returns 1 / ((1 - f) + f / n), the speedup of a
+  program whose run on one processor spends `parallel_fraction` f of its time in work that can
+  be spread over `processors` n processors (the rest stays serial).
+  §2 `amdahl` accepts `processors = math.inf` and then gives the limit 1 / (1 - f).
+  §3 `amdahl` raises `ValueError` unless 0 <= f <= 1 and n >= 1 (both edges allowed).
+- §4 `amdahl_limit(parallel_fraction)` returns 1 / (1 - f), the speedup that no number of
+  processors can beat: for f = 0.9 that is 10, not the 9 that B1 says.
+  §5 `amdahl_limit(1.0)` returns `math.inf`: a program with no serial part has no limit.
+  §6 `amdahl_limit` raises `ValueError` unless 0 <= f <= 1.
+- §7 `gustafson(parallel_fraction, processors)` returns (1 - f) + f * n, the scaled speedup of
+  Gustafson's law, where `f` is the parallel fraction of the run *on n processors* and the
+  problem grows with n.
+  §8 `gustafson` raises `ValueError` by the same rule as `amdahl`.
+- §9 `efficiency(speedup, processors)` returns the speedup per processor, speedup / n (1.0 =
+  perfect).
+- §10 `processors_for(parallel_fraction, speedup)` returns the fewest whole processors n for
+  which `amdahl(f, n) >= speedup`, as an `int`: solve the law for n and round up.
+  §11 `processors_for` treats a solution within a relative 1e-9 of a whole number as that number
+  (floats give 3.000000000000001 for f = 0.5, speedup 1.5, where exactly 3 processors suffice).
+  §12 `processors_for` returns 1 for a speedup of 1 or less, whatever f is.
+  §13 `processors_for` raises `ValueError` when the speedup is out of reach: at or beyond
+  `amdahl_limit(f)`, again allowing for float rounding.
+- §14 `split(stop, parts)` cuts the numbers 1 .. stop - 1 into `parts` consecutive ranges
+  `(start, end)` (end excluded) that cover them exactly once, in order.
+  §15 `split`'s ranges differ in size by at most one.
+- §16 `parallel_collatz(pool, stop, parts)` returns `collatz_steps_total(1, stop)` computed by
+  the given `multiprocessing.Pool`, one task per range of `split(stop, parts)`, the partial
+  totals added up in the caller.
+  §17 `parallel_collatz` hands the pool every task before it waits for any result.
+  §18 `parallel_collatz` leaves the caller's pool open, ready for the next call at once.
+  §19 `parallel_collatz` with two workers on two free cores runs at least 1.4 times faster than
+  the serial call.
 
 `collatz_steps_total` (given) is the CPU-bound job; it lives at module level so that the
 pool's worker processes can find it by name.

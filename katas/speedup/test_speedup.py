@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import pickle
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from multiprocessing.pool import Pool
 from typing import Any
 
@@ -73,12 +74,28 @@ def pool() -> Iterator[Pool]:
         yield workers
 
 
+@pytest.fixture
+def pool_of_three() -> Iterator[Pool]:
+    """A pool of three workers: more than this machine's two cores, and than a default."""
+    with multiprocessing.Pool(3) as workers:
+        yield workers
+
+
+def _call(law: Callable[..., Any], *args: Any) -> Any:
+    """law(*args), or the name of the exception it raised (for the messages)."""
+    try:
+        return law(*args)
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"
+
+
 # -- Amdahl -----------------------------------------------------------------------------------
 
 
+@pytest.mark.clause(1)
 def test_amdahl_gives_the_textbook_values() -> None:
-    cases = {(0.5, 2): 4 / 3, (0.9, 10): 1 / (0.1 + 0.09), (0.75, 4): 1 / (0.25 + 0.1875)}
-    got = {case: amdahl(*case) for case in cases}
+    cases = {(0.5, 2): 4 / 3, (0.9, 10): 1 / (0.1 + 0.09), (0.75, 3): 1 / (0.25 + 0.25)}
+    got = {case: _call(amdahl, *case) for case in cases}
     wrong = {case: value for case, value in got.items() if value != pytest.approx(cases[case])}
     assert not wrong, (
         f"amdahl(f, n) gave {wrong}, expected {dict((c, cases[c]) for c in wrong)}: the serial "
@@ -86,46 +103,104 @@ def test_amdahl_gives_the_textbook_values() -> None:
     )
 
 
+@pytest.mark.clause(1)
 @given(f=fractions, n=counts)
 def test_amdahl_never_beats_the_processor_count_or_the_serial_limit(f: float, n: int) -> None:
-    speedup = amdahl(f, n)
-    bound = min(n, amdahl_limit(f))
+    speedup, limit = _call(amdahl, f, n), _call(amdahl_limit, f)
+    _no_error(f"amdahl({f}, {n})", speedup)
+    _no_error(f"amdahl_limit({f})", limit)
+    bound = min(n, limit)
     assert 1 - 1e-9 <= speedup <= bound * (1 + 1e-9), (
         f"amdahl({f}, {n}) = {speedup}: a speedup lies between 1 (no gain) and the smaller of "
         f"n = {n} and the serial limit 1 / (1 - f) = {amdahl_limit(f)}"
     )
 
 
+@pytest.mark.clause(2)
+def test_amdahl_with_infinitely_many_processors_reaches_the_limit() -> None:
+    got = {f: _call(amdahl, f, math.inf) for f in (0.9, 0.5, 0.0)}
+    expected = {0.9: 10.0, 0.5: 2.0, 0.0: 1.0}
+    assert got == pytest.approx(expected), (
+        f"amdahl(f, math.inf) for f = 0.9, 0.5, 0 gave {got}, expected {expected}: f / math.inf "
+        f"is 0.0 in Python, so the law needs no special case; only the serial part is left "
+        f"(do not turn n into an int, and do not refuse an infinite n)"
+    )
+
+
+@pytest.mark.clause(3)
+def test_amdahl_accepts_the_edges_of_its_ranges() -> None:
+    cases = {(0.0, 4): 1.0, (1.0, 4): 4.0, (0.5, 1): 1.0}
+    got = {case: _call(amdahl, *case) for case in cases}
+    assert got == pytest.approx(cases), (
+        f"amdahl gave {got} for the edges f = 0 (all serial), f = 1 (all parallel) and n = 1, "
+        f"expected {cases}: both edges belong to the ranges, 0 <= f <= 1 and n >= 1"
+    )
+
+
+@pytest.mark.clause(3)
+def test_amdahl_refuses_fractions_outside_zero_to_one_and_fewer_than_one_processor() -> None:
+    cases = [(1.5, 4), (-0.1, 4), (0.5, 0), (0.5, 0.5)]
+    accepted = {
+        case: got for case in cases if not str(got := _call(amdahl, *case)).startswith("ValueError")
+    }
+    assert not accepted, (
+        f"amdahl did not raise ValueError for {accepted} (arguments: result): a fraction must "
+        f"lie in [0, 1] and there must be at least one processor (n >= 1), or the law gives "
+        f"meaningless numbers"
+    )
+
+
+def _no_error(call: str, got: Any) -> None:
+    __tracebackhide__ = True
+    if isinstance(got, str):
+        pytest.fail(
+            f"{call} raised {got}: f = 0 and f = 1 belong to the range 0 <= f <= 1, and n = 1 to "
+            f"n >= 1; only values outside them are refused (and amdahl_limit(1.0) is math.inf)"
+        )
+
+
+def _refused(law: Callable[..., Any], cases: list[tuple[float, ...]]) -> dict[Any, Any]:
+    """{arguments: what law returned or raised} for the cases it did not refuse with ValueError."""
+    results = {case: _call(law, *case) for case in cases}
+    return {case: got for case, got in results.items() if not str(got).startswith("ValueError")}
+
+
+@pytest.mark.clause(4)
 def test_amdahl_limit_for_a_ninety_percent_parallel_program_is_ten_not_nine() -> None:
-    limit = amdahl_limit(0.9)
+    limit = _call(amdahl_limit, 0.9)
     assert limit == pytest.approx(10), (
         f"amdahl_limit(0.9) = {limit}: with the parallel 90% taking no time at all, the serial "
         f"10% is left, and 1 / 0.1 = 10. B1 ch.1 says 9 (that is f / (1 - f)); 9 is what 81 "
         f"processors reach"
     )
-    assert amdahl(0.9, math.inf) == pytest.approx(10), "amdahl(0.9, inf) must equal the limit, 10"
-    assert amdahl_limit(1.0) == math.inf, "a program with no serial part has no limit: math.inf"
+    assert _call(amdahl_limit, 0.0) == pytest.approx(1), "a fully serial program's limit is 1"
 
 
-def test_the_laws_refuse_fractions_outside_zero_to_one_and_fewer_than_one_processor() -> None:
-    refused = []
-    for law in (amdahl, gustafson):
-        for args in ((1.5, 4), (-0.1, 4), (0.5, 0)):
-            try:
-                law(*args)
-            except ValueError:
-                refused.append((law.__name__, args))
-    assert len(refused) == 6, (
-        f"only {refused} raised ValueError: a fraction must lie in [0, 1] and there must be at "
-        f"least one processor, or the laws give meaningless numbers"
+@pytest.mark.clause(5)
+def test_amdahl_limit_of_a_fully_parallel_program_is_infinite() -> None:
+    limit = _call(amdahl_limit, 1.0)
+    assert limit == math.inf, (
+        f"amdahl_limit(1.0) gave {limit!r}: with no serial part, 1 / (1 - f) divides by zero; "
+        f"return math.inf for that case instead (no number of processors is too many)"
+    )
+
+
+@pytest.mark.clause(6)
+def test_amdahl_limit_refuses_fractions_outside_zero_to_one() -> None:
+    accepted = _refused(amdahl_limit, [(1.5,), (-0.1,)])
+    assert not accepted, (
+        f"amdahl_limit did not raise ValueError for {accepted} (arguments: result): a fraction "
+        f"above 1 gives a negative limit, one below 0 a limit under 1; check 0 <= f <= 1 as in "
+        f"amdahl"
     )
 
 
 # -- Gustafson and efficiency -----------------------------------------------------------------
 
 
+@pytest.mark.clause(7)
 def test_gustafson_grows_with_the_processors_where_amdahl_levels_off() -> None:
-    values = {n: gustafson(0.9, n) for n in (1, 10, 100)}
+    values = {n: _call(gustafson, 0.9, n) for n in (1, 10, 100)}
     expected = {1: 1.0, 10: 9.1, 100: 90.1}
     assert values == pytest.approx(expected), (
         f"gustafson(0.9, n) for n = 1, 10, 100 gave {values}, expected {expected}: the problem "
@@ -133,33 +208,86 @@ def test_gustafson_grows_with_the_processors_where_amdahl_levels_off() -> None:
     )
 
 
+@pytest.mark.clause(7)
 @given(f=fractions, n=counts)
 def test_gustafson_is_never_below_amdahl_for_the_same_fraction(f: float, n: int) -> None:
-    assert gustafson(f, n) >= amdahl(f, n) * (1 - 1e-9), (
-        f"gustafson({f}, {n}) = {gustafson(f, n)} < amdahl = {amdahl(f, n)}: a problem that "
+    scaled, fixed = _call(gustafson, f, n), _call(amdahl, f, n)
+    _no_error(f"gustafson({f}, {n})", scaled)
+    _no_error(f"amdahl({f}, {n})", fixed)
+    assert scaled >= fixed * (1 - 1e-9), (
+        f"gustafson({f}, {n}) = {scaled} < amdahl = {fixed}: a problem that "
         f"grows with the machine can only scale better than a fixed one"
     )
 
 
-def test_efficiency_is_speedup_per_processor() -> None:
-    assert efficiency(6.0, 8) == pytest.approx(0.75), (
-        f"efficiency(6.0, 8) = {efficiency(6.0, 8)}: a speedup of 6 on 8 processors uses "
-        f"three quarters of them, 0.75"
+@pytest.mark.clause(8)
+def test_gustafson_accepts_the_edges_of_its_ranges() -> None:
+    cases = {(0.0, 4): 1.0, (1.0, 4): 4.0, (0.5, 1): 1.0}
+    got = {case: _call(gustafson, *case) for case in cases}
+    assert got == pytest.approx(cases), (
+        f"gustafson gave {got} for the edges f = 0 (all serial), f = 1 (all parallel) and "
+        f"n = 1, expected {cases}: both edges belong to the ranges, 0 <= f <= 1 and n >= 1"
     )
 
 
+@pytest.mark.clause(8)
+def test_gustafson_refuses_fractions_outside_zero_to_one_and_fewer_than_one_processor() -> None:
+    accepted = _refused(gustafson, [(1.5, 4), (-0.1, 4), (0.5, 0), (0.5, 0.5)])
+    assert not accepted, (
+        f"gustafson did not raise ValueError for {accepted} (arguments: result): the same rule "
+        f"as amdahl, 0 <= f <= 1 and n >= 1"
+    )
+
+
+@pytest.mark.clause(9)
+def test_efficiency_is_speedup_per_processor() -> None:
+    got = _call(efficiency, 6.0, 8)
+    assert got == pytest.approx(0.75), (
+        f"efficiency(6.0, 8) = {got}: a speedup of 6 on 8 processors uses three quarters of "
+        f"them, 0.75"
+    )
+
+
+# -- processors_for ---------------------------------------------------------------------------
+
+
+@pytest.mark.clause(10, 11)
 def test_processors_for_finds_the_81_processors_that_reach_a_speedup_of_nine() -> None:
-    needed = processors_for(0.9, 9)
+    needed = _call(processors_for, 0.9, 9)
     assert needed == 81, (
         f"processors_for(0.9, 9) = {needed}: 1 / (0.1 + 0.9 / 81) = 9, so 81 processors reach "
         f"the speedup of 9 that B1 ch.1 gives as the limit; 82 are needed for 9.01"
     )
-    assert processors_for(0.9, 9.01) == 82, "a hair above 9 needs the 82nd processor"
-    assert processors_for(0.5, 1) == 1, "a speedup of 1 needs a single processor"
+    assert _call(processors_for, 0.9, 9.01) == 82, "a hair above 9 needs the 82nd processor"
 
 
+@pytest.mark.clause(10)
+@given(
+    f=st.floats(min_value=0.05, max_value=0.95),
+    n=st.integers(min_value=2, max_value=1_000),
+    between=st.floats(min_value=0.01, max_value=0.99),
+)
+def test_processors_for_returns_the_fewest_processors_that_reach_the_speedup(
+    f: float, n: int, between: float
+) -> None:
+    # The speedup that n - 1 + between processors would give: n - 1 fall short, n reach it.
+    wanted = 1 / ((1 - f) + f / (n - 1 + between))
+    needed = processors_for(f, wanted)
+    assert isinstance(needed, int), (
+        f"processors_for({f}, {wanted}) returned {needed!r}, a {type(needed).__name__}: a "
+        f"number of processors is a whole number; math.ceil returns an int"
+    )
+    assert needed == n, (
+        f"processors_for({f}, {wanted}) = {needed}, but {n - 1} processors give "
+        f"{amdahl(f, n - 1)} (too little) and {n} give {amdahl(f, n)} (enough): solve "
+        f"1 / ((1 - f) + f / n) = speedup for n, n = f / (1 / speedup - (1 - f)), and round "
+        f"*up* (math.ceil), neither down nor to the nearest"
+    )
+
+
+@pytest.mark.clause(11)
 def test_processors_for_is_not_fooled_by_float_rounding() -> None:
-    needed = processors_for(0.5, 1.5)
+    needed = _call(processors_for, 0.5, 1.5)
     assert needed == 3, (
         f"processors_for(0.5, 1.5) = {needed}, but 1 / (0.5 + 0.5 / 3) = 1.5: 3 processors "
         f"suffice. Solved in floats, n comes out as 3.000000000000001; round up only what "
@@ -167,24 +295,37 @@ def test_processors_for_is_not_fooled_by_float_rounding() -> None:
     )
 
 
-def test_processors_for_refuses_a_speedup_beyond_the_limit() -> None:
-    try:
-        needed = processors_for(0.9, 10)
-    except ValueError:
-        return
-    pytest.fail(
-        f"processors_for(0.9, 10) returned {needed}: 10 is the limit for f = 0.9, reached by no "
-        f"finite number of processors; raise ValueError"
+@pytest.mark.clause(12)
+def test_processors_for_needs_one_processor_for_a_speedup_of_one_or_less() -> None:
+    cases = [(0.5, 1), (0.0, 1), (0.0, 0.5), (0.9, 0.8)]
+    got = {case: _call(processors_for, *case) for case in cases}
+    wrong = {case: value for case, value in got.items() if value != 1}
+    assert not wrong, (
+        f"processors_for gave {wrong} (arguments: result), not 1: one processor always gives "
+        f"a speedup of 1, whatever f, even f = 0 where the law cannot be solved for n (its gap "
+        f"1 / speedup - (1 - f) is 0); return 1 for a speedup <= 1 before solving"
+    )
+
+
+@pytest.mark.clause(13)
+def test_processors_for_refuses_a_speedup_at_or_beyond_the_limit() -> None:
+    # At the limit: 10 for f = 0.9 (in floats 1 - 0.9 leaves a crumb of gap), 2 for f = 0.5
+    # (exactly no gap). Beyond it: 11 for f = 0.9, and any gain at all for f = 0.
+    accepted = _refused(processors_for, [(0.9, 10), (0.5, 2), (0.9, 11), (0.0, 1.5)])
+    assert not accepted, (
+        f"processors_for did not raise ValueError for {accepted} (arguments: result): those "
+        f"speedups are at or beyond amdahl_limit(f), which no finite number of processors "
+        f"reaches. Refuse them when the gap 1 / speedup - (1 - f) is not clearly positive "
+        f"(a tiny tolerance such as 1e-12 absorbs float rounding), before dividing by it"
     )
 
 
 # -- decomposition and the pool ---------------------------------------------------------------
 
 
+@pytest.mark.clause(14)
 @given(stop=st.integers(min_value=1, max_value=2_000), parts=st.integers(min_value=1, max_value=40))
-def test_split_covers_every_number_once_in_balanced_consecutive_ranges(
-    stop: int, parts: int
-) -> None:
+def test_split_covers_every_number_once_in_consecutive_ranges(stop: int, parts: int) -> None:
     ranges = split(stop, parts)
     covered = [n for start, end in ranges for n in range(start, end)]
     assert len(ranges) == parts, f"split({stop}, {parts}) gave {len(ranges)} ranges, not {parts}"
@@ -192,19 +333,57 @@ def test_split_covers_every_number_once_in_balanced_consecutive_ranges(
         f"split({stop}, {parts}) = {ranges} does not cover 1 .. {stop - 1} exactly once, in "
         f"order: numbers are missing, repeated (is the end inclusive?) or out of place"
     )
+
+
+@pytest.mark.clause(15)
+@given(stop=st.integers(min_value=1, max_value=2_000), parts=st.integers(min_value=1, max_value=40))
+def test_split_gives_ranges_whose_sizes_differ_by_at_most_one(stop: int, parts: int) -> None:
+    ranges = split(stop, parts)
     sizes = [end - start for start, end in ranges]
-    assert max(sizes) - min(sizes) <= 1, (
+    assert sizes and max(sizes) - min(sizes) <= 1, (
         f"split({stop}, {parts}) gave range sizes {sizes}: give the leftover numbers to the "
         f"first ranges, one each, so no worker gets more than one extra"
     )
 
 
-def test_parallel_collatz_gives_the_serial_total(pool: Pool) -> None:
+def _pickling_error(error: BaseException) -> bool:
+    return isinstance(error, (pickle.PicklingError, AttributeError)) and "pickle" in str(error)
+
+
+@pytest.mark.clause(16)
+def test_parallel_collatz_gives_the_serial_total(pool_of_three: Pool) -> None:
     expected = collatz_steps_total(1, 3_000)
-    got = parallel_collatz(pool, 3_000, 7)
+    try:
+        got = parallel_collatz(pool_of_three, 3_000, 7)
+    except Exception as error:
+        if not _pickling_error(error):
+            raise
+        got = None
+    assert got is not None, (
+        "the pool could not send your task to its workers (a pickling error): a lambda or a "
+        "function defined inside another one has no importable name. Hand the pool the "
+        "module-level collatz_steps_total itself: pool.starmap(collatz_steps_total, ranges)"
+    )
     assert got == expected, (
         f"parallel_collatz(pool, 3000, 7) = {got}, but collatz_steps_total(1, 3000) = "
         f"{expected}: the ranges must cover 1 .. 2999 exactly once and their totals be summed"
+    )
+
+
+@pytest.mark.clause(18)
+def test_parallel_collatz_leaves_the_pool_open_for_the_next_call(pool_of_three: Pool) -> None:
+    expected = collatz_steps_total(1, 1_000)
+    outcomes = []
+    for _ in range(2):
+        try:
+            outcomes.append(parallel_collatz(pool_of_three, 1_000, 5))
+        except ValueError as error:  # "Pool not running"
+            outcomes.append(f"ValueError: {error}")
+    assert outcomes == [expected, expected], (
+        f"two calls of parallel_collatz on the same pool, back to back, gave {outcomes}, not "
+        f"{expected} twice: the first call closed or terminated the caller's pool (a `with "
+        f"pool:` block terminates it on the way out). The pool belongs to the caller, who "
+        f"reuses it; only use it"
     )
 
 
@@ -292,8 +471,9 @@ class WatchedIterator:
         return next(self.results)
 
 
+@pytest.mark.clause(16, 17)
 def test_parallel_collatz_hands_the_pool_every_range_before_waiting_for_any() -> None:
-    with RecordingPool(2) as recording:
+    with RecordingPool(3) as recording:
         parallel_collatz(recording, 3_000, 7)
     tasks = [args for function, args in recording.tasks if function is collatz_steps_total]
     covered = sum(end - start for start, end in tasks)
@@ -310,6 +490,7 @@ def test_parallel_collatz_hands_the_pool_every_range_before_waiting_for_any() ->
     )
 
 
+@pytest.mark.clause(19)
 @pytest.mark.timing
 def test_two_processes_finish_the_job_at_least_1_4_times_faster_than_one(pool: Pool) -> None:
     cores = usable_cores()

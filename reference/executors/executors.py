@@ -3,27 +3,43 @@
 Contract (the tests check each point):
 
 - `completion_order(executor, function, items, timeout)` submits `function(item)` for every
-  item to the given executor and returns the results in the order the tasks *finish*. If a
-  task raised, that exception is raised to the caller. If the tasks are not all finished
-  `timeout` seconds after the call began, it raises `TimeoutError`.
-- `first_result(executor, function, items, timeout)` submits every item and returns the result
-  of the first task to finish, without waiting for the others; every task that has not started
-  yet is cancelled (it never runs). If no task finishes within `timeout` seconds it cancels what
-  it can and raises `TimeoutError`.
-- `run_bounded(function, items, max_workers)` runs `function(item)` for every item in its own
-  `ThreadPoolExecutor` of `max_workers` threads: exactly `max_workers` tasks run at the same
-  time when there is enough work, never more. Returns the results in the order of `items`.
-- `cpu_map(function, items, max_workers=2)` does the same in a `ProcessPoolExecutor` (CPU-bound
-  work that threads cannot speed up): results in the order of `items`, computed in worker
-  processes, several at the same time. A function that cannot be sent to a process (a lambda)
-  makes it raise the error of `pickle` (`PicklingError`, or `AttributeError` for a function
-  defined inside another one).
-- `crawl(start_urls, max_workers=3, timeout=5.0)` is B2 ch.4's two-stage crawler. Stage 1
-  groups the start URLs: each distinct URL once, duplicates dropped. Stage 2 fetches every
-  grouped URL with `fetch_links` (given) in a `ThreadPoolExecutor(max_workers)`, at most
-  `max_workers` at a time, taking each page as it completes (`as_completed`). Returns
-  `{url: fetch_links(url, timeout)}` for every distinct URL. If a page cannot be fetched its
-  error (e.g. `urllib.error.HTTPError` for a 404) is raised to the caller, never dropped.
+  item to the given executor.
+  §1 `completion_order` returns the results in the order the tasks *finish*, not the order of
+  `items`.
+  §2 `completion_order` raises, in the caller, the exception of a task that raised.
+  §3 `completion_order` raises `TimeoutError` when the tasks are not all finished `timeout`
+  seconds after the call began: one deadline for all the tasks together, not one per task.
+- `first_result(executor, function, items, timeout)` submits every item.
+  §4 `first_result` returns the result (the value, not its future) of the first task to
+  finish, without waiting for the others.
+  §5 `first_result` cancels every task that has not started yet when it returns, so that
+  task never runs.
+  §6 `first_result` raises `TimeoutError` when no task finishes within `timeout` seconds.
+  §7 `first_result`, when it times out, cancels every task that has not started before it
+  raises `TimeoutError`, so those tasks never run either.
+- §8 `run_bounded(function, items, max_workers)` runs `function(item)` for every item in a
+  `ThreadPoolExecutor` of its own with `max_workers` threads: exactly `max_workers` tasks run
+  at the same time when there is enough work, never more.
+  §9 `run_bounded` returns a list of the results in the order of `items`.
+- §10 `cpu_map(function, items, max_workers=2)` computes `function(item)` for every item in the
+  worker processes of a `ProcessPoolExecutor` (CPU-bound work that threads cannot speed up)
+  and returns a list of the results in the order of `items`.
+  §11 `cpu_map` runs `max_workers` items at the same time, each in a process of its own.
+  §12 `cpu_map` raises the error of `pickle` (`PicklingError`, or `AttributeError` for a
+  function defined inside another one) when it is given a function that cannot be sent to a
+  worker process, such as a lambda.
+- `crawl(start_urls, max_workers=3, timeout=5.0)` is B2 ch.4's two-stage crawler.
+  §13 `crawl`'s stage 1 groups the start URLs: each distinct URL is fetched once, duplicates
+  dropped.
+  §14 `crawl`'s stage 2 fetches the grouped URLs with `fetch_links` (given) in a
+  `ThreadPoolExecutor(max_workers)`: several at once, never more than `max_workers` at a time.
+  §15 `crawl` returns `{url: fetch_links(url, timeout)}` for every distinct URL, each page's
+  links filed under that page's own URL whatever order the fetches complete in
+  (`as_completed`).
+  §16 `crawl` passes its `timeout` on to every `fetch_links` call, so a page slower than
+  `timeout` seconds makes it raise.
+  §17 `crawl` raises the error of a page that cannot be fetched (e.g.
+  `urllib.error.HTTPError` for a 404), never drops it.
 
 `whoami` and `meet` are given worker functions for the process pool; they live at module level
 because a worker process finds the function to run by its module and name.
@@ -68,14 +84,14 @@ def whoami(number: int) -> tuple[int, int]:
     return os.getpid(), number * number
 
 
-def meet(task: tuple[int, str]) -> int:
-    """For task = (value, folder): wait until a second task has arrived in `folder` (at most
-    MEETING_SECONDS). Returns 1 if it met its partner, else 0."""
-    value, folder = task
+def meet(task: tuple[int, str, int]) -> int:
+    """For task = (value, folder, together): wait until `together` tasks (this one included)
+    have arrived in `folder` (at most MEETING_SECONDS). Returns 1 if they all met, else 0."""
+    value, folder, together = task
     Path(folder, f"arrived-{value}").touch()
     deadline = time.monotonic() + MEETING_SECONDS
     while time.monotonic() < deadline:
-        if len(os.listdir(folder)) >= 2:
+        if len(os.listdir(folder)) >= together:
             return 1
         time.sleep(0.005)
     return 0
@@ -130,7 +146,9 @@ def cpu_map(function: Callable[[T], R], items: Iterable[T], max_workers: int = 2
         return list(executor.map(function, items))
 
 
-def crawl(start_urls: Iterable[str], max_workers: int = 3, timeout: float = 5.0) -> dict[str, list[str]]:
+def crawl(
+    start_urls: Iterable[str], max_workers: int = 3, timeout: float = 5.0
+) -> dict[str, list[str]]:
     """B2 ch.4's crawler: group the distinct URLs, then fetch them on a thread pool."""
     # Stage 1: group the URLs; dict.fromkeys keeps each distinct URL once, in first-seen order.
     grouped = list(dict.fromkeys(start_urls))

@@ -3,21 +3,32 @@
 Contract (the tests check each point, running the writer and the reader as two separate
 `python -c ...` programs that share nothing but the FIFO's path; POSIX only):
 
-- `make_fifo(path)` creates a named pipe (a FIFO) at `path` that its owner can read and write
-  (mode 0o600). It raises `FileExistsError` if something already exists there.
-- `write_all(fd, data)` writes every byte of `data` to the file descriptor `fd`: `os.write` may
-  write fewer bytes than it was given, so it keeps writing the rest.
-- `read_exactly(fd, count)` reads from `fd` until it has `count` bytes and returns them. `os.read`
-  may return fewer bytes than asked for (a *short read*: whatever the pipe holds right now), so
-  it keeps reading. It returns fewer than `count` bytes only at end of file (all writers gone):
-  then it returns what it got, `b""` if nothing.
-- `send_messages(path, messages)` opens the FIFO for writing (this waits until a reader has
-  opened it), writes each message as a 4-byte big-endian length (`HEADER`) followed by its
-  bytes, and closes the FIFO; the reader then sees end of file. Empty messages are allowed.
-- `receive_messages(path)` opens the FIFO for reading (this waits until a writer has opened it),
-  reads framed messages until end of file at a frame boundary, closes the FIFO and returns the
-  messages in order. If the stream ends inside a frame (a writer died mid-message) it raises
-  `EOFError`. Every file descriptor it opened is closed when it returns or raises.
+- §1 `make_fifo(path)` creates a named pipe (a FIFO) at `path` that only its owner can read and
+  write (mode 0o600).
+  §2 `make_fifo` raises `FileExistsError` when something already exists at `path`, and leaves
+  that file alone.
+- §3 `write_all(fd, data)` writes every byte of `data` to the file descriptor `fd`, each byte
+  once and in order: `os.write` may write fewer bytes than it was given (it returns how many),
+  so `write_all` goes on with the bytes not written yet.
+- §4 `read_exactly(fd, count)` reads from `fd` until it has `count` bytes and returns exactly
+  those, leaving whatever follows in the pipe: `os.read` may return fewer bytes than asked for
+  (a *short read*: whatever the pipe holds right now), so `read_exactly` keeps asking for the
+  bytes still missing.
+  §5 `read_exactly` returns fewer than `count` bytes only at end of file (every writer gone:
+  `os.read` returns `b""`), and then returns the bytes it got, `b""` if none.
+- §6 `send_messages(path, messages)` opens the FIFO for writing, which waits until a reader has
+  opened it.
+  §7 `send_messages` writes each message as a 4-byte big-endian length (`HEADER`) followed by
+  its bytes; empty messages are allowed.
+  §8 `send_messages` closes the FIFO when it is done, and also when writing fails, so that the
+  reader sees end of file.
+- §9 `receive_messages(path)` opens the FIFO for reading, which waits until a writer has
+  opened it.
+  §10 `receive_messages` reads framed messages until end of file at a frame boundary and
+  returns them in order, empty messages included.
+  §11 `receive_messages` raises `EOFError` when the stream ends inside a frame (a writer died in
+  the middle of a header or of a message).
+  §12 `receive_messages` closes the FIFO when it returns and when it raises.
 """
 
 from __future__ import annotations
@@ -87,7 +98,9 @@ def receive_messages(path: str) -> list[bytes]:
             (length,) = HEADER.unpack(header)
             payload = read_exactly(fd, length)
             if len(payload) < length:
-                raise EOFError(f"the stream ended inside a message ({len(payload)} of {length} bytes)")
+                raise EOFError(
+                    f"the stream ended inside a message ({len(payload)} of {length} bytes)"
+                )
             messages.append(payload)
     finally:
         # Closed on every path, the error ones included: a leaked descriptor keeps the pipe open.
