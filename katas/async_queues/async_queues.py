@@ -2,28 +2,45 @@
 
 Contract (the tests check each point):
 
-- `worker(queue, handle, results, errors)` runs until it is cancelled. It takes `(index, item)`
-  pairs from `queue` and stores `await handle(item)` in `results[index]`. When `handle` raises
-  an `Exception`, the worker stores it in `errors[index]` and goes on with the next pair: one
-  bad item must not stop the worker. It calls `queue.task_done()` exactly once for every pair
-  it took, whether `handle` succeeded or not.
-- `process_all(items, handle, workers=3)` handles every item exactly once with `workers` worker
-  tasks that share one `asyncio.Queue`, so up to `workers` handlers run at the same time. It
-  waits with `queue.join()` until every item is done, then cancels the workers and waits until
-  they have finished: when `process_all` returns or raises, no worker task is left running.
-  It returns the results in the order of `items`. If any handler raised, it raises the
-  exception of the first such item (in the order of `items`) instead, after all the other
-  items were handled.
-- `produce(source, queue, consumers)` puts every item of the async iterable `source` on
+- `worker(queue, handle, results, errors)` handles `(index, item)` pairs from `queue`.
+  §1 `worker` stores `await handle(item)` in `results[index]` for every pair it takes.
+  §2 When `handle` raises an `Exception`, `worker` stores it in `errors[index]` and goes on
+  with the next pair: one bad item must not stop the worker.
+  §3 `worker` calls `queue.task_done()` exactly once for every pair it took, whether `handle`
+  succeeded or not.
+  §4 `worker` runs until it is cancelled: when the queue runs empty it waits for the next
+  pair instead of returning.
+- `process_all(items, handle, workers=3)` handles a batch with worker tasks on one queue.
+  §5 `process_all` handles every item exactly once with `workers` worker tasks that share one
+  `asyncio.Queue`, so up to `workers` handlers run at the same time.
+  §6 `process_all` starts 3 workers unless the caller says otherwise.
+  §7 `process_all` returns the results in the order of `items`.
+  §8 When `process_all` returns or raises, no worker task is left running: it waits with
+  `queue.join()` until every item is done, then cancels the workers and waits until they have
+  finished.
+  §9 If any handler raised, `process_all` raises the exception of the first such item (in the
+  order of `items`) instead, after all the other items were handled.
+  §10 When the task running `process_all` is cancelled from outside, `process_all` cancels
+  its workers and waits until they have finished before the `CancelledError` goes on.
+- §11 `produce(source, queue, consumers)` puts every item of the async iterable `source` on
   `queue`, in order, then puts `STOP` once for each of the `consumers`.
-- `consume(queue, handle, results)` takes items from `queue` until it takes `STOP`, appending
-  `await handle(item)` to `results` for each item; on `STOP` it returns. An empty queue does
-  not mean the work is over: the producer may still be on its way.
+- `consume(queue, handle, results)` handles items until it is told to stop.
+  §12 `consume` takes items from `queue` and appends `await handle(item)` to `results` for
+  each, until it takes `STOP`: then it returns, taking nothing more.
+  §13 An empty queue does not make `consume` return: the producer may still be on its way.
 - `run_pipeline(source, handle, consumers=2, maxsize=2)` runs one `produce` task and
-  `consumers` `consume` tasks around one `asyncio.Queue(maxsize)`. A producer that is faster
-  than the consumers waits while the queue is full (back-pressure), so it is never more than
-  `maxsize + 1` items ahead of them. It returns the results (in the order they were made) once
-  the producer and every consumer have finished.
+  `consumers` `consume` tasks around one `asyncio.Queue(maxsize)`.
+  §14 `run_pipeline` returns the results (in the order they were made) once the producer and
+  every consumer have finished; up to `consumers` handlers run at the same time.
+  §15 In `run_pipeline`, a producer that is faster than the consumers waits while the queue
+  is full (back-pressure), so it is never more than `maxsize + 1` items ahead of them.
+  §16 `run_pipeline` runs 2 consumers around a queue of 2 items unless the caller says
+  otherwise.
+  §17 When a handler raises, `run_pipeline` cancels the producer and the other consumers,
+  waits until they have finished, and raises (an `ExceptionGroup` holding the failure, as a
+  `TaskGroup` does).
+  §18 When the task running `run_pipeline` is cancelled from outside, the producer and every
+  consumer are cancelled and have finished before the `CancelledError` goes on.
 """
 
 from __future__ import annotations

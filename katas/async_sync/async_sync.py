@@ -1,26 +1,49 @@
 """Kata `async_sync`: asyncio's Lock, Condition, Semaphore, Event and Barrier, used across `await`.
 
 Contract (the tests run several coroutines on a probe loop that tries many orders of the
-ready callbacks, on a virtual clock where `await asyncio.sleep(10)` costs nothing):
+ready callbacks, on a virtual clock where `await asyncio.sleep(10)` costs nothing; the clock
+does not always start at 0):
 
-- `AsyncCache(fetch)`: `await cache.get(key)` returns the value for `key`, fetching it with
-  `await fetch(key)` the first time only. Two callers asking for the same missing key at once
-  cause ONE fetch and both get its value; fetches of *different* keys run at the same time
-  (one slow key must not hold up the others). Use one `asyncio.Lock` per key.
-- `BoundedBuffer(capacity)`: `await put(item)` waits while the buffer holds `capacity` items;
-  `await get()` waits while it is empty and returns the oldest item (first in, first out).
-  Any number of producers and consumers may use it at once: every item is delivered exactly
-  once, nobody waits forever while the buffer could serve them, and `len(buffer)` never
-  exceeds `capacity`. Use one `asyncio.Condition`.
-- `RateLimiter(limit, period)`: `async with limiter:` lets at most `limit` entries start in any
-  window of `period` seconds of loop time. Each entry takes a permit, and that permit comes back
-  `period` seconds after it was *taken* (however long the body runs). An exception raised in
-  the body passes through unchanged. Use an `asyncio.BoundedSemaphore` and `loop.call_later`.
-- `StartingGate(parties)`: `await gate.ready()` returns for everybody at the moment the
+- `AsyncCache(fetch)` (its constructor is given) fetches each key once. Use one
+  `asyncio.Lock` per key.
+  §1 `await cache.get(key)` returns the value for `key`, fetching it with `await fetch(key)`
+  the first time only; later calls get it from the cache.
+  §2 Two callers asking `AsyncCache.get` for the same missing key at once cause ONE fetch,
+  and both get its value.
+  §3 `AsyncCache` fetches of *different* keys run at the same time: one slow key must not
+  hold up the others.
+  §4 When a fetch raises, or the caller waiting for it is cancelled, `AsyncCache.get` passes
+  that on to that caller only, caches nothing and leaves the key's lock free: the next caller
+  of the key fetches it again.
+- `BoundedBuffer(capacity)` (its constructor is given) is a first-in-first-out buffer. Use
+  one `asyncio.Condition`.
+  §5 `await buffer.get()` waits while the `BoundedBuffer` is empty and returns the oldest item
+  (first in, first out).
+  §6 `await buffer.put(item)` waits while the `BoundedBuffer` holds `capacity` items:
+  `len(buffer)` never exceeds `capacity`.
+  §7 Any number of producers and consumers may use a `BoundedBuffer` at once: every item is
+  delivered exactly once, and nobody waits forever while the buffer could serve them.
+  §8 A caller cancelled while it waits in `BoundedBuffer.get()` takes nothing and leaves the
+  buffer usable by everybody else.
+- `RateLimiter(limit, period)` (its constructor is given): `async with limiter:` wraps a body.
+  Use an `asyncio.BoundedSemaphore` and `loop.call_later`.
+  §9 A `RateLimiter` lets at most `limit` entries start in any window of `period` seconds of
+  loop time.
+  §10 Each `RateLimiter` entry takes a permit, and that permit comes back `period` seconds
+  after it was *taken* (however long the body runs).
+  §11 An exception raised in a `RateLimiter` body passes through unchanged.
+- §12 `StartingGate(parties)`: `await gate.ready()` returns for everybody at the moment the
   `parties`-th runner has called it, and not before. Use an `asyncio.Event`.
-- `run_rounds(parties, rounds, step)` runs `parties` workers at the same time; worker `w` awaits
-  `step(w, r)` for r = 0, 1, ..., rounds - 1, and no worker starts round r + 1 before every
-  worker has finished round r. Use an `asyncio.Barrier`.
+- `run_rounds(parties, rounds, step)` runs `parties` workers; worker `w` awaits `step(w, r)`
+  for r = 0, 1, ..., rounds - 1. Use an `asyncio.Barrier`.
+  §13 The `run_rounds` workers run at the same time: a round takes as long as its slowest
+  step.
+  §14 No `run_rounds` worker starts round r + 1 before every worker has finished round r.
+  §15 When a step raises, `run_rounds` cancels the other workers, waits until they have
+  stopped and raises (an `ExceptionGroup` holding the failure, as a `TaskGroup` does); none is
+  left waiting at the barrier.
+  §16 When the task running `run_rounds` is cancelled from outside, every worker is cancelled
+  and has stopped by the time the `CancelledError` reaches the caller.
 """
 
 from __future__ import annotations

@@ -1,25 +1,36 @@
 """Kata `coroutines`: async def, await, a state machine of coroutines, one-by-one vs all at once.
 
-Contract (the tests check each point, timings on a virtual clock where sleeping costs nothing):
+Contract (the tests check each point, timings on a virtual clock where sleeping costs nothing;
+it does not start at 0):
 
-- `double_after(delay, value)` waits `delay` seconds *without blocking the event loop*
-  (`asyncio.sleep`, never `time.sleep`) and returns `value * 2`.
-- `settle(value)` returns `value` unchanged, unless it is awaitable (a coroutine, a Task, a
-  Future, anything `inspect.isawaitable` accepts): then it returns what awaiting it gives.
-  A coroutine handed to `settle` is always awaited, never left un-awaited.
+- §1 `double_after(delay, value)` returns `value * 2`.
+  §2 `double_after` first waits `delay` seconds of loop time *without blocking the event loop*
+  (`await asyncio.sleep(delay)`, never `time.sleep`): other coroutines run meanwhile.
+- §3 `settle(value)` returns `value` unchanged when it is not awaitable.
+  §4 `settle(value)` awaits a `value` that is awaitable (a coroutine, a Task, a Future, any
+  object with `__await__`: whatever `inspect.isawaitable` accepts) and returns what awaiting it
+  gives; a coroutine handed to `settle` is always awaited, never left un-awaited.
 - `run_machine(states, start, max_steps=100)` runs a finite-state machine whose states are
   coroutine functions: `states[name]()` returns a coroutine that does the state's work and
-  gives the next state's name, or `None` to end. Starting at `start`, it runs one state at a
-  time, each to completion before the next, and returns the names of the states it ran, in
-  order. A name missing from `states` raises `ValueError` (before anything of it runs). A
-  machine that has run `max_steps` states and still names a next one raises `RuntimeError`
-  without running that next state.
-- `fetch_all(fetch, keys)` awaits `fetch(key)` for every key *at the same time*, so it takes
-  as long as the slowest fetch, not the sum of them all, and returns the results in the order
-  of `keys`.
-- `fetch_one_by_one(fetch, keys)` awaits `fetch(key)` for each key strictly one after another
-  (the server takes one request at a time): a request starts only after the previous one has
-  finished. Results in the order of `keys`.
+  gives the next state's name, or `None` to end.
+  §5 `run_machine` starts at `start` and runs one state at a time, each to completion before
+  the next, until a state gives `None`.
+  §6 `run_machine` returns the names of the states it ran, in order.
+  §7 `run_machine` raises `ValueError` for a name missing from `states`, `start` included,
+  instead of running it.
+  §8 A machine that has run `max_steps` states and still names a next one makes
+  `run_machine` raise `RuntimeError` without running that next state; a machine of exactly
+  `max_steps` states completes.
+  §9 `run_machine`'s `max_steps` is 100 unless the caller says otherwise.
+- §10 `fetch_all(fetch, keys)` awaits `fetch(key)` for every key *at the same time*, so it
+  takes as long as the slowest fetch, not the sum of them all.
+  §11 `fetch_all` returns the results in the order of `keys`, whatever order they finish in.
+  §12 If the task awaiting `fetch_all` is cancelled, every fetch it started is cancelled too:
+  by the time the `CancelledError` reaches the caller, no fetch is still running.
+- §13 `fetch_one_by_one(fetch, keys)` awaits `fetch(key)` for each key strictly one after
+  another (the server takes one request at a time): a request starts only after the previous
+  one has finished.
+  §14 `fetch_one_by_one` returns the results in the order of `keys`.
 """
 
 from __future__ import annotations
@@ -56,7 +67,8 @@ async def run_machine(states: Mapping[str, State], start: str, max_steps: int = 
 
 async def fetch_all(fetch: Callable[[K], Awaitable[V]], keys: Sequence[K]) -> list[V]:
     """Fetch every key at the same time; results in the order of `keys`."""
-    # TODO(kata): hand all the fetches to asyncio.gather at once, so they wait side by side.
+    # TODO(kata): start every fetch as a task of one asyncio.TaskGroup, so they wait side by
+    # side; after the `async with` block, read each task's result() in the order of `keys`.
     raise NotImplementedError
 
 

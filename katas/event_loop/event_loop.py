@@ -1,23 +1,38 @@
 """Kata `event_loop`: callbacks that an event loop runs on its own schedule.
 
 Contract (the tests check each point on an event loop whose clock is virtual: it jumps
-straight to the next timer, so waiting costs nothing and every time is exact):
+straight to the next timer, so waiting costs nothing and every time is exact; it starts at
+1000 s, not at 0):
 
-- `schedule_demo(loop, record)` only *schedules* four callbacks and returns; none of them may
-  run before the loop does. Each calls `record(label)`:
-  "first" and then "second" with `call_soon` (they run at once, in that order), "at" with
-  `call_at` exactly 1 second of loop time from now, and "later" with `call_later` 2 seconds
-  from now.
-- `round_robin(loop, names, interval, duration, record)` is a round-robin scheduler: it returns
-  at once, and once the loop runs, turn k (k = 0, 1, 2, ...) calls `record(names[k % len(names)])`
-  at `start + k * interval`, where `start` is `loop.time()` when `round_robin` was called.
-  A turn runs only if it starts before `start + duration`. The last turn stops the loop with
-  `loop.stop()` instead of scheduling another, so `loop.run_forever()` returns by itself.
-  Each turn schedules the next one; nothing ever blocks the loop (no `time.sleep`).
-- `Debouncer(loop, delay, action)`: `trigger()` (re)starts a countdown; `action()` runs once,
-  `delay` seconds of loop time after the *last* `trigger()`. Triggers that come before the
-  countdown ends push the action back. `cancel()` drops a pending action, if any.
-- Measure time only with `loop.time()`: it is the clock the loop's timers run on.
+- `schedule_demo(loop, record)` hands four callbacks, each calling `record(label)`, to the loop.
+  §1 `schedule_demo` only *schedules* its callbacks and returns; none of them may run before
+  the loop does.
+  §2 `schedule_demo` schedules `record("first")` and then `record("second")` with
+  `call_soon`: they run at once, in that order.
+  §3 `schedule_demo` schedules `record("at")` with `call_at`, at the absolute loop time 1
+  second from now.
+  §4 `schedule_demo` schedules `record("later")` with `call_later`, 2 seconds from now.
+- `round_robin(loop, names, interval, duration, record)` is a round-robin scheduler; `start`
+  below is `loop.time()` when `round_robin` was called.
+  §5 `round_robin` returns at once: it runs no turn itself, it only schedules the first one.
+  §6 Once the loop runs, turn k (k = 0, 1, 2, ...) of `round_robin` calls
+  `record(names[k % len(names)])` at `start + k * interval`.
+  §7 A `round_robin` turn runs only if it starts before `start + duration`: a turn due exactly
+  at the deadline, or after it, never runs.
+  §8 The last `round_robin` turn stops the loop with `loop.stop()`, at once, instead of
+  scheduling another, so `loop.run_forever()` returns by itself.
+  §9 Each `round_robin` turn schedules the next one and returns; nothing ever blocks the loop
+  (no `time.sleep`), so other callbacks run on time between the turns.
+- `Debouncer(loop, delay, action)` (its constructor is given) runs `action()` once a burst of
+  triggers is over.
+  §10 `Debouncer.trigger()` starts a countdown: `action()` runs once, exactly `delay` seconds
+  of loop time later, and a `Debouncer` can be triggered again after its action ran.
+  §11 A `Debouncer.trigger()` that comes before the countdown ends restarts it: `action()`
+  runs once, `delay` seconds after the *last* trigger.
+  §12 `Debouncer.cancel()` drops the pending action, if any; with nothing pending it does
+  nothing (and raises nothing).
+- §13 `round_robin` and `Debouncer` measure time only with `loop.time()`, the clock the loop's
+  timers run on, never with `time.time()` or `time.monotonic()`.
 """
 
 from __future__ import annotations

@@ -1,28 +1,46 @@
 """Kata `futures`: asyncio.Future, results that arrive later, bridges to callbacks and threads.
 
-Contract (the tests check each point; loop-time checks run on a virtual clock):
+Contract (the tests check each point; loop-time checks run on a virtual clock, which does not
+start at 0):
 
-- `describe(future)` tells the state of an `asyncio.Future` without ever raising:
-  "pending", "cancelled", "failed: <repr of the exception>" or "result: <repr of the result>".
-- `sum_to(n, future)` is a slow computation that reports through a future (B1's recipe): it
-  adds 1 + 2 + ... + n, one number per second of loop time (`await asyncio.sleep(1)` before
-  each addition), then sets the total as the future's result. For n < 0 it sets a
-  `ValueError` as the future's exception at once instead; `sum_to` itself never raises. If
-  the future is cancelled while it works, it notices at its next step and stops, leaving the
-  future alone.
-- `relay(source, target)` copies `source`'s outcome into `target` when `source` finishes: its
-  result, its exception, or its cancellation (then `target` is cancelled too). If `target` is
-  already done by then, it does nothing (and raises nothing). It returns a `detach()` function
-  that unhooks the relay, so that a later outcome of `source` is no longer copied.
+- §1 `describe(future)` tells the state of an `asyncio.Future`: "pending", "cancelled",
+  "failed: <repr of the exception>" or "result: <repr of the result>".
+  §2 `describe` never raises, whatever state the future is in.
+- `sum_to(n, future)` is a slow computation that reports through a future (B1's recipe).
+  §3 `sum_to(n, future)` adds 1 + 2 + ... + n and sets the total as the future's result (0
+  for n = 0).
+  §4 `sum_to` takes one second of loop time per number (`await asyncio.sleep(1)` before each
+  addition) and sets the result as soon as the last addition is made.
+  §5 For n < 0, `sum_to` sets a `ValueError` as the future's exception at once instead;
+  `sum_to` itself never raises.
+  §6 If the future is cancelled while `sum_to` works, `sum_to` notices at its next step and
+  returns, leaving the future alone.
+- §7 `relay(source, target)` copies `source`'s outcome into `target` when `source` finishes:
+  its result, its exception, or its cancellation (then `target` is cancelled too).
+  §8 If `target` is already done by then, `relay` does nothing (and raises nothing).
+  §9 `relay` returns a `detach()` function that unhooks the relay, so that a later outcome of
+  `source` is no longer copied.
 - `fetch_async(client, key)` turns a callback-style `CallbackClient` into something you can
-  await: it returns the reply, or raises the error the client reports. If the coroutine
-  awaiting it is cancelled, it cancels the client's request too and stays cancelled. A reply
-  that arrives after that (some clients cannot take a request back) is ignored quietly.
-- `run_in_thread(fn, *args)` runs `fn(*args)` in a new `threading.Thread` and returns its
-  result, or raises its exception, without blocking the event loop while the thread works:
-  other coroutines keep running. The thread hands its outcome over through a
-  `concurrent.futures.Future`, which the coroutine awaits via `asyncio.wrap_future`. An
-  `asyncio.Future` must never be touched from another thread.
+  await.
+  §10 `fetch_async` sends one request for `key` and returns the reply; it cancels nothing
+  when the reply comes.
+  §11 `fetch_async` raises the error the client reports.
+  §12 If the coroutine awaiting `fetch_async` is cancelled, `fetch_async` cancels the
+  client's request too and stays cancelled.
+  §13 A reply or an error that arrives after `fetch_async` was cancelled (some clients cannot
+  take a request back) is ignored quietly.
+- §14 `run_in_thread(fn, *args)` runs `fn(*args)` in a new `threading.Thread` and returns its
+  result.
+  §15 `run_in_thread` raises the exception `fn` raised.
+  §16 `run_in_thread` does not block the event loop while the thread works: other coroutines
+  keep running.
+  §17 The thread hands its outcome over through a `concurrent.futures.Future`, which the
+  coroutine awaits via `asyncio.wrap_future`; an `asyncio.Future` must never be touched from
+  another thread.
+  §18 If the coroutine awaiting `run_in_thread` is cancelled, it stays cancelled at once; the
+  thread, which cannot be stopped, runs `fn` to its end and then finishes quietly, raising
+  nothing (call `set_running_or_notify_cancel()` on the `concurrent.futures.Future` before
+  `fn`, as executors do, so that a cancellation can no longer reach it).
 """
 
 from __future__ import annotations
@@ -78,6 +96,6 @@ async def fetch_async(client: CallbackClient, key: str) -> str:
 
 async def run_in_thread(fn: Callable[..., T], *args: Any) -> T:
     """Run fn(*args) in a new thread; await its outcome without blocking the loop."""
-    # TODO(kata): the thread fills a concurrent.futures.Future (set_result or set_exception);
-    # await asyncio.wrap_future(that future).
+    # TODO(kata): the thread calls set_running_or_notify_cancel() on a concurrent.futures.Future,
+    # then fills it (set_result or set_exception); await asyncio.wrap_future(that future).
     raise NotImplementedError

@@ -17,6 +17,16 @@ SCHEDULES = 25
 # Real seconds a thread test waits before it gives up. A correct run_in_thread needs
 # microseconds; only a blocked or never-woken event loop ever reaches this bound.
 GIVE_UP_SECONDS = 2.0
+# The probe loop's clock starts at 0; each timed call starts at this loop time instead, so that
+# a loop time passed where a delay belongs shows.
+CLOCK_START = 1000.0
+
+
+async def at_clock_start() -> float:
+    """Sleep (virtually) until CLOCK_START; returns the loop time then."""
+    loop = asyncio.get_running_loop()
+    await asyncio.sleep(CLOCK_START - loop.time())
+    return loop.time()
 
 
 def explore(
@@ -62,6 +72,7 @@ async def let_callbacks_run() -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.clause(1, 2)
 async def test_describe_tells_a_pending_future() -> None:
     future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     text = describe_safely(future)
@@ -72,6 +83,7 @@ async def test_describe_tells_a_pending_future() -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.clause(1)
 async def test_describe_tells_a_result() -> None:
     future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     future.set_result(42)
@@ -80,6 +92,7 @@ async def test_describe_tells_a_result() -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.clause(1)
 async def test_describe_tells_a_failure() -> None:
     future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     future.set_exception(ValueError("bad"))
@@ -90,6 +103,7 @@ async def test_describe_tells_a_failure() -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.clause(1, 2)
 async def test_describe_tells_a_cancelled_future_without_raising() -> None:
     future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     future.cancel()
@@ -110,12 +124,12 @@ class Target:
         self.future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
 
-async def timed(awaitable: Awaitable[object]) -> tuple[str, float]:
-    """('ok' or 'raised <error>', seconds of loop time it took)."""
+async def timed(start: Callable[[], Awaitable[object]]) -> tuple[str, float]:
+    """('ok' or 'raised <error>', seconds of loop time `start()` took), from CLOCK_START."""
     loop = asyncio.get_running_loop()
-    started = loop.time()
+    started = await at_clock_start()
     try:
-        await awaitable
+        await start()
         how = "ok"
     except NotImplementedError:
         raise
@@ -125,9 +139,10 @@ async def timed(awaitable: Awaitable[object]) -> tuple[str, float]:
 
 
 @pytest.mark.probe
+@pytest.mark.clause(3)
 def test_sum_to_sets_the_sum_of_one_to_n_as_the_result(probe: Prober) -> None:
     async def sum_to_4(target: Target) -> object:
-        return await timed(sum_to(4, target.future))
+        return await timed(lambda: sum_to(4, target.future))
 
     def summed(target: Target, _outcome: object) -> None:
         text = describe_safely(target.future)
@@ -140,9 +155,10 @@ def test_sum_to_sets_the_sum_of_one_to_n_as_the_result(probe: Prober) -> None:
 
 
 @pytest.mark.probe
+@pytest.mark.clause(4)
 def test_sum_to_takes_one_second_of_loop_time_per_number(probe: Prober) -> None:
     async def sum_to_4(target: Target) -> object:
-        return await timed(sum_to(4, target.future))
+        return await timed(lambda: sum_to(4, target.future))
 
     def paced(_target: Target, outcome: object) -> None:
         how, took = outcome  # type: ignore[misc]
@@ -155,31 +171,61 @@ def test_sum_to_takes_one_second_of_loop_time_per_number(probe: Prober) -> None:
 
 
 @pytest.mark.probe
+@pytest.mark.clause(5)
 def test_sum_to_of_a_negative_number_fails_the_future_not_itself(probe: Prober) -> None:
     async def sum_to_minus_one(target: Target) -> object:
-        return await timed(sum_to(-1, target.future))
+        return await timed(lambda: sum_to(-1, target.future))
 
     def failed_the_future(target: Target, outcome: object) -> None:
-        how, _ = outcome  # type: ignore[misc]
+        how, took = outcome  # type: ignore[misc]
         text = describe_safely(target.future)
         assert (how, text.split("(")[0]) == ("ok", "failed: ValueError"), (
             f"sum_to(-1, future) {how} and left the future {text!r}: the error belongs in the "
             f"future (future.set_exception(ValueError(...))), where whoever awaits it gets it; "
             f"raised from sum_to it never reaches them and the future stays pending"
         )
+        assert took == 0, (
+            f"sum_to(-1, future) failed the future only after {took:g} s of loop time: a "
+            f"negative n is refused at once, before any sleep"
+        )
 
     explore(probe, Target, sum_to_minus_one, failed_the_future)
 
 
 @pytest.mark.probe
+@pytest.mark.clause(3, 5)
+def test_sum_to_of_zero_sets_zero_at_once(probe: Prober) -> None:
+    async def sum_to_0(target: Target) -> object:
+        return await timed(lambda: sum_to(0, target.future))
+
+    def zero(target: Target, outcome: object) -> None:
+        how, took = outcome  # type: ignore[misc]
+        text = describe_safely(target.future)
+        assert (how, text, took) == ("ok", "result: 0", 0), (
+            f"sum_to(0, future) {how} after {took:g} s and left the future {text!r}; expected "
+            f"'result: 0' at once: the sum of no numbers is 0, and only n < 0 is an error"
+        )
+
+    explore(probe, Target, sum_to_0, zero)
+
+
+@pytest.mark.probe
+@pytest.mark.clause(6)
 def test_sum_to_stops_quietly_when_its_future_is_cancelled(probe: Prober) -> None:
     async def cancel_midway(target: Target) -> object:
         loop = asyncio.get_running_loop()
+        started = await at_clock_start()
         summing = asyncio.create_task(sum_to(5, target.future))
         await asyncio.sleep(2.5)
         target.future.cancel()
-        how, _ = await timed(summing)
-        return how, loop.time()
+        try:
+            await summing
+            how = "ok"
+        except NotImplementedError:
+            raise
+        except Exception as error:
+            how = f"raised {error!r}"
+        return how, loop.time() - started
 
     def stopped(_target: Target, outcome: object) -> None:
         how, ended_at = outcome  # type: ignore[misc]
@@ -199,6 +245,7 @@ def test_sum_to_stops_quietly_when_its_future_is_cancelled(probe: Prober) -> Non
 
 
 @pytest.mark.asyncio
+@pytest.mark.clause(7)
 async def test_relay_copies_the_result() -> None:
     loop = asyncio.get_running_loop()
     source: asyncio.Future[str] = loop.create_future()
@@ -213,6 +260,7 @@ async def test_relay_copies_the_result() -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.clause(7)
 async def test_relay_copies_the_exception() -> None:
     loop = asyncio.get_running_loop()
     source: asyncio.Future[str] = loop.create_future()
@@ -226,6 +274,7 @@ async def test_relay_copies_the_exception() -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.clause(7)
 async def test_relay_copies_a_cancellation() -> None:
     errors = record_loop_errors()
     loop = asyncio.get_running_loop()
@@ -242,6 +291,7 @@ async def test_relay_copies_a_cancellation() -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.clause(8)
 async def test_relay_leaves_a_target_that_is_already_done_alone_and_quiet() -> None:
     errors = record_loop_errors()
     loop = asyncio.get_running_loop()
@@ -259,6 +309,7 @@ async def test_relay_leaves_a_target_that_is_already_done_alone_and_quiet() -> N
 
 
 @pytest.mark.asyncio
+@pytest.mark.clause(9)
 async def test_a_detached_relay_copies_nothing() -> None:
     loop = asyncio.get_running_loop()
     source: asyncio.Future[str] = loop.create_future()
@@ -313,25 +364,34 @@ class FakeClient:
 
 
 @pytest.mark.probe
+@pytest.mark.clause(10)
 def test_fetch_async_returns_the_reply(probe: Prober) -> None:
     async def fetch(client: FakeClient) -> object:
         loop = asyncio.get_running_loop()
+        started = await at_clock_start()
         reply = await fetch_async(client, "key")
-        return reply, loop.time()
+        return reply, loop.time() - started
 
-    def replied(_client: FakeClient, outcome: object) -> None:
+    def replied(client: FakeClient, outcome: object) -> None:
         assert outcome == ("KEY", REPLY_SECONDS), (
-            f"fetch_async gave (reply, loop time) {outcome}; expected ('KEY', 2.0), the reply "
-            f"the client sends after 2 s"
+            f"fetch_async gave (reply, seconds of loop time) {outcome}; expected ('KEY', 2.0), "
+            f"the reply the client sends after 2 s"
+        )
+        assert client.requested == ["key"], f"fetch_async sent {client.requested}, not ['key']"
+        assert client.cancelled == [], (
+            f"fetch_async got its reply and still called the client's cancel function "
+            f"({client.cancelled}): cancel the request only when the awaiting coroutine is "
+            f"cancelled (except asyncio.CancelledError), not in a `finally` that runs every time"
         )
 
     explore(probe, FakeClient, fetch, replied)
 
 
 @pytest.mark.probe
+@pytest.mark.clause(11)
 def test_fetch_async_raises_the_error_the_client_reports(probe: Prober) -> None:
     async def fetch(client: FakeClient) -> object:
-        return await timed(fetch_async(client, "key"))
+        return await timed(lambda: fetch_async(client, "key"))
 
     def raised(_client: FakeClient, outcome: object) -> None:
         how, _ = outcome  # type: ignore[misc]
@@ -344,6 +404,7 @@ def test_fetch_async_raises_the_error_the_client_reports(probe: Prober) -> None:
 
 
 async def fetch_then_cancel(client: FakeClient) -> object:
+    await at_clock_start()
     task = asyncio.create_task(fetch_async(client, "key"))
     await asyncio.sleep(1)
     task.cancel()
@@ -357,6 +418,7 @@ async def fetch_then_cancel(client: FakeClient) -> object:
 
 
 @pytest.mark.probe
+@pytest.mark.clause(12)
 def test_cancelling_fetch_async_cancels_the_request_and_stays_cancelled(probe: Prober) -> None:
     def cancelled(client: FakeClient, outcome: object) -> None:
         assert client.cancelled == ["key"], (
@@ -372,6 +434,7 @@ def test_cancelling_fetch_async_cancels_the_request_and_stays_cancelled(probe: P
 
 
 @pytest.mark.probe
+@pytest.mark.clause(13)
 def test_a_reply_after_cancellation_is_ignored_quietly(probe: Prober) -> None:
     def quiet(client: FakeClient, _outcome: object) -> None:
         assert client.requested == ["key"], f"fetch_async sent {client.requested}, not ['key']"
@@ -382,6 +445,20 @@ def test_a_reply_after_cancellation_is_ignored_quietly(probe: Prober) -> None:
         )
 
     explore(probe, lambda: FakeClient(can_cancel=False), fetch_then_cancel, quiet)
+
+
+@pytest.mark.probe
+@pytest.mark.clause(13)
+def test_an_error_after_cancellation_is_ignored_quietly(probe: Prober) -> None:
+    def quiet(client: FakeClient, outcome: object) -> None:
+        assert not client.callback_errors, (
+            f"an error reported after the fetch was cancelled made the callback raise "
+            f"{client.callback_errors}: the future was already cancelled; on_error must check "
+            f"future.done() before set_exception, just as on_reply does"
+        )
+        assert outcome == "cancelled", f"after task.cancel() the fetch task {outcome}"
+
+    explore(probe, lambda: FakeClient(fails=True, can_cancel=False), fetch_then_cancel, quiet)
 
 
 # -- run_in_thread -------------------------------------------------------------------------
@@ -429,6 +506,7 @@ async def outcome_of(awaitable: Awaitable[object]) -> str:
         return f"raised {error!r}"
 
 
+@pytest.mark.clause(14)
 def test_run_in_thread_returns_what_fn_returns_computed_in_another_thread() -> None:
     caller = threading.get_ident()
 
@@ -442,6 +520,7 @@ def test_run_in_thread_returns_what_fn_returns_computed_in_another_thread() -> N
     )
 
 
+@pytest.mark.clause(16)
 def test_the_loop_keeps_running_while_the_thread_works() -> None:
     pinged = threading.Event()
 
@@ -468,6 +547,7 @@ def test_the_loop_keeps_running_while_the_thread_works() -> None:
     )
 
 
+@pytest.mark.clause(17)
 def test_the_thread_hands_its_result_over_in_a_thread_safe_way() -> None:
     caller_awaits = threading.Event()
 
@@ -496,6 +576,7 @@ def test_the_thread_hands_its_result_over_in_a_thread_safe_way() -> None:
     assert outcome == "returned 5", f"run_in_thread(add_later, 2, 3) {outcome}"
 
 
+@pytest.mark.clause(15)
 def test_run_in_thread_raises_the_exception_fn_raised() -> None:
     def fail() -> None:
         raise KeyError("lost")
@@ -505,4 +586,60 @@ def test_run_in_thread_raises_the_exception_fn_raised() -> None:
         f"run_in_thread(fail) {outcome}, though fail raised KeyError('lost') in the thread: "
         f"catch it there and hand it over with set_exception, or the awaiting coroutine "
         f"waits forever"
+    )
+
+
+@pytest.mark.clause(18)
+def test_a_cancelled_run_in_thread_stays_cancelled_and_its_thread_ends_quietly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    thread_errors: list[str] = []
+
+    def note(args: threading.ExceptHookArgs) -> None:
+        thread_errors.append(repr(args.exc_value))
+
+    monkeypatch.setattr(threading, "excepthook", note)
+    started, release = threading.Event(), threading.Event()
+    threads: list[threading.Thread] = []
+
+    def slow() -> str:
+        threads.append(threading.current_thread())
+        started.set()
+        release.wait(GIVE_UP_SECONDS)  # the test lets it go once the caller was cancelled
+        return "done"
+
+    async def main() -> str:
+        task = asyncio.create_task(run_in_thread(slow))
+        try:
+            async with asyncio.timeout(GIVE_UP_SECONDS):
+                while not started.is_set() and not task.done():
+                    await asyncio.sleep(0.001)
+        except TimeoutError:
+            pass
+        if task.done():
+            if isinstance(task.exception(), NotImplementedError):
+                task.result()  # raises it: the stub is not written yet
+            return f"ended before it was cancelled ({task.exception() or task.result()!r})"
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=GIVE_UP_SECONDS)
+        release.set()
+        for thread in threads:
+            thread.join(GIVE_UP_SECONDS)
+        await asyncio.sleep(0)  # let the loop take whatever the thread handed over
+        if not done:
+            return f"had not ended {GIVE_UP_SECONDS:g} s after it was cancelled"
+        if task.cancelled():
+            return "cancelled"
+        return f"ended with {task.exception() or task.result()!r} instead"
+
+    outcome, _ = run_checked(main)
+    assert outcome == "cancelled", (
+        f"run_in_thread was cancelled while fn still ran in its thread, and it {outcome}: it "
+        f"must stay cancelled, at once, without waiting for the thread"
+    )
+    assert not thread_errors, (
+        f"once fn ended, the thread raised {thread_errors}: the caller had been cancelled, so "
+        f"wrap_future had cancelled the concurrent.futures.Future, and set_result on a "
+        f"cancelled future raises InvalidStateError. Call set_running_or_notify_cancel() on it "
+        f"before fn, as executors do: a running future can no longer be cancelled"
     )

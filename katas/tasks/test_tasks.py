@@ -25,6 +25,12 @@ from plugins.probe import Prober
 # Each probe tries this many orders of the ready callbacks; the bugs here do not depend on a
 # rare order, so a few dozen cover them and keep each probe well under a second.
 SCHEDULES = 25
+# The probe loop's clock starts at 0; each call under test starts at this loop time instead,
+# so that a loop time passed where a delay belongs (asyncio.timeout_at(seconds)) shows.
+CLOCK_START = 1000.0
+# Real seconds the one test on a plain event loop waits for close(); a correct close() needs
+# microseconds, so this runs out only when close() waits for a task that never ends.
+HANG_SECONDS = 1.0
 
 
 class Boom(Exception):
@@ -87,6 +93,7 @@ def trial(call: Callable[[Jobs], Awaitable[object]]) -> Callable[[Jobs], Awaitab
 
     async def worker(jobs: Jobs) -> Outcome:
         loop = asyncio.get_running_loop()
+        await asyncio.sleep(CLOCK_START - loop.time())
         started = loop.time()
         outcome = Outcome()
         try:
@@ -118,9 +125,32 @@ def explore(probe: Prober, call: Call, check: Callable[[Jobs, Outcome], None]) -
     probe.explore_async(Jobs, [trial(call)], judge, budget=SCHEDULES)
 
 
+def meaning(error: BaseException | None) -> str:
+    """What a classic asyncio error means in this kata's words ('' for any other)."""
+    text = str(error)
+    if isinstance(error, TypeError) and "coroutines is forbidden" in text:
+        return (
+            " asyncio.wait wants tasks, not bare coroutines (a TypeError since Python 3.11): "
+            "wrap each coroutine with asyncio.create_task first."
+        )
+    if isinstance(error, AttributeError) and "'coroutine' object" in text:
+        return (
+            " A bare coroutine is not a task: it has no done(), cancel() or result(). Wrap each "
+            "coroutine with asyncio.create_task first."
+        )
+    if isinstance(error, ValueError) and "is empty" in text:
+        return " asyncio.wait refuses an empty set of tasks: handle 'no coroutines' before it."
+    if isinstance(error, asyncio.InvalidStateError):
+        return (
+            " A task's result was read before the task had finished: wait for it first (a "
+            "TaskGroup waits only for the tasks made with its own create_task)."
+        )
+    return ""
+
+
 def no_error(outcome: Outcome, what: str) -> None:
     __tracebackhide__ = True
-    assert outcome.error is None, f"{what} raised {outcome.error!r}"
+    assert outcome.error is None, f"{what} raised {outcome.error!r}.{meaning(outcome.error)}"
 
 
 def nothing_left_running(outcome: Outcome, what: str) -> None:
@@ -136,6 +166,7 @@ def nothing_left_running(outcome: Outcome, what: str) -> None:
 
 
 @pytest.mark.probe
+@pytest.mark.clause(1, 4)
 def test_gather_settled_runs_every_coroutine_at_the_same_time(probe: Prober) -> None:
     def call(jobs: Jobs) -> Awaitable[object]:
         return gather_settled([jobs.job("a", 3), jobs.job("b", 1), jobs.job("c", 2)])
@@ -152,6 +183,7 @@ def test_gather_settled_runs_every_coroutine_at_the_same_time(probe: Prober) -> 
 
 
 @pytest.mark.probe
+@pytest.mark.clause(4)
 def test_gather_settled_returns_each_failure_in_its_place_instead_of_raising(probe: Prober) -> None:
     def call(jobs: Jobs) -> Awaitable[object]:
         return gather_settled([jobs.job("a", 3), jobs.job("b", 1, fail=True), jobs.job("c", 2)])
@@ -172,6 +204,7 @@ def test_gather_settled_returns_each_failure_in_its_place_instead_of_raising(pro
 
 
 @pytest.mark.probe
+@pytest.mark.clause(1, 5)
 def test_fail_fast_returns_all_results_in_order_when_none_fails(probe: Prober) -> None:
     def call(jobs: Jobs) -> Awaitable[object]:
         return fail_fast([jobs.job("a", 3), jobs.job("b", 1), jobs.job("c", 2)])
@@ -187,6 +220,7 @@ def test_fail_fast_returns_all_results_in_order_when_none_fails(probe: Prober) -
 
 
 @pytest.mark.probe
+@pytest.mark.clause(6)
 def test_fail_fast_raises_the_failure_as_soon_as_it_happens(probe: Prober) -> None:
     def call(jobs: Jobs) -> Awaitable[object]:
         return fail_fast([jobs.job("a", 5), jobs.job("b", 1, fail=True), jobs.job("c", 3)])
@@ -194,7 +228,7 @@ def test_fail_fast_raises_the_failure_as_soon_as_it_happens(probe: Prober) -> No
     def raised_at_once(jobs: Jobs, outcome: Outcome) -> None:
         assert outcome.error is jobs.failures.get("b"), (
             f"fail_fast gave {outcome.error or outcome.value!r}; it must raise job b's own "
-            f"exception (not a wrapper)"
+            f"exception (not a wrapper).{meaning(outcome.error)}"
         )
         assert outcome.elapsed == 1.0, (
             f"job b failed at 1 s but fail_fast raised only at {outcome.elapsed:g} s: it waited "
@@ -205,21 +239,43 @@ def test_fail_fast_raises_the_failure_as_soon_as_it_happens(probe: Prober) -> No
 
 
 @pytest.mark.probe
+@pytest.mark.clause(2, 6)
 def test_fail_fast_cancels_the_others_and_waits_until_they_have_stopped(probe: Prober) -> None:
     def call(jobs: Jobs) -> Awaitable[object]:
         return fail_fast([jobs.job("a", 5), jobs.job("b", 1, fail=True), jobs.job("c", 3)])
 
     def cleaned_up(jobs: Jobs, outcome: Outcome) -> None:
+        assert outcome.error is jobs.failures.get("b"), (
+            f"fail_fast gave {outcome.error or outcome.value!r} instead of job b's failure."
+            f"{meaning(outcome.error)}"
+        )
         nothing_left_running(outcome, "fail_fast")
-        assert jobs.cancelled() == ["a", "c"], f"the cancelled jobs were {jobs.cancelled()}"
+        assert jobs.cancelled() == ["a", "c"], (
+            f"the cancelled jobs were {jobs.cancelled()}, not a and c, the two still running "
+            f"when b failed"
+        )
 
     explore(probe, call, cleaned_up)
+
+
+@pytest.mark.asyncio
+@pytest.mark.clause(5)
+async def test_fail_fast_of_no_coroutines_returns_an_empty_list() -> None:
+    try:
+        results = await fail_fast([])
+    except ValueError as error:
+        pytest.fail(
+            f"fail_fast([]) raised {error!r}: asyncio.wait refuses an empty set of tasks. With "
+            f"no coroutines, all of them succeeded: return [] before you wait"
+        )
+    assert results == [], f"fail_fast([]) returned {results!r}, expected []"
 
 
 # -- first_success -------------------------------------------------------------------------
 
 
 @pytest.mark.probe
+@pytest.mark.clause(7)
 def test_first_success_returns_the_first_result_even_if_a_faster_one_fails(probe: Prober) -> None:
     def call(jobs: Jobs) -> Awaitable[object]:
         return first_success([jobs.job("a", 1, fail=True), jobs.job("b", 2), jobs.job("c", 3)])
@@ -238,6 +294,7 @@ def test_first_success_returns_the_first_result_even_if_a_faster_one_fails(probe
 
 
 @pytest.mark.probe
+@pytest.mark.clause(2, 7)
 def test_first_success_cancels_the_slower_ones_and_waits_until_they_have_stopped(
     probe: Prober,
 ) -> None:
@@ -247,12 +304,16 @@ def test_first_success_cancels_the_slower_ones_and_waits_until_they_have_stopped
     def cleaned_up(jobs: Jobs, outcome: Outcome) -> None:
         no_error(outcome, "first_success")
         nothing_left_running(outcome, "first_success")
-        assert jobs.cancelled() == ["c"], f"the cancelled jobs were {jobs.cancelled()}, not ['c']"
+        assert jobs.cancelled() == ["c"], (
+            f"the cancelled jobs were {jobs.cancelled()}, not ['c'], the one still running when b "
+            f"won"
+        )
 
     explore(probe, call, cleaned_up)
 
 
 @pytest.mark.probe
+@pytest.mark.clause(8)
 def test_first_success_raises_the_last_failure_when_every_one_fails(probe: Prober) -> None:
     def call(jobs: Jobs) -> Awaitable[object]:
         return first_success([jobs.job("a", 2, fail=True), jobs.job("b", 1, fail=True)])
@@ -267,6 +328,7 @@ def test_first_success_raises_the_last_failure_when_every_one_fails(probe: Probe
 
 
 @pytest.mark.asyncio
+@pytest.mark.clause(8)
 async def test_first_success_of_nothing_raises_value_error() -> None:
     with pytest.raises(ValueError):
         await first_success([])
@@ -280,6 +342,7 @@ def ignore(_result: object) -> None:
 
 
 @pytest.mark.probe
+@pytest.mark.clause(1, 9)
 def test_in_finishing_order_reports_each_result_the_moment_it_is_ready(probe: Prober) -> None:
     reports: list[list[tuple[object, float]]] = []
 
@@ -305,6 +368,7 @@ def test_in_finishing_order_reports_each_result_the_moment_it_is_ready(probe: Pr
 
 
 @pytest.mark.probe
+@pytest.mark.clause(10)
 def test_in_finishing_order_returns_the_results_in_finishing_order(probe: Prober) -> None:
     def call(jobs: Jobs) -> Awaitable[object]:
         return in_finishing_order([jobs.job("a", 3), jobs.job("b", 1), jobs.job("c", 2)], ignore)
@@ -318,10 +382,32 @@ def test_in_finishing_order_returns_the_results_in_finishing_order(probe: Prober
     explore(probe, call, finishing_order)
 
 
+@pytest.mark.probe
+@pytest.mark.clause(2, 11)
+def test_in_finishing_order_raises_a_failure_and_leaves_nothing_running(probe: Prober) -> None:
+    def call(jobs: Jobs) -> Awaitable[object]:
+        return in_finishing_order(
+            [jobs.job("a", 3), jobs.job("b", 1, fail=True), jobs.job("c", 2)], ignore
+        )
+
+    def raised_and_stopped(jobs: Jobs, outcome: Outcome) -> None:
+        assert outcome.error is jobs.failures.get("b"), (
+            f"job b failed at 1 s and in_finishing_order gave {outcome.error or outcome.value!r}; "
+            f"it must raise b's own exception when it comes to it"
+        )
+        assert outcome.elapsed == 1.0, (
+            f"job b failed at 1 s but in_finishing_order raised only at {outcome.elapsed:g} s"
+        )
+        nothing_left_running(outcome, "in_finishing_order (raising b's failure)")
+
+    explore(probe, call, raised_and_stopped)
+
+
 # -- supervise -----------------------------------------------------------------------------
 
 
 @pytest.mark.probe
+@pytest.mark.clause(1, 12)
 def test_supervise_returns_the_results_in_order_after_running_all_at_once(probe: Prober) -> None:
     def call(jobs: Jobs) -> Awaitable[object]:
         return supervise([jobs.job("a", 3), jobs.job("b", 1), jobs.job("c", 2)])
@@ -341,6 +427,7 @@ def test_supervise_returns_the_results_in_order_after_running_all_at_once(probe:
 
 
 @pytest.mark.probe
+@pytest.mark.clause(2, 13)
 def test_supervise_cancels_the_siblings_of_a_failure_and_raises_an_exception_group(
     probe: Prober,
 ) -> None:
@@ -354,7 +441,9 @@ def test_supervise_cancels_the_siblings_of_a_failure_and_raises_an_exception_gro
             f"supervise gave {error or outcome.value!r}, not an ExceptionGroup: a TaskGroup "
             f"collects the failures of its tasks into one"
         )
-        assert list(error.exceptions) == [jobs.failures["b"]], f"the group held {error.exceptions}"
+        assert list(error.exceptions) == [jobs.failures["b"]], (
+            f"the group held {error.exceptions}, expected only job b's failure"
+        )
 
     explore(probe, call, grouped)
 
@@ -363,30 +452,41 @@ def test_supervise_cancels_the_siblings_of_a_failure_and_raises_an_exception_gro
 
 
 @pytest.mark.probe
+@pytest.mark.clause(14)
 def test_with_deadline_returns_the_result_as_soon_as_it_is_ready(probe: Prober) -> None:
     def call(jobs: Jobs) -> Awaitable[object]:
-        return with_deadline(jobs.job("a", 1), 2.0, "too late")
+        return with_deadline(jobs.job("a", 1.75), 2.0, "too late")
 
     def in_time(_jobs: Jobs, outcome: Outcome) -> None:
         no_error(outcome, "with_deadline")
-        assert (outcome.value, outcome.elapsed) == ("a", 1.0), (
-            f"a 1 s job with a 2 s deadline gave {outcome.value!r} after {outcome.elapsed:g} s; "
-            f"expected 'a' after 1 s"
+        why = ""
+        if outcome.value == "too late" and outcome.elapsed == 0:
+            why = (
+                f" The deadline passed at once: was `seconds` given as a loop time "
+                f"(asyncio.timeout_at)? The clock read {CLOCK_START:g} s at the call; "
+                f"asyncio.timeout(seconds) counts from now."
+            )
+        assert (outcome.value, outcome.elapsed) == ("a", 1.75), (
+            f"a 1.75 s job with a 2 s deadline gave {outcome.value!r} after "
+            f"{outcome.elapsed:g} s; expected 'a' after 1.75 s, the moment it was ready.{why}"
         )
 
     explore(probe, call, in_time)
 
 
 @pytest.mark.probe
+@pytest.mark.clause(2, 15)
 def test_with_deadline_gives_the_default_at_the_deadline_and_stops_the_job(probe: Prober) -> None:
     def call(jobs: Jobs) -> Awaitable[object]:
-        return with_deadline(jobs.job("a", 5), 2.0, "too late")
+        return with_deadline(jobs.job("a", 2.25), 2.0, "too late")
 
     def timed_out(jobs: Jobs, outcome: Outcome) -> None:
         no_error(outcome, "with_deadline")
         assert (outcome.value, outcome.elapsed) == ("too late", 2.0), (
-            f"a 5 s job with a 2 s deadline gave {outcome.value!r} after {outcome.elapsed:g} s; "
-            f"expected the default after 2 s"
+            f"a 2.25 s job with a 2 s deadline gave {outcome.value!r} after "
+            f"{outcome.elapsed:g} s; expected the default after exactly 2 s. Waiting for the "
+            f"job and then comparing the time it took comes too late: the deadline itself must "
+            f"interrupt the wait (async with asyncio.timeout(seconds))"
         )
         nothing_left_running(outcome, "with_deadline")
         assert jobs.cancelled() == ["a"], "the job that missed its deadline was never cancelled"
@@ -395,6 +495,7 @@ def test_with_deadline_gives_the_default_at_the_deadline_and_stops_the_job(probe
 
 
 @pytest.mark.probe
+@pytest.mark.clause(16)
 def test_with_deadline_stays_cancelled_when_its_caller_is_cancelled(probe: Prober) -> None:
     async def call(jobs: Jobs) -> object:
         task = asyncio.create_task(with_deadline(jobs.job("a", 5), 10.0, "default"))
@@ -413,10 +514,103 @@ def test_with_deadline_stays_cancelled_when_its_caller_is_cancelled(probe: Probe
     explore(probe, call, stayed_cancelled)
 
 
+# -- cancelled from outside ----------------------------------------------------------------
+
+
+@dataclass
+class Cancellation:
+    """How a call ended after its task was cancelled, and who was running at that moment."""
+
+    stayed_cancelled: bool
+    left_running: list[str]
+    ended: str
+    ended_at: float
+    why: str = ""
+
+
+# Each call starts jobs a (3 s), b (1 s) and c (2 s), or the like, and is cancelled at 1.5 s,
+# when at least two of them are still running.
+CANCEL_AT = 1.5
+CANCELLED_CALLS: dict[str, Call] = {
+    "gather_settled": lambda jobs: gather_settled(
+        [jobs.job("a", 3), jobs.job("b", 1), jobs.job("c", 2)]
+    ),
+    "fail_fast": lambda jobs: fail_fast([jobs.job("a", 3), jobs.job("b", 1), jobs.job("c", 2)]),
+    "first_success": lambda jobs: first_success(
+        [jobs.job("a", 1, fail=True), jobs.job("b", 2), jobs.job("c", 3)]
+    ),
+    "in_finishing_order": lambda jobs: in_finishing_order(
+        [jobs.job("a", 3), jobs.job("b", 1), jobs.job("c", 2)], ignore
+    ),
+    "supervise": lambda jobs: supervise([jobs.job("a", 3), jobs.job("b", 1), jobs.job("c", 2)]),
+    "with_deadline": lambda jobs: with_deadline(jobs.job("a", 3), 10.0, "default"),
+}
+
+
+def cancelled_midway(call: Call) -> Call:
+    """Runs `call(jobs)` as a task, cancels it at CANCEL_AT, and notes, the moment the call
+    ends, which jobs are still running."""
+
+    async def run(jobs: Jobs) -> Cancellation:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        left_running: list[str] = []
+        ended_at: list[float] = []
+
+        async def watched() -> object:
+            try:
+                return await call(jobs)
+            finally:
+                left_running.extend(sorted(jobs.running))
+                ended_at.append(loop.time() - started)
+
+        task = asyncio.create_task(watched())
+        await asyncio.sleep(CANCEL_AT)
+        task.cancel()
+        await asyncio.wait([task])
+        if task.cancelled():
+            return Cancellation(True, left_running, "with CancelledError", ended_at[0])
+        error = task.exception()
+        if isinstance(error, NotImplementedError):
+            task.result()  # raises it: the stub is not written yet
+        ended = f"raising {error!r}" if error else f"returning {task.result()!r}"
+        return Cancellation(False, left_running, ended, ended_at[0], meaning(error))
+
+    return run
+
+
+@pytest.mark.probe
+@pytest.mark.clause(3)
+@pytest.mark.parametrize("name", list(CANCELLED_CALLS))
+def test_a_call_cancelled_from_outside_leaves_no_job_running(probe: Prober, name: str) -> None:
+    def stopped_everything(_jobs: Jobs, outcome: Outcome) -> None:
+        no_error(outcome, name)
+        ending = outcome.value
+        assert isinstance(ending, Cancellation)
+        assert ending.ended_at >= CANCEL_AT, (
+            f"{name} ended at {ending.ended_at:g} s, {ending.ended}, before it was cancelled at "
+            f"{CANCEL_AT:g} s, although its jobs take 2 s and more.{ending.why}"
+        )
+        assert not ending.left_running, (
+            f"{name} was cancelled from outside at {CANCEL_AT:g} s and ended {ending.ended} "
+            f"while the jobs {ending.left_running} were still running. The cancellation "
+            f"arrives at the `await` where {name} waits (asyncio.wait, as_completed, ...), and "
+            f"that stops none of the tasks you started: cancel and await them in a `finally`, "
+            f"so that this way out cleans up too"
+        )
+        assert ending.stayed_cancelled, (
+            f"{name} was cancelled from outside at {CANCEL_AT:g} s, yet it ended {ending.ended}: "
+            f"a cancellation must travel on to whoever cancelled.{ending.why}"
+        )
+
+    explore(probe, cancelled_midway(CANCELLED_CALLS[name]), stopped_everything)
+
+
 # -- Background ----------------------------------------------------------------------------
 
 
 @pytest.mark.probe
+@pytest.mark.clause(17, 18)
 def test_background_counts_its_tasks_while_they_run_and_forgets_them_when_done(
     probe: Prober,
 ) -> None:
@@ -446,6 +640,7 @@ def test_background_counts_its_tasks_while_they_run_and_forgets_them_when_done(
 
 
 @pytest.mark.probe
+@pytest.mark.clause(19)
 def test_background_close_cancels_every_task_and_waits_until_they_have_stopped(
     probe: Prober,
 ) -> None:
@@ -464,12 +659,15 @@ def test_background_close_cancels_every_task_and_waits_until_they_have_stopped(
             f"the tasks to end by themselves instead of cancelling them"
         )
         nothing_left_running(outcome, "Background.close")
-        assert jobs.cancelled() == ["a", "b"], f"the cancelled jobs were {jobs.cancelled()}"
+        assert jobs.cancelled() == ["a", "b"], (
+            f"the cancelled jobs were {jobs.cancelled()}, not both a and b"
+        )
 
     explore(probe, call, closed)
 
 
 @pytest.mark.asyncio
+@pytest.mark.clause(17)
 async def test_a_spawned_task_is_not_lost_to_the_garbage_collector() -> None:
     ended_by: list[str] = []
 
@@ -492,7 +690,17 @@ async def test_a_spawned_task_is_not_lost_to_the_garbage_collector() -> None:
     del waiter  # from here on only Background may keep the task (and its coroutine) alive
     await asyncio.sleep(0)
     gc.collect()
-    await background.close()
+    closing = asyncio.create_task(background.close())
+    done, _ = await asyncio.wait([closing], timeout=HANG_SECONDS)
+    if not done:
+        closing.cancel()
+        await asyncio.wait([closing])
+        pytest.fail(
+            f"close() had not returned {HANG_SECONDS:g} s after it was called, while its one task "
+            f"waited for a reply that never comes: close() must cancel every task, not only "
+            f"wait for it"
+        )
+    closing.result()
     assert ended_by == ["CancelledError"], (
         f"the spawned task ended by {ended_by or 'nothing'} instead of close()'s CancelledError: "
         f"the garbage collector destroyed it while it was waiting (GeneratorExit), because "
