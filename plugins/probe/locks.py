@@ -189,12 +189,20 @@ class Lock(Acquirable):
         return run.label(self) + holder
 
     def deadlock_hint(self, run: Run, worker: Worker) -> str:
-        if self._owner is worker:
-            return (
-                f"{worker.name} waits for a {self.kind} it already holds: a Lock is not "
-                "re-entrant (use RLock, or do not re-acquire)."
-            )
-        return ""
+        if self._owner is not worker:
+            return ""
+        signal = (
+            f"{worker.name} waits for a {self.kind} it holds, for another thread to release it "
+            "as a signal (as a Condition's waiter lock is): nobody did, a lost wakeup"
+        )
+        if self.handed_off:  # this lock has served as a signal before
+            return signal + "."
+        return (
+            f"{worker.name} waits for a {self.kind} it already holds. If that is a mistake: a "
+            f"Lock is not re-entrant (use RLock, or do not re-acquire). If the lock is a signal "
+            f"that another thread releases (a Condition's waiter lock), nobody released it: a "
+            f"lost wakeup."
+        )
 
     def __repr__(self) -> str:
         if self._real is not None:
