@@ -3,17 +3,25 @@
 Contract (the tests check each point, with a heartbeat task that must keep ticking on the
 event loop while your code waits):
 
-- `pause(seconds)` waits `seconds` without stopping the event loop: other tasks run meanwhile.
-- `run_blocking(function, *args)` runs the blocking call `function(*args)` in a worker thread
-  of the loop's default executor and returns its result; while it runs, the event loop (and
-  every other task on it) keeps going.
-- `start_blocking(function, *args)`, called on a running event loop, starts `function(*args)`
-  in the default executor and returns an `asyncio.Future` for its result at once, while the
-  call still runs: it must not call `function` itself, and must never wait for it.
-- `run_in(executor, function, *args)` is `run_blocking` on the executor it is given (a thread
-  pool for blocking I/O, a process pool for CPU-bound work), not on the default one.
-- `serve_all(customers, lookup)` looks up every customer with the blocking `lookup(customer)`,
-  all lookups at the same time in worker threads, and returns `{customer: lookup(customer)}`.
+- §1 `pause(seconds)` returns once `seconds` have passed: not before, and not long after.
+  §2 While `pause` waits, the event loop keeps running: other tasks run meanwhile.
+- §3 `run_blocking(function, *args)` calls `function(*args)` once and returns its result.
+  §4 `run_blocking` runs the call in a worker thread of the loop's default executor, never on
+  the event loop's own thread.
+  §5 While `run_blocking`'s call runs, the event loop (and every other task on it) keeps going.
+- §6 `start_blocking(function, *args)`, called on a running event loop, starts
+  `function(*args)` in the default executor and returns an `asyncio.Future` that gives the
+  call's result when awaited.
+  §7 `start_blocking` returns its future at once, while the call still runs: it must not call
+  `function` itself, and must never wait for it.
+- §8 `run_in(executor, function, *args)` runs `function(*args)` on the executor it is given
+  (a thread pool for blocking I/O, a process pool for CPU-bound work), not on the default
+  one, and returns its result.
+  §9 While `run_in`'s call runs, the event loop keeps going: `run_in` never blocks waiting
+  for the executor.
+- §10 `serve_all(customers, lookup)` returns `{customer: lookup(customer)}`: each customer
+  paired with the result of its own lookup, whatever order the lookups finish in.
+  §11 `serve_all` runs all the lookups at the same time, each in a worker thread.
 """
 
 from __future__ import annotations

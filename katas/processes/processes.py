@@ -2,25 +2,34 @@
 
 Contract (the tests check each point):
 
-- `run_in_processes(function, inputs, *, start_method="spawn", timeout=10.0)` calls
-  `function(item)` once per item of `inputs`, each call in its own child process, all children
-  running at the same time (start every child before waiting for any), and returns the
-  results in the order of `inputs`, not in the order the children finish.
-  - A child works on *copies* of everything it was given: its results must come back through
-    a channel (a `Queue` of the chosen context), never through a list the parent passed it.
-  - It uses the start method it is given (`multiprocessing.get_context(start_method)`):
-    `"spawn"` starts each child as a fresh interpreter that imports this module again.
-  - A function a child could not import by name (a lambda, a function defined inside another
-    function) is refused with `TypeError` before any process starts, whatever the start
-    method: such code only works by accident under `fork`.
-  - When the results are not all back within `timeout` seconds, it stops every child it
-    started and raises `TimeoutError`. It never leaves a child process running.
-- `run_named(names, *, start_method="spawn", timeout=10.0)` starts one process per name,
+- §1 `run_in_processes(function, inputs, *, start_method="spawn", timeout=10.0)` calls
+  `function(item)` once per item of `inputs`, each call in a child process of its own, and
+  returns the results.
+  §2 `run_in_processes` runs all its children at the same time: it starts every child before
+  it waits for any.
+  §3 `run_in_processes` returns the results in the order of `inputs`, not in the order the
+  children finish.
+  §4 A child works on *copies* of everything it was given: its result comes back through a
+  channel (a `Queue` of the chosen context), never through a list the parent passed it.
+  §5 `run_in_processes` uses the start method it is given, `"spawn"` when none is given
+  (`multiprocessing.get_context(start_method)`): `"spawn"` starts each child as a fresh
+  interpreter that imports this module again.
+  §6 A function a child could not import by name (a lambda, a function defined inside another
+  function) is refused with `TypeError` before any process starts, whatever the start
+  method: such code only works by accident under `fork`.
+  §7 When the results are not all back within `timeout` seconds of the call (one deadline for
+  all of them, not one per result), `run_in_processes` stops every child it started and
+  raises `TimeoutError`.
+  §8 `run_in_processes` joins every child it started before it returns or raises: it never
+  leaves a child process running, nor an ended one unjoined.
+- §9 `run_named(names, *, start_method="spawn", timeout=10.0)` starts one process per name,
   carrying that name; each child sends back the name it sees for itself
   (`multiprocessing.current_process().name`) and its process id (`os.getpid()`).
-  It returns `{name: pid}` once every child has reported and has been joined.
+  §10 `run_named` returns `{name: pid}` once every child has reported and has been joined.
+  §11 When not every child has reported within `timeout` seconds, `run_named` stops every
+  child it started and raises `TimeoutError`.
 
-The functions at the bottom of this file (`square`, `read_marker`, `meet`,
+The functions at the bottom of this file (`square`, `whose_pid`, `read_marker`, `meet`,
 `sleep_then_return`) are given: the tests send them to your child processes. A child can only
 run a function it can import by module and name, so they live here, at module level.
 """
@@ -28,7 +37,7 @@ run a function it can import by module and name, so they live here, at module le
 from __future__ import annotations
 
 import multiprocessing  # noqa: F401  (imported for you: your code will need it)
-import os  # noqa: F401  (imported for you: your code will need it)
+import os
 import pickle  # noqa: F401  (imported for you: your code will need it)
 import queue  # noqa: F401  (imported for you: your code will need it)
 import threading
@@ -67,8 +76,9 @@ def run_in_processes(
 ) -> list[Any]:
     """Call `function(item)` for every item, each in its own child process; results in order."""
     # TODO(kata): check the function; get a context for start_method; start one Process per item
-    # running _call_and_send; get() each result with a timeout and place it by its index; join;
-    # in a `finally`, kill and join any child still alive.
+    # running _call_and_send; get() each result with what is left of one deadline (TimeoutError
+    # on queue.Empty) and place it by its index; join; in a `finally`, kill and join any child
+    # still alive.
     raise NotImplementedError
 
 
@@ -83,7 +93,8 @@ def run_named(
 ) -> dict[str, int]:
     """Start one process per name, carrying that name; return {name it reported: its pid}."""
     # TODO(kata): start one Process(name=name) per name running _send_identity; get() one report
-    # per child with a timeout; join them; in a `finally`, kill and join any child still alive.
+    # per child with a timeout (TimeoutError on queue.Empty); join them; in a `finally`, kill
+    # and join any child still alive.
     raise NotImplementedError
 
 
@@ -91,13 +102,19 @@ def run_named(
 
 # Set when this module is imported; the tests change it in the parent afterwards.
 MARKER = "as imported"
-# How long `meet` waits for the other children at the barrier.
-MEET_SECONDS = 3.0
+# How long `meet` waits for the other children at the barrier (forked children meet within
+# milliseconds).
+MEET_SECONDS = 2.0
 
 
 def square(number: int) -> int:
     """The square of `number`."""
     return number * number
+
+
+def whose_pid(_: object) -> int:
+    """The process id of the process that runs this call."""
+    return os.getpid()
 
 
 def read_marker(_: object) -> str:

@@ -9,25 +9,35 @@ client: it unregisters, closes and removes it.
 Contract (the tests check each point; they drive the server by calling `serve_once` in a
 loop, in the test's own thread, while their clients send and read between the turns):
 
-- `serve_once(timeout)` is one turn of the event loop: it waits at most `timeout` seconds in
-  `selector.select()` and handles every ready event: the listener is readable -> `accept`;
+- §1 `serve_once(timeout)` is one turn of the event loop: it waits in
+  `selector.select(timeout)` until a socket is ready or `timeout` seconds have passed, never
+  longer and never without waiting.
+  §2 `serve_once` handles every ready event of its turn: the listener is readable -> `accept`;
   a client is readable -> `receive`; a client is writable -> `send` (unless `receive` has
-  just dropped it). It returns the number of events it handled (0 when it had nothing to do).
-  It never blocks on one socket: many clients are served at once, in this one thread.
-- `accept()` accepts one connection, makes it non-blocking, gives it an empty `outgoing`
-  buffer and registers it for reading.
-- `receive(conn)` makes one `recv` call (up to `CHUNK` bytes). Data is appended to
-  `outgoing[conn]`, and the socket is watched for writing too. A short read is normal: it is
-  only what has arrived so far. `b""` means the client will send nothing more: the client
-  joins `finishing`, and it is dropped at once if nothing is owed to it, else it is watched
-  for writing only.
-- `send(conn)` makes one `send` call with what is owed to `conn` and removes from
+  just dropped it).
+  §3 `serve_once` returns the number of events it handled (0 when it had nothing to do).
+  §4 `serve_once` never blocks on one socket: many clients are served at once, in this one
+  thread.
+- §5 `accept()` accepts one connection, makes it non-blocking, gives it an empty `outgoing`
+  buffer and registers it for reading only.
+- §6 `receive(conn)` makes one `recv` call of up to `CHUNK` bytes, appends the data to
+  `outgoing[conn]` (after any bytes still owed), and watches the socket for writing too.
+  §7 A short read is normal: `receive` takes it for what has arrived so far, never for the
+  end of the client's data.
+  §8 When `recv` returns `b""` (the client will send nothing more), `receive` adds the client
+  to `finishing`, drops it at once if nothing is owed to it, and else watches it for writing
+  only.
+- §9 `send(conn)` makes one `send` call with what is owed to `conn` and removes from
   `outgoing[conn]` only the bytes that `send` reports as sent (the socket takes only what
-  fits in its buffer). When nothing is owed any more, a finishing client is dropped, and any
-  other goes back to being watched for reading only: a socket with room in its buffer is
-  always writable, so watching it for writing with nothing to send would wake the loop for
-  nothing on every turn.
-- `close()` drops every client, unregisters and closes the listener, and closes the selector.
+  fits in its buffer); the rest stays owed, and the socket stays watched for writing.
+  §10 Once nothing is owed to a client any more, `send` drops it if it is finishing, and
+  otherwise watches it for reading only: a socket with room in its buffer is always
+  writable, so watching it for writing with nothing to send would wake the loop for nothing
+  on every turn.
+- §11 A client whose connection breaks (`recv` or `send` raises `ConnectionError`, e.g. the
+  client reset it) is dropped, and the loop goes on serving the others.
+- §12 `close()` drops every client, unregisters and closes the listener, and closes the
+  selector.
 """
 
 from __future__ import annotations
@@ -74,13 +84,14 @@ class EchoServer:
     def receive(self, conn: socket.socket) -> None:
         """One recv: queue the data for echoing; on b"" the client is finishing."""
         # TODO(kata): one recv(CHUNK); data -> append to outgoing[conn] and watch READ|WRITE;
-        # b"" -> add to finishing, then drop now if nothing is owed, else watch WRITE only.
+        # b"" -> add to finishing, then drop now if nothing is owed, else watch WRITE only;
+        # ConnectionError -> drop the client.
         raise NotImplementedError
 
     def send(self, conn: socket.socket) -> None:
         """One send: keep what the socket did not take; stop watching for writing when done."""
         # TODO(kata): sent = conn.send(pending); del pending[:sent]; once empty, drop a
-        # finishing client, else watch READ only.
+        # finishing client, else watch READ only; ConnectionError -> drop the client.
         raise NotImplementedError
 
     def close(self) -> None:

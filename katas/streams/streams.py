@@ -6,21 +6,30 @@ The protocol is one command per line (UTF-8, ending in `\\n`) and one reply line
 
 Contract (the tests check each point, over real TCP connections on 127.0.0.1):
 
-- `KeyValueServer.start()` listens with `asyncio.start_server` on 127.0.0.1 only, on a port
-  the system picks (port 0), serving each connection with `handle`; it keeps the
-  `asyncio.Server` in `self.server` and returns the port actually bound.
-- `KeyValueServer.handle(reader, writer)` serves one client: it keeps the writer in
-  `self.writers` while the client is connected, reads one whole line at a time, writes the
-  reply line of `execute(self.store, line)` and waits for `writer.drain()` after each reply
-  (back-pressure: a client that reads slowly must slow the server down, not fill its memory).
-  After replying `BYE` to `QUIT`, or when the client closes its side (end of input), it
-  closes the writer and waits until it is closed. Many clients are served at the same time:
-  a client that stays connected never holds up the others.
-- `KeyValueServer.stop()` stops listening (new connections are refused), closes every
-  connected client's writer, and waits until the server and those connections are closed.
-- `request(port, lines)` connects to 127.0.0.1:`port` with `asyncio.open_connection`, sends
-  each line, reads one reply line per line sent, closes its connection (and waits until it
-  is closed), and returns the replies without their newlines.
+- §1 `KeyValueServer.start()` listens with `asyncio.start_server` on 127.0.0.1 only, on a
+  port the system picks (port 0), serving each connection with `handle`.
+  §2 `start` keeps the `asyncio.Server` in `self.server` and returns the port actually bound.
+- §3 `KeyValueServer.handle(reader, writer)` serves one client: it reads one whole line at a
+  time and writes back the reply line of `execute(self.store, line)`, the command without
+  its newline and the reply with one.
+  §4 `handle` keeps the writer in `self.writers` while its client is connected, and removes
+  it when the conversation ends.
+  §5 `handle` waits for `writer.drain()` after each reply (back-pressure: a client that reads
+  slowly must slow the server down, not fill its memory).
+  §6 After replying `BYE` to `QUIT`, `handle` stops reading, closes the writer and waits
+  until it is closed.
+  §7 When the client closes its side (end of input), `handle` closes the writer and waits
+  until it is closed.
+  §8 Many clients are served at the same time: a client that stays connected never holds up
+  the others.
+- §9 `KeyValueServer.stop()` stops listening: new connections are refused.
+  §10 `stop()` closes every connected client's writer, and waits until the server and those
+  connections are closed.
+- §11 `request(port, lines)` connects to 127.0.0.1:`port` with `asyncio.open_connection`,
+  sends each line, reads one whole reply line per line sent, and returns the replies without
+  their newlines.
+  §12 `request` closes its connection and waits until it is closed, also when it ends
+  without its replies (an error, or its caller cancelled it).
 """
 
 from __future__ import annotations

@@ -2,26 +2,33 @@
 
 Contract (the tests check each point):
 
-- `SumWorker(numbers, results)` is a `multiprocessing.Process` subclass. Its `__init__` stores
-  both arguments as `self.numbers` and `self.results` and sets `self.total = None` (it must let
-  `Process` initialize itself too). Its `run()`, which executes in the child, computes
-  `sum(self.numbers)`, stores it in `self.total` and puts it on `self.results`. Attributes
-  travel one way only: they reach the child (copied under fork, pickled under spawn), but what
-  the child stores in `self.total` stays in the child's copy.
-- `sum_in_subprocess(numbers, *, timeout=5.0)` runs a `SumWorker` (with a `multiprocessing.Queue`;
-  a subclass of `multiprocessing.Process` uses the default start method) and returns the sum
-  the worker sent back; it joins the worker before returning and raises `TimeoutError` if no
-  sum comes within `timeout`.
-- `run_with_deadline(function, args, *, seconds, grace=1.0, start_method="fork")` runs
-  `function(*args)` in a child process and returns its exit code, as soon as it ends. A child
-  still running after `seconds` is asked to stop with `terminate()` (SIGTERM); one still running
-  `grace` seconds later is stopped with `kill()` (SIGKILL). The child is always joined, so the
-  exit code is known: 0 for a normal end, the code passed to `sys.exit`, 1 for an uncaught
-  exception, and minus the signal's number for a child stopped by a signal
-  (`-signal.SIGTERM`, `-signal.SIGKILL`).
-- `start_heartbeat(beats, interval, *, start_method="fork")` starts a *daemon* process running
-  `beat(beats, interval)` and returns it at once, without waiting: a daemon child is stopped
-  automatically when the program that started it exits.
+- §1 `SumWorker(numbers, results)` is a `multiprocessing.Process` subclass whose `__init__`
+  lets `Process` initialize itself first (`super().__init__()`).
+  §2 `SumWorker.__init__` stores both arguments as `self.numbers` and `self.results` and sets
+  `self.total = None`.
+  §3 `SumWorker.run()`, which executes in the child, computes `sum(self.numbers)`, stores it in
+  `self.total` and puts it on `self.results`.
+  Attributes travel one way only: they reach the child (copied under fork, pickled under
+  spawn), but what the child stores in `self.total` stays in the child's copy.
+- §4 `sum_in_subprocess(numbers, *, timeout=5.0)` runs a `SumWorker` (with a
+  `multiprocessing.Queue`; a subclass of `multiprocessing.Process` uses the default start
+  method) and returns the sum the worker sent back.
+  §5 `sum_in_subprocess` joins the worker before it returns.
+  §6 `sum_in_subprocess` raises `TimeoutError` if no sum comes within `timeout` seconds, and
+  then stops and joins the worker: it never leaves a worker running.
+- §7 `run_with_deadline(function, args, *, seconds, grace=1.0, start_method="fork")` runs
+  `function(*args)` in a child process started with `start_method`, and returns its exit code
+  as soon as the child ends.
+  §8 A child still running after `seconds` is asked to stop with `terminate()` (SIGTERM).
+  §9 A child still running `grace` seconds after `terminate()` is stopped with `kill()`
+  (SIGKILL).
+  §10 `run_with_deadline` always joins the child, so the exit code it returns is known: 0 for a
+  normal end, the code passed to `sys.exit`, 1 for an uncaught exception, and minus the
+  signal's number for a child stopped by a signal (`-signal.SIGTERM`, `-signal.SIGKILL`).
+- §11 `start_heartbeat(beats, interval, *, start_method="fork")` starts a *daemon* process
+  running `beat(beats, interval)`: a daemon child is stopped automatically when the program
+  that started it exits.
+  §12 `start_heartbeat` returns the started process at once, without waiting for it.
 
 The child functions at the bottom of the file are given: the tests run them in your processes.
 """
@@ -65,6 +72,7 @@ def sum_in_subprocess(numbers: Sequence[int], *, timeout: float = 5.0) -> int:
     # its queue must come from the same (default) context.
     results: Queue[int] = multiprocessing.Queue()
     worker = SumWorker(numbers, results)
+    deadline = time.monotonic() + timeout
     worker.start()
     try:
         # The total comes through the queue: the parent's `worker.total` is never updated.
@@ -72,7 +80,9 @@ def sum_in_subprocess(numbers: Sequence[int], *, timeout: float = 5.0) -> int:
     except queue.Empty:
         raise TimeoutError(f"no sum arrived within {timeout} s") from None
     finally:
-        worker.join(timeout)
+        # Joined on every path: a worker that sent its sum is ending; one that overran is
+        # killed once the deadline has passed.
+        worker.join(max(deadline - time.monotonic(), 0.0))
         if worker.is_alive():
             worker.kill()
             worker.join()
@@ -130,6 +140,16 @@ def sleep_for(seconds: float) -> None:
 def exit_with(code: int) -> None:
     """End at once with exit code `code`."""
     sys.exit(code)
+
+
+# The exit code of `exit_with_module_code`; the tests change it in the parent afterwards.
+MODULE_CODE = 4
+
+
+def exit_with_module_code() -> None:
+    """End at once with exit code MODULE_CODE, as this process sees it (a spawned child
+    imports the module afresh and sees the value it was imported with)."""
+    sys.exit(MODULE_CODE)
 
 
 def ignore_sigterm_then_sleep(seconds: float) -> None:

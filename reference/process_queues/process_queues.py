@@ -2,35 +2,44 @@
 
 Contract (the tests check each point):
 
-- `run_pipeline(function, source, *, consumers=2, start_method="fork", timeout=10.0)` returns
-  `[function(item) for item in source]`, in the order of `source`, computed by `consumers`
-  child processes that share one task queue:
-  - It starts the consumers *first*, then feeds the items of `source` into the task queue one
-    by one as `(index, item)` pairs. `source` may be slow (a generator that takes its time):
-    the consumers must already be working while it still produces.
-  - After the last item it puts one `STOP` per consumer: each consumer stops at the first
-    `STOP` it takes, so one `STOP` stops exactly one consumer.
-  - It reads every result *before* joining the consumers: a child cannot finish while data it
-    put on a queue still waits to be read.
-  - When a result, or a consumer's exit, does not come within `timeout` seconds of the call, it
-    kills every consumer and raises `TimeoutError`. It never leaves a child running.
-- `consume(function, tasks, results)` is what each consumer process runs: it takes
+- §1 `run_pipeline(function, source, *, consumers=2, start_method="fork", timeout=10.0)`
+  returns `[function(item) for item in source]`, computed by `consumers` child processes
+  (exactly that many, all working at the same time) that share one task queue and are
+  started with `start_method`.
+  §2 `run_pipeline` returns the results in the order of `source`, whatever order the
+  consumers finish them in.
+  §3 `run_pipeline` starts the consumers *first*, then feeds the items of `source` into the
+  task queue one by one as `(index, item)` pairs. `source` may be slow (a generator that takes
+  its time): the consumers must already be working while it still produces.
+  §4 After the last item `run_pipeline` puts one `STOP` per consumer: each consumer stops at
+  the first `STOP` it takes, so one `STOP` stops exactly one consumer.
+  §5 `run_pipeline` reads every result *before* joining the consumers: a child cannot finish
+  while data it put on a queue still waits to be read.
+  §6 When a result, or a consumer's exit, does not come within `timeout` seconds of the call
+  (one deadline for the whole call, not one per result), `run_pipeline` kills every consumer
+  and raises `TimeoutError`.
+  §7 `run_pipeline` joins every consumer before it returns or raises: it never leaves a child
+  running, nor an ended one unjoined.
+- §8 `consume(function, tasks, results)` is what each consumer process runs: it takes
   `(index, item)` pairs from `tasks` until it takes a `STOP`, and puts
-  `(index, function(item))` on `results` for each. The source may be slow, so an empty task
-  queue does not mean the work is over: only `STOP` does.
+  `(index, function(item))` on `results` for each.
+  §9 `consume` takes an empty task queue for "nothing yet", never for the end of the work (the
+  source may be slow): only `STOP` ends it.
 
-The functions at the bottom of the file (`square`, `signal_and_square`, `sleep_then_return`,
-`big_block`) are given: the tests send them to your consumers.
+The functions at the bottom of the file (`square`, `signal_and_square`, `meet`,
+`read_marker`, `sleep_then_return`, `big_block`) are given: the tests send them to your
+consumers.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import queue
+import threading
 import time
 from collections.abc import Callable, Iterable
 from multiprocessing.queues import Queue
-from multiprocessing.synchronize import Event
+from multiprocessing.synchronize import Barrier, Event
 from typing import Any, Literal
 
 # The start methods a caller may choose (`fork` and `forkserver` exist on POSIX only).
@@ -112,6 +121,10 @@ def run_pipeline(
 
 # -- given: the functions the tests send to your consumers -----------------------------------
 
+# How long `meet` waits for the other consumers at the barrier (forked consumers meet within
+# milliseconds).
+MEET_SECONDS = 2.0
+
 
 def square(number: int) -> int:
     """The square of `number`."""
@@ -122,6 +135,24 @@ def signal_and_square(done: Event, number: int) -> int:
     """Set `done`, then return the square of `number`."""
     done.set()
     return number * number
+
+
+def meet(barrier: Barrier, _: object) -> str:
+    """Wait for the barrier's other parties: "met" if they all came in time, else "alone"."""
+    try:
+        barrier.wait(MEET_SECONDS)
+    except threading.BrokenBarrierError:
+        return "alone"
+    return "met"
+
+
+# Set when this module is imported; the tests change it in the parent afterwards.
+MARKER = "as imported"
+
+
+def read_marker(_: object) -> str:
+    """The value of MARKER as this process sees it."""
+    return MARKER
 
 
 def sleep_then_return(pair: tuple[Any, float]) -> Any:

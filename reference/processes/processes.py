@@ -2,25 +2,34 @@
 
 Contract (the tests check each point):
 
-- `run_in_processes(function, inputs, *, start_method="spawn", timeout=10.0)` calls
-  `function(item)` once per item of `inputs`, each call in its own child process, all children
-  running at the same time (start every child before waiting for any), and returns the
-  results in the order of `inputs`, not in the order the children finish.
-  - A child works on *copies* of everything it was given: its results must come back through
-    a channel (a `Queue` of the chosen context), never through a list the parent passed it.
-  - It uses the start method it is given (`multiprocessing.get_context(start_method)`):
-    `"spawn"` starts each child as a fresh interpreter that imports this module again.
-  - A function a child could not import by name (a lambda, a function defined inside another
-    function) is refused with `TypeError` before any process starts, whatever the start
-    method: such code only works by accident under `fork`.
-  - When the results are not all back within `timeout` seconds, it stops every child it
-    started and raises `TimeoutError`. It never leaves a child process running.
-- `run_named(names, *, start_method="spawn", timeout=10.0)` starts one process per name,
+- §1 `run_in_processes(function, inputs, *, start_method="spawn", timeout=10.0)` calls
+  `function(item)` once per item of `inputs`, each call in a child process of its own, and
+  returns the results.
+  §2 `run_in_processes` runs all its children at the same time: it starts every child before
+  it waits for any.
+  §3 `run_in_processes` returns the results in the order of `inputs`, not in the order the
+  children finish.
+  §4 A child works on *copies* of everything it was given: its result comes back through a
+  channel (a `Queue` of the chosen context), never through a list the parent passed it.
+  §5 `run_in_processes` uses the start method it is given, `"spawn"` when none is given
+  (`multiprocessing.get_context(start_method)`): `"spawn"` starts each child as a fresh
+  interpreter that imports this module again.
+  §6 A function a child could not import by name (a lambda, a function defined inside another
+  function) is refused with `TypeError` before any process starts, whatever the start
+  method: such code only works by accident under `fork`.
+  §7 When the results are not all back within `timeout` seconds of the call (one deadline for
+  all of them, not one per result), `run_in_processes` stops every child it started and
+  raises `TimeoutError`.
+  §8 `run_in_processes` joins every child it started before it returns or raises: it never
+  leaves a child process running, nor an ended one unjoined.
+- §9 `run_named(names, *, start_method="spawn", timeout=10.0)` starts one process per name,
   carrying that name; each child sends back the name it sees for itself
   (`multiprocessing.current_process().name`) and its process id (`os.getpid()`).
-  It returns `{name: pid}` once every child has reported and has been joined.
+  §10 `run_named` returns `{name: pid}` once every child has reported and has been joined.
+  §11 When not every child has reported within `timeout` seconds, `run_named` stops every
+  child it started and raises `TimeoutError`.
 
-The functions at the bottom of this file (`square`, `read_marker`, `meet`,
+The functions at the bottom of this file (`square`, `whose_pid`, `read_marker`, `meet`,
 `sleep_then_return`) are given: the tests send them to your child processes. A child can only
 run a function it can import by module and name, so they live here, at module level.
 """
@@ -127,9 +136,16 @@ def run_named(
     try:
         for process in processes:
             process.start()
-        identities = dict(
-            reports.get(timeout=max(deadline - time.monotonic(), 0.0)) for _ in processes
-        )
+        identities: dict[str, int] = {}
+        for _ in processes:
+            try:
+                name, pid = reports.get(timeout=max(deadline - time.monotonic(), 0.0))
+            except queue.Empty:
+                raise TimeoutError(
+                    f"{len(processes) - len(identities)} children did not report within "
+                    f"{timeout} s; they were stopped"
+                ) from None
+            identities[name] = pid
         for process in processes:
             process.join(timeout=max(deadline - time.monotonic(), 0.0))
     finally:
@@ -145,13 +161,19 @@ def run_named(
 
 # Set when this module is imported; the tests change it in the parent afterwards.
 MARKER = "as imported"
-# How long `meet` waits for the other children at the barrier.
-MEET_SECONDS = 3.0
+# How long `meet` waits for the other children at the barrier (forked children meet within
+# milliseconds).
+MEET_SECONDS = 2.0
 
 
 def square(number: int) -> int:
     """The square of `number`."""
     return number * number
+
+
+def whose_pid(_: object) -> int:
+    """The process id of the process that runs this call."""
+    return os.getpid()
 
 
 def read_marker(_: object) -> str:
