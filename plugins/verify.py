@@ -65,8 +65,9 @@ class Row:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        f"{TIMING_MARKER}: the test measures wall-clock speed, so the self-check never runs the "
-        f"kata's variants side by side; e.g. @pytest.mark.{TIMING_MARKER}",
+        f"{TIMING_MARKER}: the test measures wall-clock speed, so the self-check runs it only "
+        f"with nothing beside it (in a kata's manifest `markers`: every test of the kata); "
+        f"e.g. @pytest.mark.{TIMING_MARKER}",
     )
     config.stash[rows_key] = []
     config.stash[verify_plan.notes_key] = []

@@ -8,6 +8,7 @@ per run.
 
 from __future__ import annotations
 
+import ast
 import os
 from pathlib import Path
 from types import ModuleType
@@ -21,6 +22,7 @@ from plugins.verify_schedule import History, Run, Scheduler
 
 JOBS_VARIABLE = "KATA_VERIFY_JOBS"
 COLD_VARIABLE = "KATA_VERIFY_COLD"  # 1: a fresh `python -m pytest` per run, as before workers
+TIMING = "timing"  # the marker of a test that measures speed (registered by plugins/verify.py)
 LOG_VARIABLE = "KATA_VERIFY_LOG"  # a file: one JSON line per run (timings, counts)
 
 notes_key = pytest.StashKey[list[str]]()  # what went wrong with the workers, for the summary
@@ -97,16 +99,39 @@ def runs(
             history.mutant_args(kata.name, label),
         )
     common = tuple(settings.of(config).child_args())
-    runs = [
-        Run(
-            kata=kata.name,
-            label=label,
-            test_file=test_file,
-            target=target,
-            extra=common + extra,
-            timing=timing,
-            expected=history.durations.get(f"{kata.name}/{label}"),
+    # Only some tests measure speed: the reference runs alone, the stub (it cannot pass a
+    # timing test, however busy the machine) and the mutants' other tests beside other runs.
+    some_timed = not timing and has_timing_tests(test_file)
+    runs = []
+    for label, (target, extra) in targets.items():
+        alone = timing or (some_timed and label == "reference")
+        split = some_timed and label.startswith("mutant:")
+        runs.append(
+            Run(
+                kata=kata.name,
+                label=label,
+                test_file=test_file,
+                target=target,
+                extra=common + extra + (("-m", f"not {TIMING}") if split else ()),
+                timing=alone,
+                expected=history.durations.get(f"{kata.name}/{label}"),
+                then_timing=common + extra + ("-m", TIMING) if split else None,
+            )
         )
-        for label, (target, extra) in targets.items()
-    ]
     return runs, problems
+
+
+def has_timing_tests(test_file: Path) -> bool:
+    """Whether a test in the file is marked `@pytest.mark.timing` (it measures speed)."""
+    try:
+        tree = ast.parse(test_file.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError):
+        return False
+    return any(
+        isinstance(node, ast.Attribute) and node.attr == TIMING and _is_mark(node.value)
+        for node in ast.walk(tree)
+    )
+
+
+def _is_mark(node: ast.expr) -> bool:
+    return isinstance(node, ast.Attribute) and node.attr == "mark"

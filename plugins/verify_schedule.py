@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +46,14 @@ class Run:
     extra: tuple[str, ...]  # child_args, and -x / the likely killer first for a mutant
     timing: bool
     expected: float | None  # seconds, from an earlier verify
+    # A mutant of a kata with some timing tests first runs the others beside other runs; only
+    # if they all pass does it run its timing tests, alone (these are the extra arguments).
+    then_timing: tuple[str, ...] | None = None
+    phase: str = ""  # "" or "timing": the second run of such a mutant
 
     @property
     def key(self) -> str:
-        return f"{self.kata}/{self.label}"
+        return f"{self.kata}/{self.label}" + (f"@{self.phase}" if self.phase else "")
 
 
 class History:
@@ -190,12 +194,15 @@ class Scheduler:
                 self.admission.started(len(self.running))
                 self.alone = run.timing
                 self.katas[run.kata].stage = run.label
-            if future.set_running_or_notify_cancel():
-                self._run(runner, run, future)
-            with self.changed:
-                del self.running[run.key]
-                self.alone = False
-                self.changed.notify_all()
+            try:
+                # A timing run that follows a mutant's first run has its future running already.
+                if future.running() or future.set_running_or_notify_cancel():
+                    self._run(runner, run, future)
+            finally:  # whatever happens, the slot is free again and the pool goes on
+                with self.changed:
+                    del self.running[run.key]
+                    self.alone = False
+                    self.changed.notify_all()
 
     def _run(self, runner: Runner, run: Run, future: Future[Outcome]) -> None:
         began = time.time()
@@ -203,6 +210,9 @@ class Scheduler:
             outcome = run_suite(runner, run.test_file, run.target, *run.extra)
         except BaseException as error:  # the item waiting for it reports it
             future.set_exception(error)
+            return
+        if run.then_timing is not None and not is_killed(outcome) and not outcome.broken_module:
+            self._then_timing(run, outcome, future, began)
             return
         with self.changed:
             progress = self.katas[run.kata]
@@ -214,11 +224,34 @@ class Scheduler:
             self._log(run, outcome, began)
         future.set_result(outcome)
 
+    def _then_timing(
+        self, run: Run, outcome: Outcome, future: Future[Outcome], began: float
+    ) -> None:
+        """The mutant survived the kata's other tests: queue its timing tests, to run alone,
+        for the same future (the verdict is theirs)."""
+        assert run.then_timing is not None
+        follow = replace(
+            run,
+            extra=run.then_timing,
+            timing=True,
+            then_timing=None,
+            phase="timing",
+            expected=self.history.durations.get(f"{run.key}@timing"),
+        )
+        with self.changed:
+            self.history.record(run, outcome)
+            self._log(run, outcome, began)
+            self.katas[run.kata].seconds += outcome.seconds
+            self.queue.append((follow, future))
+            self.queue.sort(key=lambda queued: (not queued[0].timing, -self.expected(queued[0])))
+            self.changed.notify_all()
+
     def _log(self, run: Run, outcome: Outcome, began: float) -> None:
         """One JSON line per run (KATA_VERIFY_LOG): for measuring, and for the tests."""
         if self.log is None:
             return
         entry = {"kata": run.kata, "label": run.label, "start": began, "end": time.time()}
+        entry |= {"phase": run.phase} if run.phase else {}
         entry |= {k: v for k, v in asdict(outcome).items() if k != "failures"}
         with self.log.open("a", encoding="utf-8") as log:
             log.write(json.dumps(entry) + "\n")

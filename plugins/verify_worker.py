@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import importlib
 import json
 import os
@@ -133,6 +134,10 @@ def main() -> None:
     # Ctrl-C reaches the verify parent, which stops the workers; a worker must not die mid-answer.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     preload(sys.argv[1:])
+    # Everything imported so far lives as long as the worker: moved out of the collector's
+    # reach, so that each child's collections (pytest runs several per session) scan only
+    # what the run itself made. About a quarter of a short run's CPU time, measured.
+    gc.freeze()
     answer({"ready": True})
     for line in sys.stdin.buffer:
         request = json.loads(line)

@@ -248,6 +248,35 @@ def test_a_timing_kata_never_runs_beside_another_run(
     ), "the other katas' runs still share the two slots"
 
 
+def test_only_the_timing_tests_of_a_kata_run_alone(
+    kata_repo: KataRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tests = kata_repo.root / "katas/adder/test_adder.py"
+    tests.write_text(
+        tests.read_text()
+        + "\n\n@pytest.mark.clause(1)\n@pytest.mark.timing\ndef test_adds_fast():\n"
+        + "    __import__('time').sleep(0.3)\n    assert add(1, 1) == 2\n"
+    )
+    survivor = '\n[[mutant]]\nname = "commutes"\nbug = "swaps the operands"\nfind = "return a + b"\nreplace = "return b + a"\n'
+    kata_repo.write("reference/adder/mutants.toml", ADDER_MUTANTS + survivor)
+    monkeypatch.setenv("KATA_VERIFY_JOBS", "2")
+    result, runs = _runs_logged(kata_repo, monkeypatch, "runs.jsonl")
+    assert result.ret == 1, result.stdout.str()
+    result.stdout.fnmatch_lines(["*mutant 'commutes' survived*"])
+    adder = {(r["label"], r.get("phase", "")): r for r in runs if r["kata"] == "adder"}
+    alone = [key for key in adder if key[0] == "reference" or key[1] == "timing"]
+    assert sorted(alone) == [("mutant:commutes", "timing"), ("reference", "")], adder.keys()
+    for key in alone:
+        run = adder[key]
+        beside = [
+            (o["kata"], o["label"])
+            for o in runs
+            if o is not run and o["start"] < run["end"] and run["start"] < o["end"]
+        ]
+        assert not beside, f"{key} ran beside {beside}"
+    assert ("mutant:subtracts", "timing") not in adder, "a mutant its other tests kill stops there"
+
+
 def test_progress_lines_and_the_total_appear_in_a_log(kata_repo: KataRepo) -> None:
     result = kata_repo.run("--kata-verify")
     assert result.ret == 0, result.stdout.str()
