@@ -18,7 +18,10 @@ hints = ["Hold a lock around the read and the write.", "with self._lock: self.va
 """
 
 COUNTER_STUB = '''
-"""Kata `counter`: increment() adds one, and no increment is lost between threads."""
+"""Kata `counter`: a counter for many threads.
+
+§1 `increment()` adds one, and no increment is lost between threads.
+"""
 
 import threading
 
@@ -46,9 +49,11 @@ COUNTER_REFERENCE = COUNTER_STUB.replace(
 )
 
 COUNTER_TESTS = """
+import pytest
 from counter import Counter
 
 
+@pytest.mark.clause(1)
 def test_no_increment_is_lost_between_two_threads(probe):
     def check(shared, _results):
         lost = 2 - shared.value

@@ -35,8 +35,8 @@ it does not start at 0):
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from typing import Any, TypeVar
 
 K = TypeVar("K")
 T = TypeVar("T")
@@ -65,7 +65,9 @@ async def run_machine(states: Mapping[str, State], start: str, max_steps: int = 
     raise NotImplementedError
 
 
-async def fetch_all(fetch: Callable[[K], Awaitable[V]], keys: Sequence[K]) -> list[V]:
+async def fetch_all(
+    fetch: Callable[[K], Coroutine[Any, Any, V]], keys: Sequence[K]
+) -> list[V]:
     """Fetch every key at the same time; results in the order of `keys`."""
     # TODO(kata): start every fetch as a task of one asyncio.TaskGroup, so they wait side by
     # side; after the `async with` block, read each task's result() in the order of `keys`.

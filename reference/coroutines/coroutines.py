@@ -37,8 +37,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from typing import Any, TypeVar
 
 K = TypeVar("K")
 T = TypeVar("T")
@@ -79,7 +79,9 @@ async def run_machine(states: Mapping[str, State], start: str, max_steps: int = 
     return path
 
 
-async def fetch_all(fetch: Callable[[K], Awaitable[V]], keys: Sequence[K]) -> list[V]:
+async def fetch_all(
+    fetch: Callable[[K], Coroutine[Any, Any, V]], keys: Sequence[K]
+) -> list[V]:
     """Fetch every key at the same time; results in the order of `keys`."""
     # Every fetch becomes a task of the group at once, so they all wait side by side. A group
     # cancelled from outside cancels its tasks and waits until each has stopped; plain gather
