@@ -49,23 +49,32 @@ def _group_alive(group: int) -> bool:
 
 
 def _children() -> list[int]:
-    """The live child processes of this process (Linux /proc; elsewhere nothing is checked)."""
+    """The live child processes of this process (Linux /proc; elsewhere nothing is checked),
+    less multiprocessing's resource tracker and forkserver, which serve the whole run."""
+    helpers = {
+        getattr(getattr(sys.modules.get(module), instance, None), attribute, None)
+        for module, instance, attribute in (
+            ("multiprocessing.forkserver", "_forkserver", "_forkserver_pid"),
+            ("multiprocessing.resource_tracker", "_resource_tracker", "_pid"),
+        )
+    }
     found = []
     for entry in Path("/proc").glob("[0-9]*"):
         with contextlib.suppress(OSError, IndexError, ValueError):
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             if int(fields[1]) == os.getpid() and fields[0] not in ("Z", "X"):
                 found.append(int(entry.name))
-    return found
+    return [pid for pid in found if pid not in helpers]
 
 
 @pytest.fixture(autouse=True)
 def no_worker_left_behind() -> Iterator[None]:
+    before = set(_children())  # whatever earlier tests of the run left is not this test's
     yield
     deadline = time.monotonic() + STOP_SECONDS
-    while _children() and time.monotonic() < deadline:
+    while set(_children()) - before and time.monotonic() < deadline:
         time.sleep(0.05)
-    left = _children()
+    left = sorted(set(_children()) - before)
     for pid in left:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
