@@ -13,9 +13,11 @@ the budget runs out. POSIX only (elsewhere the test runs unguarded).
 
 from __future__ import annotations
 
+import faulthandler
 import inspect
 import os
 import signal
+import sys
 from typing import Any
 
 import pytest
@@ -53,6 +55,10 @@ def pytest_configure(config: pytest.Config) -> None:
 def _child(function: Any, arguments: dict[str, Any], write_end: int) -> None:
     """In the forked child: run the test function; report a failure through the pipe."""
     __tracebackhide__ = True  # the report starts at the test, as an unguarded one does
+    # A crash's stack goes to the parent too (it quotes the lines that matter), not to the
+    # terminal, where it would land outside the test's report.
+    crash_log = open(write_end, "w", closefd=False)  # noqa: SIM115  # lives until os._exit
+    faulthandler.enable(file=crash_log)
     code = 0
     try:
         function(**arguments)
@@ -97,14 +103,26 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     if os.WIFSIGNALED(status):
         number = os.WTERMSIG(status)
         because = f": {marker.args[0]}" if marker.args else ""
+        where = _learner_lines(text)
         raise CrashedOrFailed(
             CRASHED.format(
                 signal=f"{signal.Signals(number).name} (signal {number})", because=because
             )
+            + (f"\nWhere it crashed (innermost first):\n{where}" if where else "")
         )
     if os.WEXITSTATUS(status) != 0:
         raise CrashedOrFailed(text or f"the test's process exited with {os.WEXITSTATUS(status)}")
     return True
+
+
+def _learner_lines(dump: str) -> str:
+    """The frames of faulthandler's dump that are not pytest's or the plugins'."""
+    harness = ("/_pytest/", "/pluggy/", "/plugins/", "/site-packages/", sys.prefix, sys.base_prefix)
+    return "\n".join(
+        line.rstrip()
+        for line in dump.splitlines()
+        if line.strip().startswith("File ") and not any(part in line for part in harness)
+    )
 
 
 @pytest.hookimpl(wrapper=True)

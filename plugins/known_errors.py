@@ -110,6 +110,13 @@ KNOWN = (
         "under another: create them inside the coroutine that asyncio.run() runs.",
     ),
     Known(
+        ("BufferError",),
+        r"exported pointers exist",
+        "a shared-memory block (or mmap) was closed while a NumPy array or memoryview still used "
+        "its memory: drop every view of it first (`del view`, and return `view.copy()`, never "
+        "the view itself), then close() the block.",
+    ),
+    Known(
         ("BrokenBarrierError",),
         r"",
         "the barrier was broken: a party timed out, was aborted or raised while the others "

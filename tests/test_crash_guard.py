@@ -56,6 +56,8 @@ def test_a_crash_a_failure_and_a_hang_in_guarded_tests_each_fail_alone(
         [
             "*crashed the Python process with SIGSEGV (signal 11) instead of raising an "
             "exception: a view of a closed block was read*",
+            "Where it crashed (innermost first):",
+            '*File "*test_adder.py", line * in test_crashes',
         ]
     )
     result.stdout.fnmatch_lines(["*one and one make two, not three*"])
