@@ -111,19 +111,6 @@ def _multiprocessing_children() -> set[Any]:
     return set(sys.modules["multiprocessing"].active_children())
 
 
-def _multiprocessing_helpers() -> set[int]:
-    """The forkserver's and resource tracker's pids: started once, used by every later test."""
-    pids = set()
-    for module, instance, attribute in (
-        ("multiprocessing.forkserver", "_forkserver", "_forkserver_pid"),
-        ("multiprocessing.resource_tracker", "_resource_tracker", "_pid"),
-    ):
-        pid = getattr(getattr(sys.modules.get(module), instance, None), attribute, None)
-        if isinstance(pid, int):
-            pids.add(pid)
-    return pids
-
-
 def _running_new_processes(item: pytest.Item, before: set[tuple[int, int]]) -> list[Proc]:
     """Live descendants started since `before`, less those multiprocessing or a service owns.
     Reaps the new ones that have ended: children the test never waited for, and adopted
@@ -131,7 +118,9 @@ def _running_new_processes(item: pytest.Item, before: set[tuple[int, int]]) -> l
     found = proctree.descendants()
     if not found:  # the common case, answered in a fraction of a millisecond
         return []
-    owned = _multiprocessing_helpers() | {child.pid for child in _multiprocessing_children()}
+    owned = proctree.multiprocessing_helpers() | {
+        child.pid for child in _multiprocessing_children()
+    }
     namespace = item.config.stash.get(isolation.namespace_key, None)
     spared_groups = namespace.service_groups() if namespace is not None else set()
     new = [

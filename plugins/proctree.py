@@ -225,3 +225,28 @@ def end(procs: list[Proc], grace: float) -> set[Proc]:
     wait_until_ended(stubborn, grace)
     reap(procs, grace)
     return set(stubborn)
+
+
+def multiprocessing_helpers() -> set[int]:
+    """The pids of multiprocessing's forkserver and resource tracker: started once, they serve
+    every later test of the run."""
+    pids = set()
+    for module, instance, attribute in (
+        ("multiprocessing.forkserver", "_forkserver", "_forkserver_pid"),
+        ("multiprocessing.resource_tracker", "_resource_tracker", "_pid"),
+    ):
+        pid = getattr(getattr(sys.modules.get(module), instance, None), attribute, None)
+        if isinstance(pid, int):
+            pids.add(pid)
+    return pids
+
+
+def own_children() -> dict[int, str]:
+    """This process's child processes now, pid -> state ("Z": ended, but nobody waited for
+    it), less multiprocessing's helpers. For kata tests that check what a call left behind."""
+    helpers = multiprocessing_helpers()
+    return {
+        proc.pid: proc.state
+        for proc in descendants().values()
+        if proc.ppid == os.getpid() and proc.pid not in helpers
+    }

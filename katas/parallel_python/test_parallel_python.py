@@ -32,6 +32,8 @@ from parallel_python import (
     run_all,
 )
 
+from plugins import proctree
+
 # A ppserver is listening within a fraction of a second; 10 s only runs out when it is broken.
 START_SECONDS = 10.0
 STOP_SECONDS = 5.0
@@ -51,20 +53,7 @@ def _group_alive(group: int) -> bool:
 def _children() -> list[int]:
     """The live child processes of this process (Linux /proc; elsewhere nothing is checked),
     less multiprocessing's resource tracker and forkserver, which serve the whole run."""
-    helpers = {
-        getattr(getattr(sys.modules.get(module), instance, None), attribute, None)
-        for module, instance, attribute in (
-            ("multiprocessing.forkserver", "_forkserver", "_forkserver_pid"),
-            ("multiprocessing.resource_tracker", "_resource_tracker", "_pid"),
-        )
-    }
-    found = []
-    for entry in Path("/proc").glob("[0-9]*"):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) == os.getpid() and fields[0] not in ("Z", "X"):
-                found.append(int(entry.name))
-    return [pid for pid in found if pid not in helpers]
+    return [pid for pid, state in proctree.own_children().items() if state not in ("Z", "X")]
 
 
 @pytest.fixture(autouse=True)

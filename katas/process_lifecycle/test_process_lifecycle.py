@@ -40,27 +40,10 @@ LIMIT = 5.0
 OVERRUN = 2.0
 
 
-def own_children() -> dict[int, str]:
-    """This process's child processes now, pid -> state ("Z": ended, but nobody joined it).
-    multiprocessing's resource tracker and forkserver serve the whole run: not counted."""
-    helpers = {
-        getattr(getattr(sys.modules.get(module), instance, None), attribute, None)
-        for module, instance, attribute in (
-            ("multiprocessing.forkserver", "_forkserver", "_forkserver_pid"),
-            ("multiprocessing.resource_tracker", "_resource_tracker", "_pid"),
-        )
-    }
-    return {
-        proc.pid: proc.state
-        for proc in proctree.descendants().values()
-        if proc.ppid == os.getpid() and proc.pid not in helpers
-    }
-
-
 @pytest.fixture(autouse=True)
 def children_before() -> Iterator[set[int]]:
     """The children that existed before the test; whatever the test leaves behind is killed."""
-    yield set(own_children())
+    yield set(proctree.own_children())
     for child in multiprocessing.active_children():
         child.kill()
         child.join(2.0)
@@ -69,7 +52,7 @@ def children_before() -> Iterator[set[int]]:
 def assert_no_children_left(before: set[int], call: str) -> None:
     """Right after `call` returned or raised: every child it started has ended and was joined."""
     __tracebackhide__ = True
-    left = {pid: state for pid, state in own_children().items() if pid not in before}
+    left = {pid: state for pid, state in proctree.own_children().items() if pid not in before}
     running = sorted(pid for pid, state in left.items() if state != "Z")
     unjoined = sorted(pid for pid, state in left.items() if state == "Z")
     assert not left, (
