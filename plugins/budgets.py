@@ -186,7 +186,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if call.excinfo is not None and isinstance(call.excinfo.value, BudgetExceeded):
         report.longrepr = call.excinfo.value.report
     swallowed = item.stash.get(swallowed_key, [])
-    if (swallowed and report.when == "call") or (swallowed and report.when == "teardown"):
+    if swallowed and report.when in ("call", "teardown"):
         if not report.failed:
             report.outcome = "failed"
             report.longrepr = "\n".join(swallowed)

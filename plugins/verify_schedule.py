@@ -94,6 +94,10 @@ class History:
         """The cores the run used on average last time (never measured: a whole core)."""
         return verify_admission.load(self.cpu.get(run.key), self.durations.get(run.key))
 
+    def light(self, run: Run) -> bool:
+        """Whether the run mostly waited last time (under LIGHT_LOAD cores on average)."""
+        return verify_admission.is_light(self.cpu.get(run.key), self.durations.get(run.key))
+
 
 @dataclass
 class KataProgress:
@@ -166,15 +170,11 @@ class Scheduler:
         if len(self.running) < self.jobs:
             return 0
         # An extra run: the longest of those that mostly wait, if the CPU has room for it.
-        light = (
-            (i, load)
-            for i, (run, _) in enumerate(self.queue)
-            if (load := self.history.load(run)) < verify_admission.LIGHT_LOAD
-        )
-        chosen = next(light, None)
-        if chosen is None or not self.admission.may_add(len(self.running), chosen[1]):
+        chosen = next((i for i, (run, _) in enumerate(self.queue) if self.history.light(run)), None)
+        if chosen is None:
             return None
-        return chosen[0]
+        load = self.history.load(self.queue[chosen][0])
+        return chosen if self.admission.may_add(len(self.running), load) else None
 
     def _slot(self) -> None:
         runner = self.make_runner()
