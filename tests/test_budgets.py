@@ -96,3 +96,39 @@ def test_a_child_process_left_running_is_reported_and_stopped(kata_repo: KataRep
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*child process 'sleeper' (pid *) was still running; stopped it*"])
     assert time.monotonic() - started < 30, "the leaked child must be stopped, not waited for"
+
+
+HANGS_IN_A_FINALIZER = """
+import time
+
+import pytest
+from adder import add
+
+
+class Stuck:
+    def __del__(self):
+        time.sleep(30)  # a finalizer that never ends, as a Pool's can
+
+
+@pytest.mark.budget(1)
+def test_hangs_in_a_finalizer():
+    stuck = Stuck()
+    del stuck  # the finalizer runs here; the budget's alarm lands inside it
+    assert add(1, 2) == 3
+
+
+def test_runs_after_it():
+    assert add(2, 2) == 4
+"""
+
+
+def test_a_budget_expiry_swallowed_by_a_finalizer_fails_that_test_and_the_run_goes_on(
+    kata_repo: KataRepo,
+) -> None:
+    kata_repo.write("katas/adder/test_adder.py", HANGS_IN_A_FINALIZER)
+    result = kata_repo.run("katas/adder", "--kata-impl=reference", "-p", "no:randomly", timeout=60)
+    result.assert_outcomes(passed=1, failed=1)
+    assert "INTERNALERROR" not in result.stdout.str()
+    result.stdout.fnmatch_lines(
+        ["*the test ran past its budget of 1 s while Python was running a finalizer*"]
+    )
