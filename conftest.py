@@ -13,5 +13,6 @@ pytest_plugins = [
     "plugins.known_errors",
     "plugins.crash_guard",
     "plugins.probing",
+    "plugins.mpi_runner",
     "plugins.verify",
 ]

@@ -77,6 +77,13 @@ def probe_bench(session: nox.Session) -> None:
     session.run("python", "-m", "plugins.probe_bench", *session.posargs)
 
 
+@nox.session
+def mpi_bench(session: nox.Session) -> None:
+    """The reference ring allreduce against MPI's Allreduce at 2 and 4 ranks, 1 KB and 8 MB."""
+    _install(session, "mpi")
+    session.run("python", "-m", "plugins.mpi_bench", *session.posargs)
+
+
 def _backend_session(session_name: str, extra: str, marker: str) -> None:
     @nox.session(name=session_name)
     def backend(session: nox.Session) -> None:

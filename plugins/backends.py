@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
+import shlex
 import shutil
 import sys
 from collections.abc import Callable
@@ -71,22 +73,38 @@ def _missing_module(name: str) -> str | None:
     )
 
 
-def mpiexec_path() -> Path | None:
-    """The launcher that belongs to this interpreter's environment first (PyPI's mpich puts it
-    in the venv's bin/), else the one on PATH."""
-    beside = Path(sys.executable).parent / "mpiexec"
-    if beside.is_file():
-        return beside
-    found = shutil.which("mpiexec")
-    return Path(found) if found else None
+MPIEXEC_VARIABLE = "KATA_MPIEXEC"
+# MPICH's plain forking launcher opens no network listener at all, where its default (hydra)
+# listens on 0.0.0.0 for the job's lifetime whatever the options (shared/research/deps-lab-2.md).
+MPI_LAUNCHERS = ("mpiexec.gforker", "mpiexec")
+
+
+def mpi_launcher() -> list[str] | None:
+    """The launcher command, without `-n N`: $KATA_MPIEXEC if set, else the first of
+    MPI_LAUNCHERS next to this interpreter (PyPI's mpich installs them into the venv's bin/),
+    else on PATH."""
+    chosen = os.environ.get(MPIEXEC_VARIABLE, "").strip()
+    if chosen:
+        return shlex.split(chosen)
+    for name in MPI_LAUNCHERS:
+        beside = Path(sys.executable).parent / name
+        if beside.is_file():
+            return [str(beside)]
+    for name in MPI_LAUNCHERS:
+        if found := shutil.which(name):
+            return [found]
+    return None
 
 
 def _detect_mpi() -> str | None:
     missing = _missing_module("mpi4py")
     if missing:
         return missing
-    if mpiexec_path() is None:
+    launcher = mpi_launcher()
+    if launcher is None:
         return "no mpiexec launcher was found next to this Python or on PATH"
+    if shutil.which(launcher[0]) is None:
+        return f"{MPIEXEC_VARIABLE}={os.environ[MPIEXEC_VARIABLE]!r} names no program that can run"
     return None
 
 
