@@ -2,10 +2,11 @@
 every test has a result, a rank fails, dies or deadlocks, or a test overruns its budget.
 
 Each rank writes one result line per test and keeps its state slot current (plugins/mpi_state.py);
-this side reads both every POLL_SECONDS. A failure on any rank ends the job at once (the other
-ranks may be waiting for the failed one in a collective), as does a rank that dies, a deadlock
-(plugins/mpi_deadlock.py) or a test past its budget; the tests not reached are left without a
-result, for the caller to run in a new job. Nothing of the job outlives run(): the launcher
+this side reads both every POLL_SECONDS. A failure on one rank that the other ranks do not get
+past within a moment ends the job at once (they may be waiting for the failed rank in a
+collective), as does a rank that dies, a deadlock (plugins/mpi_deadlock.py) or a test past its
+budget; the tests not reached are left without a result, for the caller to run in a new job.
+A test that failed on every rank, or that every rank got through, lets the job go on. Nothing of the job outlives run(): the launcher
 leads its own process group, and the whole group is ended before run() returns.
 
 A plain library (no pytest, no mpi4py).
@@ -67,7 +68,8 @@ class _Watch:
     budgets: Mapping[str, float]
     offsets: dict[int, int] = field(default_factory=dict)
     result: JobResult = field(default_factory=JobResult)
-    first_failure: float | None = None
+    failed_at: dict[str, float] = field(default_factory=dict)  # test -> when a rank failed it
+    released: set[str] = field(default_factory=set)  # failed tests every rank got through
     last_sequences: tuple[int, ...] | None = None
     stable_since: float = 0.0
     test_started: dict[int, tuple[str, float]] = field(default_factory=dict)
@@ -89,20 +91,23 @@ class _Watch:
                     record["outcome"], record["text"], record["stdout"], record["stderr"]
                 )
                 self.result.results.setdefault(record["nodeid"], {})[rank] = result
-                if result.outcome == "failed" and self.first_failure is None:
-                    self.first_failure = time.monotonic()
+                if result.outcome == "failed":
+                    self.failed_at.setdefault(record["nodeid"], time.monotonic())
 
-    def failure_settled(self) -> bool:
-        """A rank failed a test, and every rank has reported it or the grace has passed."""
-        if self.first_failure is None:
-            return False
-        failed = [
-            ranks
-            for ranks in self.result.results.values()
-            if any(r.outcome == "failed" for r in ranks.values())
-        ]
-        everyone = all(len(ranks) == self.size for ranks in failed)
-        return everyone or time.monotonic() - self.first_failure >= FAILURE_GRACE_SECONDS
+    def failures_end_the_job(self) -> bool:
+        """A failed test that every rank got through lets the job go on (the failed ranks wait
+        for that word); one that some rank has not reported within the grace ends the job, as
+        that rank may be waiting for a failed one forever."""
+        for test, when in self.failed_at.items():
+            if test in self.released:
+                continue
+            if len(self.result.results.get(test, {})) == self.size:
+                mpi_state.go_on_path(self.job, test).touch()
+                self.released.add(test)
+            elif time.monotonic() - when >= FAILURE_GRACE_SECONDS:
+                self.result.in_progress.add(test)
+                return True
+        return False
 
     def states(self) -> dict[int, tuple[int, dict[str, Any]]]:
         found = {}
@@ -144,7 +149,7 @@ def _watch(watch: _Watch, service: services.Service) -> None:
     while True:
         time.sleep(POLL_SECONDS)
         watch.read_results()
-        if watch.failure_settled():
+        if watch.failures_end_the_job():
             return
         states = watch.states()
         now = time.monotonic()

@@ -6,8 +6,8 @@ file and one N in one job (plugins/mpi_job.py), each rank a pytest of its own ov
 with this same plugin in "rank" mode: there it gives each test a fresh traced communicator
 (plugins/mpi_trace.py: synchronous sends, blocking calls recorded) and writes each test's
 result for the parent. A test fails when it fails on any rank, with what each rank said; a
-failure, a dead rank or a deadlock ends the job at once, and the tests not reached run in the
-next job. `--kata-impl`, the probe and budget settings reach every rank.
+failure that leaves another rank stuck, a dead rank or a deadlock ends the job at once, and the
+tests not reached run in the next job. `--kata-impl`, the probe and budget settings reach every rank.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ MAX_SIZE = 16
 JOB_VARIABLE = "KATA_MPI_JOB"  # set for the ranks: the job folder; its presence means "rank"
 # A failed rank waits this long to be ended by the parent; only a rank run by hand reaches it.
 FAILED_RANK_WAIT_SECONDS = 60.0
+FAILED_RANK_POLL_SECONDS = 0.005
 # Each rank is a fresh Python: compiled bytecode (pytest's rewritten test modules included)
 # is cached here, even where PYTHONDONTWRITEBYTECODE is set, so ranks start in ~0.5 s, not ~1.3.
 PYCACHE = (
@@ -309,13 +310,17 @@ class Rank:
         self.reports.setdefault(report.nodeid, []).append(report)
 
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
-        if self.record(nodeid):
-            # The others may be waiting for this rank in a collective: the parent ends the job
-            # as soon as it has read this result. Until then this rank waits, changing nothing.
-            deadline = time.monotonic() + FAILED_RANK_WAIT_SECONDS
-            while time.monotonic() < deadline:
-                time.sleep(0.05)
-            os.kill(os.getpid(), signal.SIGKILL)
+        if not self.record(nodeid):
+            return
+        # Another rank may be stuck waiting for this one in the failed test. The parent tells:
+        # it lets this rank go on once every rank got through the test, or ends the job.
+        go_on = mpi_state.go_on_path(self.job, nodeid)
+        deadline = time.monotonic() + FAILED_RANK_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            if go_on.exists():
+                return
+            time.sleep(FAILED_RANK_POLL_SECONDS)
+        os.kill(os.getpid(), signal.SIGKILL)
 
     def record(self, nodeid: str) -> bool:
         """Write one test's result; True when it failed."""

@@ -10,6 +10,7 @@ This module imports neither pytest nor mpi4py: both sides use it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import mmap
 import os
@@ -36,6 +37,12 @@ def results_path(job: Path, rank: int) -> Path:
 
 def fault_path(job: Path, rank: int) -> Path:
     return job / f"rank{rank}.fault"
+
+
+def go_on_path(job: Path, test: str) -> Path:
+    """Made by the launcher's side when every rank got through `test`, which one failed: the
+    failed ranks wait for it before they go on to the next test."""
+    return job / f"go-on-{hashlib.sha1(test.encode()).hexdigest()[:16]}"
 
 
 class Slot:
