@@ -38,8 +38,10 @@ WHY_LEFT = (
     "for a message or a collective from {them}."
 )
 WHY_TAGS = (
-    "rank {sender} sends with tag {sent} and rank {receiver} receives with tag {wanted}: a "
-    "receive only matches a message whose tag it names (or MPI.ANY_TAG)."
+    "rank {sender}'s send (tag {sent}) and rank {receiver}'s receive (tag {wanted}) do not "
+    "match: a receive only takes a message with the tag it names (or MPI.ANY_TAG). Either a "
+    "tag is wrong, or rank {receiver} waits for a message that rank {sender} would send only "
+    "after this one is received."
 )
 WHY_OTHER = (
     "none of these calls can be matched by another rank's call: a send needs a receive on the "

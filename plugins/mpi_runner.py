@@ -180,6 +180,9 @@ def rank_command(config: pytest.Config, nodeids: list[str]) -> list[str]:
         "-q",
         "--no-header",
         "--color=no",
+        # The parent stops at its first failure (-x, --maxfail): so do the ranks, rather than
+        # run the rest of the file for results nobody will read.
+        *([f"--maxfail={config.option.maxfail}"] if config.option.maxfail else []),
         f"--rootdir={config.rootpath}",
         f"{settings.IMPL_OPTION}={run.impl}",
         *run.child_args(),
@@ -263,9 +266,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if jobs is None or not jobs.launches:
         return
     launcher = " ".join(mpi_launcher() or ["?"])
+    tests = len(jobs.results) + len(set(jobs.verdicts) - set(jobs.results))
+    sizes = ", ".join(str(n) for n in sorted(jobs.sizes))
     terminalreporter.write_line(
-        f"MPI: {len(jobs.results) + len(set(jobs.verdicts) - set(jobs.results))} tests on "
-        f"{', '.join(str(n) for n in sorted(jobs.sizes))} ranks in {jobs.launches} "
+        f"MPI: {tests} test{'s' if tests != 1 else ''} on {sizes} "
+        f"rank{'s' if jobs.sizes != {1} else ''} in {jobs.launches} "
         f"launch{'es' if jobs.launches != 1 else ''} of {Path(launcher).name}"
     )
 

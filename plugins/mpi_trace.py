@@ -172,7 +172,9 @@ class TracedRequest(_Request):
 
     @property
     def outstanding(self) -> bool:
-        return bool(self != MPI.REQUEST_NULL)
+        """Posted and not yet matched: waited requests are null, and Get_status tells a
+        completed one without freeing it (a completed send can match nothing more)."""
+        return bool(self != MPI.REQUEST_NULL) and not _Request.Get_status(self)
 
     def Wait(self, status: MPI.Status | None = None) -> Literal[True]:
         _waiting([self], "Wait", lambda: _Request.Wait(self, status))

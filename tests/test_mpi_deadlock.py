@@ -104,7 +104,7 @@ def test_a_wait_on_a_send_nobody_receives_is_a_deadlock_named_by_its_request() -
     report = mpi_deadlock.verdict(states)
     assert report is not None
     assert "rank 0 waits in Waitall(isend(dest=1, tag=0)) at kata.py:20" in report
-    assert "rank 0 sends with tag 0 and rank 1 receives with tag 4" in report
+    assert "rank 0's send (tag 0) and rank 1's receive (tag 4) do not match" in report
 
 
 def test_a_send_to_proc_null_completes_on_its_own() -> None:

@@ -138,7 +138,7 @@ def test_deadlocks_fail_within_two_seconds_with_who_waits_for_what(kata_repo: Ka
         ]
     )
     result.stdout.fnmatch_lines(
-        ["*rank 0 sends with tag 1 and rank 1 receives with tag 2: a receive only matches*"]
+        ["*rank 0's send (tag 1) and rank 1's receive (tag 2) do not match: a receive only takes*"]
     )
     result.stdout.fnmatch_lines(
         [
