@@ -35,8 +35,6 @@ BUDGET_GRACE_SECONDS = 5.0
 # Python, pytest and mpi4py start in well under 2 s per rank; 4 ranks on 2 busy cores can
 # take several. 60 s means the launcher is broken.
 START_SECONDS = 60.0
-# The launcher may linger after its ranks finished (MPICH's gforker often waits 1-2 s).
-LINGER_SECONDS = 0.2
 STOP_GRACE_SECONDS = 1.0
 LOG_TAIL = 3000
 
@@ -137,7 +135,9 @@ def run(
         _watch(watch, service)
     finally:
         pids = [state["pid"] for _, state in watch.states().values() if "pid" in state]
-        service.stop(STOP_GRACE_SECONDS)
+        # Every result is already read; a rank that is still running is stuck or a leftover,
+        # and gforker takes its time over SIGTERM (about 1 s): nothing is lost to SIGKILL.
+        service.kill(STOP_GRACE_SECONDS)
         _end_strays(pids)
         watch.read_results()
         watch.result.log = service.log_tail()
@@ -156,8 +156,7 @@ def _watch(watch: _Watch, service: services.Service) -> None:
         if len(states) == watch.size and all(
             state["phase"] == mpi_state.FINISHED for _, state in states.values()
         ):
-            _linger(service)
-            return
+            return  # every result is in; what is left is MPI_Finalize, which nobody needs
         if _stop_reason(watch, service, states, now - started):
             return
 
@@ -270,12 +269,6 @@ def _died(watch: _Watch, dead: list[int], current: Mapping[int, Mapping[str, Any
         )
         parts.append(f"rank {rank} died while running {test.split('::')[-1]}.{where}")
     return "\n".join(parts)
-
-
-def _linger(service: services.Service) -> None:
-    deadline = time.monotonic() + LINGER_SECONDS
-    while service.process.poll() is None and time.monotonic() < deadline:
-        time.sleep(POLL_SECONDS)
 
 
 def _end_strays(pids: Sequence[int]) -> None:

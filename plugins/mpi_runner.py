@@ -351,6 +351,8 @@ class Rank:
 
         mpi_trace.set_phase(mpi_state.FINISHED)
         self.results.close()
+        # MPI_Finalize, at exit, waits for every rank spinning: wait for them asleep first.
+        mpi_trace.sleep_until_all_arrive(mpi_trace.REAL_WORLD)
 
 
 def _skip_reason(report: pytest.TestReport) -> str:

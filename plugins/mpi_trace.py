@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import FrameType
@@ -522,6 +523,23 @@ def install() -> TracedIntracomm:
     return world
 
 
+# Ranks reach the start of a test at different times (the first start waits for every rank's
+# Python to start). MPI's own waits spin on a core; with more ranks than cores a spinning rank
+# slows the ones it waits for, so the runner waits for the others asleep, polling a barrier.
+ARRIVAL_POLL_SECONDS = 0.0005
+
+
+def sleep_until_all_arrive(comm: MPI.Intracomm) -> None:
+    barrier = MPI.Intracomm.Ibarrier(comm)
+    while not barrier.Test():
+        time.sleep(ARRIVAL_POLL_SECONDS)
+
+
+def _dup_when_all_arrive(comm: MPI.Intracomm) -> MPI.Intracomm:
+    sleep_until_all_arrive(comm)
+    return MPI.Intracomm.Dup(comm)
+
+
 def per_test_communicator(test: str) -> TracedIntracomm:
     """A fresh duplicate of COMM_WORLD for one test, so that a message a test leaves behind
     can never be received by the next one. Every rank must call it: it is collective."""
@@ -533,7 +551,7 @@ def per_test_communicator(test: str) -> TracedIntracomm:
         "runner": True,
         "shown": "the start of the next test (every rank must arrive)",
     }
-    comm = TracedIntracomm(_blocking(start, lambda: MPI.Intracomm.Dup(REAL_WORLD)))
+    comm = TracedIntracomm(_blocking(start, lambda: _dup_when_all_arrive(REAL_WORLD)))
     _comm_ids[comm.py2f()] = f"test{next(_tests)}"
     _world_ranks.pop(comm.py2f(), None)
     return comm

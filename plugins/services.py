@@ -76,6 +76,15 @@ class Service:
             self._wait_until_group_ends(grace)
         self.stopped = True
 
+    def kill(self, wait: float = STOP_SECONDS) -> None:
+        """SIGKILL the whole group at once and wait until it is gone: for a group with nothing
+        left to save (an MPI job whose ranks have all reported)."""
+        if self.stopped:
+            return
+        self._signal_group(signal.SIGKILL)
+        self._wait_until_group_ends(wait)
+        self.stopped = True
+
     def _signal_group(self, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signum)
