@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from pathlib import Path
 from types import ModuleType
 
 from plugins.backends import mpi_launcher
+from plugins.mpi_runner import RANK_ENVIRONMENT
 
 REFERENCE = (
     Path(__file__).resolve().parent.parent / "reference" / "mpi_patterns" / "mpi_patterns.py"
@@ -97,7 +99,10 @@ def main() -> int:
             "--repeats",
             str(args.repeats),
         ]
-        output = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True)
+        env = {**RANK_ENVIRONMENT, **os.environ}  # the ranks' transport, as under test
+        output = subprocess.run(
+            command, capture_output=True, text=True, timeout=600, check=True, env=env
+        )
         for line in output.stdout.splitlines():
             row = json.loads(line)
             ratio = row["ring"] / row["Allreduce"]
