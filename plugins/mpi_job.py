@@ -134,11 +134,13 @@ def run(
     try:
         _watch(watch, service)
     finally:
-        pids = [state["pid"] for _, state in watch.states().values() if "pid" in state]
+        final = [state for _, state in watch.states().values()]
+        pids = [state["pid"] for state in final if "pid" in state]
         # Every result is already read; a rank that is still running is stuck or a leftover,
         # and gforker takes its time over SIGTERM (about 1 s): nothing is lost to SIGKILL.
         service.kill(STOP_GRACE_SECONDS)
         _end_strays(pids)
+        _remove_shared_memory(final)
         watch.read_results()
         watch.result.log = service.log_tail()
     return watch.result
@@ -269,6 +271,14 @@ def _died(watch: _Watch, dead: list[int], current: Mapping[int, Mapping[str, Any
         )
         parts.append(f"rank {rank} died while running {test.split('::')[-1]}.{where}")
     return "\n".join(parts)
+
+
+def _remove_shared_memory(states: Sequence[Mapping[str, Any]]) -> None:
+    """The shared-memory files the ranks had mapped: MPI removes them in MPI_Finalize, which a
+    killed rank never reaches. Only names the job's own ranks reported are touched."""
+    for name in {path for state in states for path in state.get("shm", [])}:
+        if name.startswith("/dev/shm/"):
+            Path(name).unlink(missing_ok=True)
 
 
 def _end_strays(pids: Sequence[int]) -> None:

@@ -51,13 +51,30 @@ def open_slot(path: Path) -> None:
     global _slot
     _slot = mpi_state.Slot(path)
     _state.update(pid=os.getpid(), rank=MPI.COMM_WORLD.Get_rank())
-    _publish()
+    note_shared_memory()
 
 
 def set_phase(phase: str, *, test: str | None = None, call: dict[str, Any] | None = None) -> None:
     _state.update(phase=phase, call=call)
     if test is not None:
         _state["test"] = test
+    _publish()
+
+
+def note_shared_memory() -> None:
+    """Put in the state the shared-memory files MPI has mapped in this rank (MPICH makes one
+    per communicator, and unlinks it only in MPI_Finalize): the launcher's side removes them
+    when it ends a job by killing its ranks, or they would pile up in /dev/shm."""
+    try:
+        with open("/proc/self/maps") as maps:
+            found = {
+                line.split(maxsplit=5)[5].strip()
+                for line in maps
+                if "/dev/shm/" in line and not line.rstrip().endswith("(deleted)")
+            }
+    except OSError:  # not Linux: nothing known, nothing removed
+        return
+    _state["shm"] = sorted(set(_state.get("shm", [])) | found)
     _publish()
 
 
@@ -248,6 +265,7 @@ def _named(new: CommT, parent: MPI.Comm, how: str) -> CommT:
     number of them from `parent`, in the same order, so the k-th one has the same name."""
     counter = _derived.setdefault(comm_id(parent), itertools.count(1))
     _comm_ids[new.py2f()] = f"{comm_id(parent)}/{how}{next(counter)}"
+    note_shared_memory()
     _world_ranks.pop(new.py2f(), None)  # a reused handle: look its members up again
     return new
 
@@ -553,5 +571,6 @@ def per_test_communicator(test: str) -> TracedIntracomm:
     }
     comm = TracedIntracomm(_blocking(start, lambda: _dup_when_all_arrive(REAL_WORLD)))
     _comm_ids[comm.py2f()] = f"test{next(_tests)}"
+    note_shared_memory()
     _world_ranks.pop(comm.py2f(), None)
     return comm
