@@ -62,6 +62,19 @@ def pytest_configure(config: pytest.Config) -> None:
         config.add_cleanup(rank.close)
     else:
         config.stash[jobs_key] = Jobs(config)
+        _no_mpi_here()
+
+
+def _no_mpi_here() -> None:
+    """The parent imports the kata modules (for MPI's constants) but never communicates: it
+    must not initialise MPI, whose singleton leaves a shared-memory file in /dev/shm whenever
+    the process ends without MPI_Finalize (the self-check's forked runs end with os._exit)."""
+    try:
+        import mpi4py
+    except ImportError:
+        return
+    mpi4py.rc.initialize = False
+    mpi4py.rc.finalize = False
 
 
 # -- collection ------------------------------------------------------------------------------
