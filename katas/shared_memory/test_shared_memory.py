@@ -66,6 +66,27 @@ def no_worker_left_behind() -> Iterator[None]:
     )
 
 
+@pytest.fixture(autouse=True)
+def no_block_left_behind(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Unlinks, after each test, every block created during it that still exists: a wrong
+    implementation (or a test that failed half-way) must not leave blocks in /dev/shm for good.
+    The names go to a file, because crash-guarded tests run in a forked child."""
+    created = tmp_path / "blocks-created"
+    real_init = SharedMemory.__init__
+
+    def recording_init(self: SharedMemory, *args: Any, **kwargs: Any) -> None:
+        real_init(self, *args, **kwargs)
+        if kwargs.get("create") or (len(args) > 1 and args[1]):
+            with created.open("a") as names:
+                names.write(self.name + "\n")
+
+    monkeypatch.setattr(SharedMemory, "__init__", recording_init)
+    yield
+    names = created.read_text().split() if created.exists() else []
+    for name in names:
+        _gone(name)
+
+
 def assert_no_worker_left(after: str) -> None:
     __tracebackhide__ = True
     left = multiprocessing.active_children()
