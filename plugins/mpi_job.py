@@ -14,7 +14,9 @@ A plain library (no pytest, no mpi4py).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -136,11 +138,14 @@ def run(
     finally:
         final = [state for _, state in watch.states().values()]
         pids = [state["pid"] for state in final if "pid" in state]
+        # The processes the ranks spawned (an MPIPoolExecutor's workers) report nothing:
+        # what every process of the launcher's group maps is read before they are killed.
+        mapped = _mapped_shared_memory(_group_members(service.process.pid))
         # Every result is already read; a rank that is still running is stuck or a leftover,
         # and gforker takes its time over SIGTERM (about 1 s): nothing is lost to SIGKILL.
         service.kill(STOP_GRACE_SECONDS)
         _end_strays(pids)
-        _remove_shared_memory(final)
+        _remove_shared_memory([*final, {"shm": sorted(mapped)}])
         watch.read_results()
         watch.result.log = service.log_tail()
     return watch.result
@@ -279,6 +284,28 @@ def _remove_shared_memory(states: Sequence[Mapping[str, Any]]) -> None:
     for name in {path for state in states for path in state.get("shm", [])}:
         if name.startswith("/dev/shm/"):
             Path(name).unlink(missing_ok=True)
+
+
+def _group_members(group: int) -> list[int]:
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if os.getpgid(int(entry)) == group:
+                    members.append(int(entry))
+    return members
+
+
+def _mapped_shared_memory(pids: Sequence[int]) -> set[str]:
+    found = set()
+    for pid in pids:
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/maps") as maps:
+            found |= {
+                line.split(maxsplit=5)[5].strip()
+                for line in maps
+                if "/dev/shm/" in line and not line.rstrip().endswith("(deleted)")
+            }
+    return found
 
 
 def _end_strays(pids: Sequence[int]) -> None:

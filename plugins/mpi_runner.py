@@ -26,8 +26,9 @@ from typing import IO, Any
 
 import pytest
 
-from plugins import isolation, mpi_job, mpi_state, pycache, settings
+from plugins import isolation, mpi_job, mpi_state, mpi_warm, pycache, settings
 from plugins.backends import mpi_launcher
+from plugins.verify_worker import plugin_modules
 
 MARKER = "mpi"
 SIZE_FIXTURE = "mpi_size"
@@ -114,6 +115,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         timeout = item.get_closest_marker("timeout")
         jobs.budgets[item.nodeid] = float(timeout.args[0]) if timeout and timeout.args else 0.0
         item.add_marker(pytest.mark.timeout(0), append=False)
+    if jobs.budgets and mpi_launcher() is not None:
+        jobs.start_warm_server()
 
 
 # -- run time: the parent --------------------------------------------------------------------
@@ -129,6 +132,35 @@ class Jobs:
     verdicts: dict[str, str] = field(default_factory=dict)  # why a job stopped in that test
     launches: int = 0
     sizes: set[int] = field(default_factory=set)
+    server: mpi_warm.Server | None = None  # this run's own warm rank server, if it started one
+    warm_launches: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def start_warm_server(self) -> None:
+        """Start this run's warm rank server, unless ranks start cold or one is shared (the
+        self-check's); it imports while the parent collects and runs other tests."""
+        if mpi_warm.cold() or os.environ.get(mpi_warm.SERVER_VARIABLE) or self.server:
+            return
+        self.server = mpi_warm.Server(
+            self.config.rootpath, plugin_modules(self.config.pluginmanager.get_plugins())
+        )
+        self.config.add_cleanup(self.server.stop)
+
+    def warm_socket(self) -> str | None:
+        """Where the ranks of the next job find a warm server, if anywhere."""
+        if mpi_warm.cold():
+            return None
+        shared = os.environ.get(mpi_warm.SERVER_VARIABLE)
+        if shared:
+            return shared  # the shim starts a cold rank itself should it not answer
+        if self.server is None:
+            return None
+        if not self.server.ready():
+            self.notes.append(self.server.problem())
+            self.server.stop()
+            self.server = None
+            return None
+        return str(self.server.path)
 
     def group(self, item: pytest.Function) -> list[pytest.Function]:
         """The tests that share `item`'s file and size, in run order, from `item` on, that
@@ -156,12 +188,16 @@ class Jobs:
         job = Path(tempfile.mkdtemp(prefix="mpi-", dir=namespace.scratch))
         self.launches += 1
         self.sizes.add(size)
+        arguments = rank_arguments(self.config, [t.nodeid for t in tests])
+        warm = self.warm_socket()
+        self.warm_launches += warm is not None
+        command = mpi_warm.rank_command(arguments) if warm else [sys.executable, *arguments]
         result = mpi_job.run(
-            [*launcher, "-n", str(size), *rank_command(self.config, [t.nodeid for t in tests])],
+            [*launcher, "-n", str(size), *command],
             size=size,
             job=job,
             budgets=self.budgets,
-            env=rank_environment(namespace, job),
+            env=rank_environment(namespace, job, warm),
             cwd=self.config.rootpath,
         )
         self.results.update(result.results)
@@ -179,11 +215,11 @@ def size_of(item: pytest.Item) -> int:
     return int(callspec.params.get(SIZE_FIXTURE, DEFAULT_SIZE)) if callspec else DEFAULT_SIZE
 
 
-def rank_command(config: pytest.Config, nodeids: list[str]) -> list[str]:
-    """Each rank's pytest: these tests, this run's settings, quiet (the parent reports)."""
+def rank_arguments(config: pytest.Config, nodeids: list[str]) -> list[str]:
+    """Each rank's `python` arguments: pytest on these tests, this run's settings, quiet (the
+    parent reports)."""
     run = settings.of(config)
     return [
-        sys.executable,
         "-m",
         "pytest",
         "-p",
@@ -203,9 +239,10 @@ def rank_command(config: pytest.Config, nodeids: list[str]) -> list[str]:
     ]
 
 
-def rank_environment(namespace: isolation.Namespace, job: Path) -> dict[str, str]:
-    # Each rank is a fresh Python: with its bytecode cached it starts in ~0.5 s, not ~1.3.
-    env = pycache.environment(namespace.environment({JOB_VARIABLE: str(job)}))
+def rank_environment(namespace: isolation.Namespace, job: Path, warm: str | None) -> dict[str, str]:
+    # A rank started cold is a fresh Python: with its bytecode cached it starts in ~0.5 s, not ~1.3.
+    extra = {JOB_VARIABLE: str(job), **({mpi_warm.SERVER_VARIABLE: warm} if warm else {})}
+    env = pycache.environment(namespace.environment(extra))
     for name, value in RANK_ENVIRONMENT.items():
         env.setdefault(name, value)
     return env
@@ -281,11 +318,20 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     launcher = " ".join(mpi_launcher() or ["?"])
     tests = len(jobs.results) + len(set(jobs.verdicts) - set(jobs.results))
     sizes = ", ".join(str(n) for n in sorted(jobs.sizes))
+    warm = (
+        "ranks forked warm"
+        if jobs.warm_launches == jobs.launches
+        else f"ranks forked warm in {jobs.warm_launches}"
+        if jobs.warm_launches
+        else "ranks started cold"
+    )
     terminalreporter.write_line(
         f"MPI: {tests} test{'s' if tests != 1 else ''} on {sizes} "
         f"rank{'s' if jobs.sizes != {1} else ''} in {jobs.launches} "
-        f"launch{'es' if jobs.launches != 1 else ''} of {Path(launcher).name}"
+        f"launch{'es' if jobs.launches != 1 else ''} of {Path(launcher).name} ({warm})"
     )
+    for note in jobs.notes:
+        terminalreporter.write_line(f"MPI: {note}")
 
 
 # -- run time: a rank ------------------------------------------------------------------------
@@ -323,6 +369,9 @@ class Rank:
         self.reports.setdefault(report.nodeid, []).append(report)
 
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
+        from plugins import mpi_trace
+
+        mpi_trace.note_shared_memory()  # a test's own communicators (or a pool's) map more
         if not self.record(nodeid):
             return
         # Another rank may be stuck waiting for this one in the failed test. The parent tells:

@@ -11,20 +11,22 @@ from __future__ import annotations
 import ast
 import os
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-from plugins import impl, mutants, settings, verify_admission
+from plugins import impl, mpi_warm, mutants, settings, verify_admission
+from plugins.backends import mpi_launcher
 from plugins.curriculum import Curriculum, Kata
 from plugins.verify_runs import Runner, WarmRunner, cold_runner
 from plugins.verify_schedule import History, Run, Scheduler
+from plugins.verify_worker import plugin_modules
 
 JOBS_VARIABLE = "KATA_VERIFY_JOBS"
 COLD_VARIABLE = "KATA_VERIFY_COLD"  # 1: a fresh `python -m pytest` per run, as before workers
 TIMING = "timing"  # the marker of a test that measures speed (registered by plugins/verify.py)
 LOG_VARIABLE = "KATA_VERIFY_LOG"  # a file: one JSON line per run (timings, counts)
 
+warm_ranks_key = pytest.StashKey["mpi_warm.Server | None"]()
 notes_key = pytest.StashKey[list[str]]()  # what went wrong with the workers, for the summary
 scheduler_key = pytest.StashKey[Scheduler]()
 
@@ -42,14 +44,7 @@ def way() -> str:
 
 
 def _preloaded_modules(config: pytest.Config) -> list[str]:
-    """The plugin modules this process loaded: what every child run loads too."""
-    return sorted(
-        plugin.__name__
-        for plugin in config.pluginmanager.get_plugins()
-        if isinstance(plugin, ModuleType)
-        and plugin.__name__ not in ("__main__", "conftest")
-        and Path(plugin.__file__ or "").name != "conftest.py"
-    )
+    return plugin_modules(config.pluginmanager.get_plugins())
 
 
 def scheduler(config: pytest.Config) -> Scheduler:
@@ -74,10 +69,34 @@ def scheduler(config: pytest.Config) -> Scheduler:
     return config.stash[scheduler_key]
 
 
+def share_warm_ranks(config: pytest.Config) -> None:
+    """One warm rank server (plugins/mpi_warm.py) for the ranks of every MPI run: each run
+    would otherwise start its own, and most runs are one short launch. Its runs find it by the
+    environment they inherit; until it listens, their ranks start cold."""
+    if warm_ranks_key in config.stash:
+        return
+    config.stash[warm_ranks_key] = None
+    if cold() or mpi_warm.cold() or os.environ.get(mpi_warm.SERVER_VARIABLE):
+        return
+    if mpi_launcher() is None:
+        return
+    server = mpi_warm.Server(config.rootpath, _preloaded_modules(config))
+    config.stash[warm_ranks_key] = server
+    os.environ[mpi_warm.SERVER_VARIABLE] = str(server.path)
+
+    def stop() -> None:
+        os.environ.pop(mpi_warm.SERVER_VARIABLE, None)
+        server.stop()
+
+    config.add_cleanup(stop)
+
+
 def runs(
     config: pytest.Config, curriculum_: Curriculum, kata: Kata, timing: bool
 ) -> tuple[list[Run], list[str]]:
     """The runs that verify `kata`, and the mutants that do not fit the reference."""
+    if "mpi" in kata.markers:
+        share_warm_ranks(config)
     test_file = curriculum_.kata_dir(kata) / f"test_{kata.name}.py"
     history = scheduler(config).history
     reference_source = curriculum_.reference_path(kata).read_text(encoding="utf-8")

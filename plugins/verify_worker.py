@@ -31,6 +31,8 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Iterable
+from types import ModuleType
 from typing import Any
 
 from plugins import pycache  # standard library only, like this module
@@ -58,6 +60,18 @@ def preload(modules: list[str]) -> None:
                 traceback.print_exc()
     except Exception:
         traceback.print_exc()
+
+
+def plugin_modules(plugins: Iterable[object]) -> list[str]:
+    """The names of the plugin modules among pytest's `plugins`: what every child run loads too
+    (not conftest files, which belong to the tree a run collects)."""
+    return sorted(
+        plugin.__name__
+        for plugin in plugins
+        if isinstance(plugin, ModuleType)
+        and plugin.__name__ not in ("__main__", "conftest")
+        and os.path.basename(plugin.__file__ or "") != "conftest.py"
+    )
 
 
 def answer(message: dict[str, Any]) -> None:

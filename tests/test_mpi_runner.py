@@ -248,13 +248,22 @@ def listening_inodes():
     return found
 
 
-def our_sockets():
-    group = os.getpgid(0)
+# This rank's process group (the ranks, and the warm server that forked them) and every
+# process started with this job's environment (the launcher, and each rank's shim).
+def ours(pid):
+    if os.getpgid(pid) == os.getpgid(0):
+        return True
+    job = ("KATA_MPI_JOB=" + os.environ["KATA_MPI_JOB"]).encode()
+    return job in Path(f"/proc/{pid}/environ").read_bytes().split(b"\\0")
+
+
+def our_sockets(seen):
     inodes = set()
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            if os.getpgid(int(pid)) != group:
+            if not ours(int(pid)):
                 continue
+            seen.append(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\\0")[0])
             for fd in os.listdir(f"/proc/{pid}/fd"):
                 target = os.readlink(f"/proc/{pid}/fd/{fd}")
                 if target.startswith("socket:["):
@@ -268,7 +277,9 @@ def our_sockets():
 def test_nothing_listens_beyond_loopback(comm):
     comm.barrier()
     if comm.rank == 0:
-        ours = {inode: address for inode, address in listening_inodes().items() if inode in our_sockets()}
+        seen = []
+        ours = {inode: address for inode, address in listening_inodes().items() if inode in our_sockets(seen)}
+        assert any(b"mpiexec" in name for name in seen), f"the launcher was not among {seen}"
         outside = [a for a in ours.values() if not a.startswith(("0100007F", "00000000000000000000000001000000"))]
         assert not outside, f"the job listens beyond loopback: {ours}"
     comm.barrier()
