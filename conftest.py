@@ -14,5 +14,6 @@ pytest_plugins = [
     "plugins.crash_guard",
     "plugins.probing",
     "plugins.mpi_runner",
+    "plugins.opencl_devices",
     "plugins.verify",
 ]

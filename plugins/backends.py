@@ -158,8 +158,10 @@ BACKENDS: dict[str, Backend] = {
             extra="opencl",
             session="opencl",
             package="pyopencl",
-            description="an OpenCL platform (PoCL on the CPU is enough)",
+            description="an OpenCL platform (PoCL on the CPU is enough); the Oclgrind "
+            "simulator for the kernels' race and bounds checks",
             detect=_detect_opencl,
+            apt=("oclgrind",),
         ),
         Backend(
             marker="cuda",

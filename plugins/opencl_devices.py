@@ -1,0 +1,262 @@
+"""OpenCL for the katas: results on a real device (PoCL on the CPU), memory checked on Oclgrind.
+
+- `cl_queue` is a command queue (profiling on) on a fresh context. A test that asks for it runs
+  twice: `[pocl]` on the chosen real device, where the results are checked, and `[oclgrind]` on
+  Oclgrind, a simulator that watches every memory access. After the `[oclgrind]` run, whatever
+  Oclgrind reported while the test ran (a data race between work-items, an access outside a
+  buffer, a barrier only some work-items reached) fails the test, explained
+  (plugins/oclgrind_report.py). Oclgrind absent: those runs are skipped with how to get it
+  (they fail under --kata-require=opencl, as CI runs).
+- `pocl_queue` is the real device only, for tests that measure time or use big arrays
+  (Oclgrind runs work-items one after another).
+- The device: `--kata-opencl-device=P:D` (platform and device index) or a name fragment, else
+  `PYOPENCL_CTX` in the same form, else the first device of the first platform that is not
+  Oclgrind. Never pyopencl's interactive prompt.
+
+Oclgrind is found as Debian installs it (`apt-get install oclgrind`) or where KATA_OCLGRIND_ICD
+points; this plugin gives the OpenCL loader a vendor folder naming it beside every system ICD,
+with race detection on and the log in a file, before any test imports pyopencl.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from plugins import oclgrind_report, settings
+
+DEVICE_OPTION = "--kata-opencl-device"
+ICD_VARIABLE = "KATA_OCLGRIND_ICD"
+OWNED_VARIABLE = "KATA_OPENCL_VENDORS"  # the vendor folder this plugin made (not the user's)
+OCLGRIND_ICD_PLACES = (
+    "/usr/lib/oclgrind/liboclgrind-rt-icd.so",
+    "/usr/lib/x86_64-linux-gnu/liboclgrind-rt-icd.so",
+    "/usr/local/lib/liboclgrind-rt-icd.so",
+    "/opt/homebrew/lib/liboclgrind-rt-icd.dylib",
+    "/usr/local/lib/liboclgrind-rt-icd.dylib",
+)
+SYSTEM_VENDORS = Path("/etc/OpenCL/vendors")
+OCLGRIND = "oclgrind"
+POCL = "pocl"
+OCLGRIND_PLATFORM = "Oclgrind"
+HOW_TO_GET_OCLGRIND = (
+    "install the Oclgrind simulator: apt-get install oclgrind (Debian, Ubuntu), brew install "
+    "oclgrind (macOS), or build it from github.com/jrprice/Oclgrind"
+)
+
+state_key = pytest.StashKey["OpenCL"]()
+
+
+@dataclass
+class OpenCL:
+    """This run's OpenCL set-up: the Oclgrind log, and where each test's part of it starts."""
+
+    log: Path | None = None  # Oclgrind's log file, None when Oclgrind was not found
+    folder: Path | None = None
+    offsets: dict[str, int] = field(default_factory=dict)  # test id -> log size at its start
+    queues: dict[str, Any] = field(default_factory=dict)  # test id -> its Oclgrind queue
+
+
+def oclgrind_library() -> Path | None:
+    chosen = os.environ.get(ICD_VARIABLE)
+    if chosen:
+        return Path(chosen) if Path(chosen).is_file() else None
+    return next((Path(p) for p in OCLGRIND_ICD_PLACES if Path(p).is_file()), None)
+
+
+# -- options and configure -------------------------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("kata").addoption(
+        DEVICE_OPTION,
+        default=None,
+        help="the OpenCL device for results: P:D (platform and device index) or a part of its "
+        "name; default PYOPENCL_CTX, else the first device that is not Oclgrind",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Before anything loads pyopencl: the OpenCL loader must see Oclgrind beside the system's
+    devices, with race detection on and its reports going to a file this run reads."""
+    state = OpenCL()
+    config.stash[state_key] = state
+    library = oclgrind_library()
+    vendors = os.environ.get("OCL_ICD_VENDORS")
+    if library is None or (vendors is not None and vendors != os.environ.get(OWNED_VARIABLE)):
+        return  # no Oclgrind, or a set-up of the user's own that is theirs to keep
+    # (A folder this plugin made for a parent run, a self-check's, is replaced: each run
+    # reads its own log.)
+    state.folder = Path(tempfile.mkdtemp(prefix="kata-opencl-"))
+    (state.folder / "oclgrind.icd").write_text(f"{library}\n")
+    if SYSTEM_VENDORS.is_dir():  # the folder replaces the system's: keep its devices too
+        for icd in SYSTEM_VENDORS.glob("*.icd"):
+            (state.folder / icd.name).write_text(icd.read_text())
+    state.log = state.folder / "oclgrind.log"
+    state.log.touch()
+    os.environ.update(
+        OCL_ICD_VENDORS=str(state.folder),
+        **{OWNED_VARIABLE: str(state.folder)},
+        OCLGRIND_DATA_RACES="1",
+        OCLGRIND_LOG=str(state.log),
+    )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(state_key, None)
+    if state is not None and state.folder is not None:
+        for path in state.folder.iterdir():
+            path.unlink(missing_ok=True)
+        state.folder.rmdir()
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    try:
+        import pyopencl as cl
+
+        platforms = cl.get_platforms()
+    except Exception:  # absent or broken: the hardware plugin's header says why
+        return None
+    names = ", ".join(f"{p.name} ({', '.join(d.name for d in p.get_devices())})" for p in platforms)
+    return f"OpenCL platforms: {names or 'none'}"
+
+
+# -- collection ------------------------------------------------------------------------------
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "cl_queue" not in metafunc.fixturenames:
+        return
+    metafunc.parametrize(
+        "cl_device_kind",
+        [
+            pytest.param(POCL, id=POCL),
+            pytest.param(OCLGRIND, id=OCLGRIND),
+        ],
+    )
+
+
+# -- fixtures --------------------------------------------------------------------------------
+
+
+def _device_choice(config: pytest.Config) -> str:
+    return str(config.getoption(DEVICE_OPTION) or os.environ.get("PYOPENCL_CTX", "") or "")
+
+
+def real_device(config: pytest.Config) -> Any:
+    """The device results are checked on (see the module's docstring for the choice)."""
+    import pyopencl as cl
+
+    platforms = cl.get_platforms()
+    choice = _device_choice(config)
+    if choice:
+        head, _, tail = choice.partition(":")
+        if head.isdigit():
+            devices = platforms[int(head)].get_devices()
+            return devices[int(tail) if tail.isdigit() else 0]
+        for platform in platforms:
+            for device in platform.get_devices():
+                if choice.lower() in f"{platform.name} {device.name}".lower():
+                    return device
+        raise pytest.UsageError(f"no OpenCL device matches {choice!r}")
+    for platform in platforms:
+        if platform.name != OCLGRIND_PLATFORM and platform.get_devices():
+            return platform.get_devices()[0]
+    raise pytest.UsageError(
+        "no OpenCL device beside Oclgrind: install PoCL (pip install -e '.[opencl]')"
+    )
+
+
+def oclgrind_device() -> Any:
+    import pyopencl as cl
+
+    for platform in cl.get_platforms():
+        if platform.name == OCLGRIND_PLATFORM:
+            return platform.get_devices()[0]
+    return None
+
+
+def _queue_on(device: Any) -> Any:
+    import pyopencl as cl
+
+    context = cl.Context([device])
+    return cl.CommandQueue(context, properties=cl.command_queue_properties.PROFILING_ENABLE)
+
+
+@pytest.fixture
+def cl_device_kind() -> str:
+    return POCL
+
+
+@pytest.fixture
+def cl_queue(request: pytest.FixtureRequest, cl_device_kind: str) -> Iterator[Any]:
+    """A command queue on a fresh context: on the real device (`[pocl]`) or on Oclgrind
+    (`[oclgrind]`, where every memory problem the test's kernels have fails the test)."""
+    if cl_device_kind == POCL:
+        queue = _queue_on(real_device(request.config))
+    else:
+        state = request.config.stash[state_key]
+        device = oclgrind_device()
+        if device is None or state.log is None:
+            why = f"Oclgrind is not available here: {HOW_TO_GET_OCLGRIND}"
+            if "opencl" in settings.of(request.config).require:
+                pytest.fail(f"required by --kata-require=opencl but absent: {why}", pytrace=False)
+            pytest.skip(why)
+        state.offsets[request.node.nodeid] = state.log.stat().st_size
+        queue = _queue_on(device)
+        state.queues[request.node.nodeid] = queue
+    yield queue
+    queue.finish()
+
+
+@pytest.fixture
+def pocl_queue(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A command queue (profiling on) on the real device only."""
+    queue = _queue_on(real_device(request.config))
+    yield queue
+    queue.finish()
+
+
+# -- run time --------------------------------------------------------------------------------
+
+
+def _reports(item: pytest.Item) -> str:
+    state = item.config.stash.get(state_key, None)
+    if state is None or state.log is None or item.nodeid not in state.offsets:
+        return ""
+    queue = state.queues.pop(item.nodeid, None)
+    if queue is not None:
+        with contextlib.suppress(Exception):  # a broken queue: the test's own error says why
+            queue.finish()  # every kernel the test enqueued has run, and Oclgrind has logged it
+    with state.log.open("rb") as log:
+        log.seek(state.offsets[item.nodeid])
+        return log.read().decode(errors="replace")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """After an `[oclgrind]` test: Oclgrind's reports fail it, even when its results were right
+    (a race often gives the right answer on one run and a wrong one on the next)."""
+    try:
+        result = yield
+    except BaseException as error:
+        text = _reports(item)
+        if text.strip():
+            explained = oclgrind_report.explain(oclgrind_report.parse(text), text)
+            raise pytest.fail.Exception(
+                f"{explained}\n\n(the test itself also failed: {type(error).__name__}: {error})",
+                pytrace=False,
+            ) from error
+        raise
+    text = _reports(item)
+    if text.strip():
+        pytest.fail(oclgrind_report.explain(oclgrind_report.parse(text), text), pytrace=False)
+    return result

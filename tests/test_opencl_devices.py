@@ -1,0 +1,134 @@
+"""The OpenCL plugin (plugins/opencl_devices.py): a test taking `cl_queue` runs on the real device
+and on Oclgrind, and on Oclgrind every race or out-of-bounds access in its kernels fails it, with
+the work-items and the source lines named, even when the numbers come out right."""
+
+from __future__ import annotations
+
+import pytest
+
+from plugins.backends import BACKENDS
+from plugins.opencl_devices import oclgrind_library
+from tests.kata_repo import KataRepo
+
+pytestmark = pytest.mark.skipif(
+    BACKENDS["opencl"].detect() is not None or oclgrind_library() is None,
+    reason=f"needs {BACKENDS['opencl'].description}: {BACKENDS['opencl'].how_to_get}",
+)
+
+KERNELS = '''
+import numpy as np
+import pyopencl as cl
+
+SOURCE = """
+__kernel void block_sum(__global const float *x, __global float *out, __local float *tmp) {
+    int l = get_local_id(0);
+    tmp[l] = x[get_global_id(0)];
+    BARRIER_1
+    for (int s = get_local_size(0) / 2; s > 0; s >>= 1) {
+        if (l < s) tmp[l] += tmp[l + s];
+        BARRIER_2
+    }
+    if (l == 0) out[get_group_id(0)] = tmp[0];
+}
+__kernel void fill(__global float *a, int n) {
+    int i = get_global_id(0);
+    GUARD a[i] = 1.0f;
+}
+"""
+BARRIER = "barrier(CLK_LOCAL_MEM_FENCE);"
+
+
+def block_sums(queue, x, barriers=True):
+    source = SOURCE.replace("BARRIER_1", BARRIER if barriers else "").replace(
+        "BARRIER_2", BARRIER if barriers else "").replace("GUARD", "if (i < n)")
+    program = cl.Program(queue.context, source).build()
+    flags = cl.mem_flags
+    x_buffer = cl.Buffer(queue.context, flags.READ_ONLY | flags.COPY_HOST_PTR, hostbuf=x)
+    out = np.zeros(len(x) // 8, np.float32)
+    out_buffer = cl.Buffer(queue.context, flags.WRITE_ONLY, out.nbytes)
+    program.block_sum(queue, (len(x),), (8,), x_buffer, out_buffer, cl.LocalMemory(32))
+    cl.enqueue_copy(queue, out, out_buffer)
+    return out
+
+
+def fill(queue, n, guarded=True):
+    source = SOURCE.replace("BARRIER_1", "").replace("BARRIER_2", "").replace(
+        "GUARD", "if (i < n)" if guarded else "")
+    program = cl.Program(queue.context, source).build()
+    # One float of slack past n: an unguarded write lands inside the allocation on a real device.
+    a_buffer = cl.Buffer(queue.context, cl.mem_flags.READ_WRITE, 4 * n)
+    program.fill(queue, (n + 1,), None, a_buffer, np.int32(n))
+    a = np.zeros(n, np.float32)
+    cl.enqueue_copy(queue, a, a_buffer)
+    return a
+'''
+
+TESTS = """
+import numpy as np
+from kernels import block_sums, fill
+
+
+def test_block_sums_with_barriers(cl_queue):
+    x = np.arange(16, dtype=np.float32)
+    assert list(block_sums(cl_queue, x)) == [28.0, 92.0]
+
+
+def test_block_sums_without_barriers(cl_queue):
+    x = np.ones(16, dtype=np.float32)
+    block_sums(cl_queue, x, barriers=False)
+
+
+def test_fill_guarded(cl_queue):
+    assert fill(cl_queue, 10).sum() == 10
+
+
+def test_fill_unguarded(cl_queue):
+    fill(cl_queue, 10, guarded=False)
+
+
+def test_real_device_only(pocl_queue):
+    assert "Oclgrind" not in pocl_queue.device.platform.name
+"""
+
+
+def test_oclgrind_fails_races_and_out_of_bounds_writes_that_the_real_device_lets_through(
+    kata_repo: KataRepo,
+) -> None:
+    kata_repo.write("katas/adder/kernels.py", KERNELS)
+    kata_repo.write("katas/adder/test_adder.py", TESTS)
+    result = kata_repo.run("katas/adder", "-p", "no:randomly", "-rA", timeout=120)
+    # The unguarded write and the missing barriers go unnoticed on PoCL (no wrong number is
+    # asserted); on Oclgrind both fail.
+    result.assert_outcomes(passed=7, failed=2)
+    output = result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "FAILED*test_block_sums_without_barriers?oclgrind?*",
+            "FAILED*test_fill_unguarded?oclgrind?*",
+        ]
+    )
+    assert "Read-write data race in kernel `block_sum` (local memory" in output, output
+    assert "at line 4: `tmp[l] = x[get_global_id(0)];`" in output, output
+    assert "barrier(CLK_LOCAL_MEM_FENCE) after the step that writes" in output, output
+    assert "Invalid write of size 4 in kernel `fill` (global memory, byte 40" in output, output
+    assert "work-item 10 (local 0 of group 10)" in output, output
+    assert "guard the body with `if (i < n)`" in output, output
+    result.stdout.fnmatch_lines(["*OpenCL platforms: *Oclgrind*Portable Computing Language*"])
+
+
+def test_without_oclgrind_its_runs_are_skipped_with_how_to_get_it_or_fail_when_required(
+    kata_repo: KataRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kata_repo.write("katas/adder/kernels.py", KERNELS)
+    kata_repo.write("katas/adder/test_adder.py", TESTS)
+    monkeypatch.setenv("KATA_OCLGRIND_ICD", "/nonexistent/oclgrind.so")
+    result = kata_repo.run("katas/adder", "-p", "no:randomly", "-rs", timeout=120)
+    result.assert_outcomes(passed=5, skipped=4)
+    result.stdout.fnmatch_lines(
+        ["*Oclgrind is not available here: install the Oclgrind*apt-get install oclgrind*"]
+    )
+    required = kata_repo.run(
+        "katas/adder", "-p", "no:randomly", "--kata-require=opencl", timeout=120
+    )
+    required.assert_outcomes(passed=5, errors=4)
+    required.stdout.fnmatch_lines(["*required by --kata-require=opencl but absent: Oclgrind*"])
