@@ -223,6 +223,62 @@ def oclgrind_device() -> Any:
     return None
 
 
+# Room past the end of every buffer on the real device. A kernel that writes past a buffer (a
+# missing `if (i < n)` with a rounded-up global size) corrupts the heap of a CPU device, which
+# then crashes the whole test run far from the cause: it writes here instead, and its test fails
+# on its results, or on Oclgrind with the explanation.
+SLACK_BYTES = 1 << 16
+
+
+def padded_buffer_class() -> type:
+    """pyopencl.Buffer, but on a real device each buffer has SLACK_BYTES (or its own size, if
+    larger) of room past its end; `size` still says what was asked for."""
+    import pyopencl as cl
+
+    real: Any = cl.Buffer
+
+    class PaddedBuffer(real):  # type: ignore[misc]
+        def __init__(self, context: Any, flags: int, size: int = 0, hostbuf: Any = None) -> None:
+            arguments = _padded(context, flags, size, hostbuf)
+            if arguments is None:
+                super().__init__(context, flags, size, hostbuf)
+                self.requested_size = int(super().size)
+                return
+            super().__init__(context, flags, *arguments[1:])
+            self.requested_size = arguments[0]
+
+        @property
+        def size(self) -> int:
+            return int(self.requested_size)
+
+    PaddedBuffer.__name__ = PaddedBuffer.__qualname__ = "Buffer"
+    PaddedBuffer.__module__ = real.__module__
+    return PaddedBuffer
+
+
+def _padded(context: Any, flags: int, size: int, hostbuf: Any) -> tuple[int, int, Any] | None:
+    """(requested bytes, padded size, padded host buffer) or None to leave the call alone."""
+    import numpy as np
+    import pyopencl as cl
+
+    try:
+        if any(d.platform.name == OCLGRIND_PLATFORM for d in context.devices):
+            return None  # Oclgrind must see the true end, to report what crosses it
+        if flags & cl.mem_flags.USE_HOST_PTR:
+            return None  # the buffer is the host's memory itself
+        if hostbuf is None:
+            return (size, size + max(SLACK_BYTES, size), None) if size > 0 else None
+        data = np.frombuffer(memoryview(hostbuf).cast("B"), dtype=np.uint8)
+        requested = size or data.nbytes
+        if not flags & cl.mem_flags.COPY_HOST_PTR or requested > data.nbytes or requested <= 0:
+            return None
+        padded = np.zeros(requested + max(SLACK_BYTES, requested), dtype=np.uint8)
+        padded[:requested] = data[:requested]
+        return requested, padded.nbytes, padded
+    except (TypeError, ValueError, BufferError):  # pyopencl's own call says what is wrong
+        return None
+
+
 def _queue_on(device: Any) -> Any:
     import pyopencl as cl
 
@@ -236,7 +292,17 @@ def cl_device_kind() -> str:
 
 
 @pytest.fixture
-def cl_queue(request: pytest.FixtureRequest, cl_device_kind: str) -> Iterator[Any]:
+def padded_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Buffers on the real device get room past their end (see SLACK_BYTES)."""
+    import pyopencl as cl
+
+    monkeypatch.setattr(cl, "Buffer", padded_buffer_class())
+
+
+@pytest.fixture
+def cl_queue(
+    request: pytest.FixtureRequest, cl_device_kind: str, padded_buffers: None
+) -> Iterator[Any]:
     """A command queue on a fresh context: on the real device (`[pocl]`) or on Oclgrind
     (`[oclgrind]`, where every memory problem the test's kernels have fails the test)."""
     if cl_device_kind == POCL:
@@ -257,7 +323,7 @@ def cl_queue(request: pytest.FixtureRequest, cl_device_kind: str) -> Iterator[An
 
 
 @pytest.fixture
-def pocl_queue(request: pytest.FixtureRequest) -> Iterator[Any]:
+def pocl_queue(request: pytest.FixtureRequest, padded_buffers: None) -> Iterator[Any]:
     """A command queue (profiling on) on the real device only."""
     queue = _queue_on(real_device(request.config))
     yield queue

@@ -88,6 +88,20 @@ def test_fill_unguarded(cl_queue):
 
 def test_real_device_only(pocl_queue):
     assert "Oclgrind" not in pocl_queue.device.platform.name
+
+
+def test_buffers_have_room_past_their_end_on_the_real_device_only(cl_queue):
+    import pyopencl as cl
+
+    flags = cl.mem_flags
+    made = cl.Buffer(cl_queue.context, flags.READ_WRITE, 40)
+    copied = cl.Buffer(cl_queue.context, flags.READ_ONLY | flags.COPY_HOST_PTR, hostbuf=np.arange(10, dtype=np.float32))
+    back = np.zeros(10, np.float32)
+    cl.enqueue_copy(cl_queue, back, copied)
+    assert made.size == copied.size == 40 and list(back) == list(range(10))
+    real = made.get_info(cl.mem_info.SIZE)
+    on_oclgrind = "Oclgrind" in cl_queue.device.platform.name
+    assert real == 40 if on_oclgrind else real >= 40 + 65536, real
 """
 
 
@@ -100,7 +114,7 @@ def test_oclgrind_fails_races_and_out_of_bounds_writes_that_the_real_device_lets
     # The missing barriers go unnoticed on PoCL (no wrong number is asserted) and fail on
     # Oclgrind. The unguarded write fails on Oclgrind, which runs first, and is then not run on
     # PoCL, where writing past a buffer corrupts the heap.
-    result.assert_outcomes(passed=6, failed=3)
+    result.assert_outcomes(passed=8, failed=3)
     output = result.stdout.str()
     result.stdout.fnmatch_lines(
         [
@@ -126,12 +140,12 @@ def test_without_oclgrind_its_runs_are_skipped_with_how_to_get_it_or_fail_when_r
     kata_repo.write("katas/adder/test_adder.py", TESTS)
     monkeypatch.setenv("KATA_OCLGRIND_ICD", "/nonexistent/oclgrind.so")
     result = kata_repo.run("katas/adder", "-p", "no:randomly", "-rs", timeout=120)
-    result.assert_outcomes(passed=5, skipped=4)
+    result.assert_outcomes(passed=6, skipped=5)
     result.stdout.fnmatch_lines(
         ["*Oclgrind is not available here: install the Oclgrind*apt-get install oclgrind*"]
     )
     required = kata_repo.run(
         "katas/adder", "-p", "no:randomly", "--kata-require=opencl", timeout=120
     )
-    required.assert_outcomes(passed=5, errors=4)
+    required.assert_outcomes(passed=6, errors=5)
     required.stdout.fnmatch_lines(["*required by --kata-require=opencl but absent: Oclgrind*"])
