@@ -108,6 +108,9 @@ def pytest_configure(config: pytest.Config) -> None:
         **{OWNED_VARIABLE: str(state.folder)},
         OCLGRIND_DATA_RACES="1",
         OCLGRIND_LOG=str(state.log),
+        # Oclgrind stops reporting after 1000 problems per process (its default): a later
+        # test's races would then pass unseen.
+        OCLGRIND_MAX_ERRORS="1000000",
         # pyopencl's binary cache hands Oclgrind a built kernel without its source, and then
         # the reports say "source not available" instead of the learner's line.
         PYOPENCL_NO_CACHE="1",
@@ -155,8 +158,19 @@ def twin_key(item: pytest.Item) -> tuple[Any, ...] | None:
     callspec = getattr(item, "callspec", None)
     if callspec is None or "cl_device_kind" not in callspec.params:
         return None
-    others = tuple(sorted((k, v) for k, v in callspec.indices.items() if k != "cl_device_kind"))
+    # By the other parameters' values (their indices differ between the two twins).
+    others = tuple(
+        sorted((k, _hashable(v)) for k, v in callspec.params.items() if k != "cl_device_kind")
+    )
     return (str(item.path), getattr(item, "originalname", item.name), others)
+
+
+def _hashable(value: Any) -> Any:
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return value
 
 
 @pytest.hookimpl(trylast=True)
@@ -315,8 +329,10 @@ def cl_queue(
             if "opencl" in settings.of(request.config).require:
                 pytest.fail(f"required by --kata-require=opencl but absent: {why}", pytrace=False)
             pytest.skip(why)
-        state.offsets[request.node.nodeid] = state.log.stat().st_size
         queue = _queue_on(device)
+        # Oclgrind truncates its log whenever a context is made: what this test's context
+        # logs starts here.
+        state.offsets[request.node.nodeid] = state.log.stat().st_size
         state.queues[request.node.nodeid] = queue
     yield queue
     queue.finish()
