@@ -22,7 +22,6 @@ The server's top level imports only the standard library, like plugins/verify_wo
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import fcntl
 import gc
@@ -43,6 +42,7 @@ from typing import Any
 from plugins import pycache
 from plugins.mpi_shim import SERVER_VARIABLE as SERVER_VARIABLE  # the ranks find the server by it
 from plugins.mpi_shim import STATUS
+from plugins.verify_worker import exit_after, run_pytest
 
 COLD_VARIABLE = "KATA_MPI_COLD"
 SHIM = Path(__file__).with_name("mpi_shim.py")
@@ -126,8 +126,8 @@ class _Ranks:
     ) -> None:
         """In the forked child: take over the shim's descriptors, environment and folder, start
         MPI and run the rank's pytest; never returns into the server's loop."""
-        code = 1
-        try:
+
+        def start() -> int:
             self.selector.close()
             self.listener.close()
             for pidfd, (_, other) in self.running.items():
@@ -154,27 +154,14 @@ class _Ranks:
             os.environ.clear()
             os.environ.update(request["env"])
             os.chdir(request["cwd"])
-            import pytest
+            sys.path[0] = request["cwd"]  # as `python -m` sets it
             from mpi4py import MPI
 
-            arguments = list(request["argv"][2:])
-            sys.argv = [os.path.join(os.path.dirname(pytest.__file__), "__main__.py"), *arguments]
-            sys.path[0] = request["cwd"]  # as `python -m` sets it
             MPI.Init_thread(MPI.THREAD_MULTIPLE)  # what importing mpi4py.MPI does by default
-            code = int(pytest.main(arguments))
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 1
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            try:
-                atexit._run_exitfuncs()  # what a normal interpreter exit would run
-                _finalize()  # and what mpi4py would run at exit: MPICH unlinks its files there
-            finally:
-                with contextlib.suppress(Exception):
-                    sys.stdout.flush()
-                    sys.stderr.flush()
-                os._exit(code)
+            return run_pytest(list(request["argv"][2:]))
+
+        # At exit, also what mpi4py would run: MPICH unlinks its shared-memory files there.
+        exit_after(start, _finalize)
 
 
 def _finalize() -> None:

@@ -31,9 +31,9 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 from plugins import pycache  # standard library only, like this module
 
@@ -82,8 +82,8 @@ def answer(message: dict[str, Any]) -> None:
 def run_child(request: dict[str, Any]) -> None:
     """In the forked child: become a process group of its own, take the request's environment and
     output file, run pytest, and exit without ever returning into the worker's loop."""
-    code = 1
-    try:
+
+    def start() -> int:
         os.setsid()  # so a timeout can kill the run together with everything it started
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)  # never the worker's request pipe
@@ -95,20 +95,39 @@ def run_child(request: dict[str, Any]) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         os.environ.clear()
         os.environ.update(request["env"])
-        import pytest
+        return run_pytest(list(request["argv"]))
 
-        sys.argv = [os.path.join(os.path.dirname(pytest.__file__), "__main__.py"), *request["argv"]]
-        code = int(pytest.main(list(request["argv"])))
+    exit_after(start)
+
+
+def run_pytest(arguments: list[str]) -> int:
+    """pytest.main(arguments), with sys.argv as `python -m pytest` would set it."""
+    import pytest
+
+    sys.argv = [os.path.join(os.path.dirname(pytest.__file__), "__main__.py"), *arguments]
+    return int(pytest.main(arguments))
+
+
+def exit_after(start: Callable[[], int], *at_exit: Callable[[], None]) -> NoReturn:
+    """In a forked child: run `start` (its result is the exit code), then what a normal
+    interpreter exit would run (and `at_exit`), then end the process: it never returns into
+    the loop of the process it was forked from."""
+    code = 1
+    try:
+        code = start()
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else 1
     except BaseException:
         traceback.print_exc()
     finally:
         try:
-            atexit._run_exitfuncs()  # what a normal interpreter exit would run
+            atexit._run_exitfuncs()
+            for function in at_exit:
+                function()
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+                sys.stderr.flush()
             os._exit(code)
 
 

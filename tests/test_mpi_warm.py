@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from plugins import mpi_warm
+from plugins import mpi_job, mpi_warm
 from plugins.backends import mpi_launcher
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,11 +104,16 @@ def test_warm_ranks_die_with_their_job(server: mpi_warm.Server, tmp_path: Path) 
     while len(forked_ranks(server)) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(forked_ranks(server)) == 2, "the server never forked the job's two ranks"
+    # Killed ranks never reach MPI_Finalize, which removes their shared-memory files: the
+    # runner removes them after a job; this test, which ends the job itself, does it too.
+    mapped = mpi_job._mapped_shared_memory(forked_ranks(server))
     os.killpg(job.pid, signal.SIGKILL)  # the launcher and its shims, as the runner ends a job
     job.wait()
     deadline = time.monotonic() + 5
     while forked_ranks(server) and time.monotonic() < deadline:
         time.sleep(0.05)
+    for name in mapped:
+        Path(name).unlink(missing_ok=True)
     assert not forked_ranks(server), "a rank outlived its killed shim (no SIGIO?)"
 
 
