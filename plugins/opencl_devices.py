@@ -370,8 +370,9 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
     if twin_key(item) in item.config.stash[state_key].out_of_bounds:
         pytest.fail(
             "not run on the real device: on Oclgrind (the [oclgrind] run of this test) its "
-            "kernels read or wrote outside a buffer, which on a CPU device corrupts memory and "
-            "can crash the whole test run. Fix what that run reports first.",
+            "kernels read or wrote outside a buffer, or reached a barrier in some work-items "
+            "only, which on a CPU device can corrupt memory or crash the whole test run. Fix "
+            "what that run reports first.",
             pytrace=False,
         )
     try:
@@ -390,7 +391,9 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
 def _fail_with(item: pytest.Item, text: str, error: BaseException | None = None) -> NoReturn:
     problems = oclgrind_report.parse(text)
     key = twin_key(item)
-    if key is not None and any(problem.kind == "bounds" for problem in problems):
+    # Past a buffer's end, or a barrier only some work-items reach: either can crash a CPU
+    # device (heap corruption; PoCL segfaults on a divergent barrier), so the twin is not run.
+    if key is not None and any(problem.kind in ("bounds", "barrier") for problem in problems):
         item.config.stash[state_key].out_of_bounds.add(key)
     explained = oclgrind_report.explain(problems, text)
     if error is not None:
