@@ -84,6 +84,13 @@ def mpi_bench(session: nox.Session) -> None:
     session.run("python", "-m", "plugins.mpi_bench", *session.posargs)
 
 
+@nox.session
+def opencl_bench(session: nox.Session) -> None:
+    """The reference OpenCL tree reduction on the real device against numpy.sum (2**24 floats)."""
+    _install(session, "opencl")
+    session.run("python", "-m", "plugins.opencl_bench", *session.posargs)
+
+
 def _backend_session(session_name: str, extra: str, marker: str) -> None:
     @nox.session(name=session_name)
     def backend(session: nox.Session) -> None:

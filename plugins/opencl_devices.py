@@ -54,6 +54,36 @@ HOW_TO_GET_OCLGRIND = (
 state_key = pytest.StashKey["OpenCL"]()
 
 
+@dataclass(frozen=True)
+class UnsafeLine:
+    """A source line where Oclgrind saw a kernel go out of bounds or diverge at a barrier."""
+
+    kernel: str
+    line: int
+    text: str
+    test: str  # the [oclgrind] test that saw it
+
+    def same_place(self, other: UnsafeLine) -> bool:
+        return (self.kernel, self.line, self.text) == (other.kernel, other.line, other.text)
+
+    def in_source_of(self, kernel: Any) -> bool:
+        """Whether `kernel` (a pyopencl Kernel) still has this line; True when its source is
+        unknown (a program built from a binary)."""
+        if str(kernel.function_name) != self.kernel:
+            return False
+        import pyopencl as cl
+
+        try:
+            program = kernel.get_info(cl.kernel_info.PROGRAM)
+            source = str(program.get_info(cl.program_info.SOURCE))
+        except cl.Error:  # no source to compare: judge by the kernel's name
+            return True
+        lines = source.splitlines()
+        return self.line <= 0 or (
+            self.line <= len(lines) and lines[self.line - 1].strip() == self.text.strip()
+        )
+
+
 @dataclass
 class OpenCL:
     """This run's OpenCL set-up: the Oclgrind log, and where each test's part of it starts."""
@@ -63,6 +93,8 @@ class OpenCL:
     offsets: dict[str, int] = field(default_factory=dict)  # test id -> log size at its start
     queues: dict[str, Any] = field(default_factory=dict)  # test id -> its Oclgrind queue
     out_of_bounds: set[tuple[Any, ...]] = field(default_factory=set)  # twins not to run on PoCL
+    # test file -> where Oclgrind saw kernels go out of bounds or diverge at a barrier there
+    unsafe_kernels: dict[str, list[UnsafeLine]] = field(default_factory=dict)
 
 
 def oclgrind_library() -> Path | None:
@@ -173,27 +205,38 @@ def _hashable(value: Any) -> Any:
     return value
 
 
+def _on_oclgrind(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and callspec.params.get("cl_device_kind") == OCLGRIND
+
+
+def _on_real_device(item: pytest.Item) -> bool:
+    fixtures = getattr(item, "fixturenames", ())
+    # (padded_buffers: every fixture that gives a real device asks for it)
+    return not _on_oclgrind(item) and ("cl_queue" in fixtures or "padded_buffers" in fixtures)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Each `[oclgrind]` run right before its `[pocl]` twin, whatever reordered the items."""
-    oclgrind_runs = {
-        twin_key(item): item
-        for item in items
-        if getattr(item, "callspec", None)
-        and item.callspec.params.get("cl_device_kind") == OCLGRIND  # type: ignore[attr-defined]
-    }
+    """A file's `[oclgrind]` runs all come before its first test on the real device, whatever
+    reordered the items: what they find unsafe is then never launched there (see
+    `guard_real_device`)."""
+    oclgrind_runs: dict[Path, list[pytest.Item]] = {}
+    for item in items:
+        if _on_oclgrind(item):
+            oclgrind_runs.setdefault(item.path, []).append(item)
     ordered: list[pytest.Item] = []
     placed: set[int] = set()
     for item in items:
         if id(item) in placed:
             continue
-        twin = oclgrind_runs.get(twin_key(item)) if twin_key(item) is not None else None
-        if twin is not None and id(twin) not in placed:
-            ordered.append(twin)
-            placed.add(id(twin))
-        if id(item) not in placed:
-            ordered.append(item)
-            placed.add(id(item))
+        if _on_real_device(item):
+            for run in oclgrind_runs.pop(item.path, []):
+                if id(run) not in placed:
+                    ordered.append(run)
+                    placed.add(id(run))
+        ordered.append(item)
+        placed.add(id(item))
     items[:] = ordered
 
 
@@ -206,10 +249,15 @@ def _device_choice(config: pytest.Config) -> str:
 
 def real_device(config: pytest.Config) -> Any:
     """The device results are checked on (see the module's docstring for the choice)."""
+    return find_real_device(_device_choice(config))
+
+
+def find_real_device(choice: str) -> Any:
+    """The device `choice` names ("P:D" indices or a name fragment), else the first device of
+    the first platform that is not Oclgrind."""
     import pyopencl as cl
 
     platforms = cl.get_platforms()
-    choice = _device_choice(config)
     if choice:
         head, _, tail = choice.partition(":")
         if head.isdigit():
@@ -306,11 +354,44 @@ def cl_device_kind() -> str:
 
 
 @pytest.fixture
-def padded_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Buffers on the real device get room past their end (see SLACK_BYTES)."""
+def padded_buffers(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Buffers on the real device get room past their end (see SLACK_BYTES), and a kernel
+    Oclgrind found unsafe is not launched there (see `guard_real_device`)."""
     import pyopencl as cl
+    from pyopencl import _cl
 
     monkeypatch.setattr(cl, "Buffer", padded_buffer_class())
+    unsafe = request.config.stash[state_key].unsafe_kernels.setdefault(str(request.path), [])
+    guarded = guard_real_device(_cl.enqueue_nd_range_kernel, unsafe)
+    # pyopencl's kernel invokers call `_cl.enqueue_nd_range_kernel`; learners may call the
+    # public name.
+    monkeypatch.setattr(_cl, "enqueue_nd_range_kernel", guarded)
+    monkeypatch.setattr(cl, "enqueue_nd_range_kernel", guarded)
+
+
+def guard_real_device(launch: Any, unsafe: list[UnsafeLine]) -> Any:
+    """`launch` (pyopencl's enqueue_nd_range_kernel), except that a kernel Oclgrind found
+    unsafe fails the test instead of running on a real device: out of bounds or at a barrier
+    only some work-items reach, a CPU device can corrupt its memory or crash the whole run
+    (PoCL segfaults on such a barrier). A kernel is the same one when its name and the line
+    Oclgrind named are the same: a fixed or different kernel of that name runs."""
+
+    def guarded(queue: Any, kernel: Any, *arguments: Any) -> Any:
+        if queue.device.platform.name != OCLGRIND_PLATFORM:
+            for seen in unsafe:
+                if seen.in_source_of(kernel):
+                    pytest.fail(
+                        f"kernel `{seen.kernel}` was not launched on the real device: on "
+                        f"Oclgrind (in {seen.test}) it read or wrote outside a buffer, or "
+                        "reached a barrier in some work-items only, at line "
+                        f"{seen.line}: `{seen.text.strip()}`. On a CPU device that can "
+                        "corrupt memory or crash the whole test run. Fix what that test "
+                        "reports first.",
+                        pytrace=False,
+                    )
+        return launch(queue, kernel, *arguments)
+
+    return guarded
 
 
 @pytest.fixture
@@ -393,8 +474,16 @@ def _fail_with(item: pytest.Item, text: str, error: BaseException | None = None)
     key = twin_key(item)
     # Past a buffer's end, or a barrier only some work-items reach: either can crash a CPU
     # device (heap corruption; PoCL segfaults on a divergent barrier), so the twin is not run.
-    if key is not None and any(problem.kind in ("bounds", "barrier") for problem in problems):
+    unsafe = [problem for problem in problems if problem.kind in ("bounds", "barrier")]
+    if key is not None and unsafe:
         item.config.stash[state_key].out_of_bounds.add(key)
+    seen = item.config.stash[state_key].unsafe_kernels.setdefault(str(item.path), [])
+    for problem in unsafe:
+        places = [(a.line, a.source) for a in problem.accesses] or [(problem.line, problem.source)]
+        for line, text in places:
+            found = UnsafeLine(problem.kernel, line, text, item.name)
+            if problem.kernel and not any(found.same_place(known) for known in seen):
+                seen.append(found)
     explained = oclgrind_report.explain(problems, text)
     if error is not None:
         explained += f"\n\n(the test itself also failed: {type(error).__name__}: {error})"
