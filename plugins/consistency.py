@@ -15,6 +15,7 @@ import tokenize
 from collections import Counter
 from pathlib import Path
 from types import ModuleType
+from typing import Any, cast
 
 from plugins import contract, mutants
 from plugins.curriculum import Curriculum, Kata
@@ -136,12 +137,14 @@ def _load_isolated(path: Path, label: str) -> ModuleType:
 def _shape(obj: object) -> dict[str, str]:
     """A comparable description of a contract name: its signature, and its public methods'."""
     shape: dict[str, str] = {}
-    if inspect.isclass(obj):
+    # type(obj), not inspect.isclass: a lazy proxy (a Celery task before its app is configured)
+    # would evaluate itself, running the stub's NotImplementedError.
+    if issubclass(type(obj), type):
         shape["kind"] = "class"
         for attr, value in vars(obj).items():
             if attr.startswith("_") and attr != "__init__":
                 continue
-            if callable(value) or isinstance(value, (property, staticmethod, classmethod)):
+            if callable(value) or issubclass(type(value), (property, staticmethod, classmethod)):
                 shape[attr] = _signature(value)
     elif callable(obj):
         shape["kind"] = "function"
@@ -152,15 +155,27 @@ def _shape(obj: object) -> dict[str, str]:
 
 
 def _signature(obj: object) -> str:
-    if isinstance(obj, property):
+    kind = type(obj)  # (not isinstance: see _shape)
+    if issubclass(kind, property):
         return "property"
-    target = obj.__func__ if isinstance(obj, (staticmethod, classmethod)) else obj
+    target = cast(Any, obj).__func__ if issubclass(kind, (staticmethod, classmethod)) else obj
+    target = _unevaluated(target)
     try:
         signature = str(inspect.signature(target))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except Exception:  # no signature, or a lazy proxy whose evaluation fails in the stub
         return "?"
     # A default that is a function prints with its address, which differs between modules.
     return re.sub(r" at 0x[0-9a-fA-F]+", "", signature)
+
+
+def _unevaluated(obj: object) -> object:
+    """The function behind a Celery task that its app has not made yet (a lazy proxy holding
+    the function it will wrap), else `obj`."""
+    try:
+        arguments = object.__getattribute__(obj, "_Proxy__args")
+    except AttributeError:
+        return obj
+    return next((a for a in arguments if inspect.isfunction(a)), obj)
 
 
 def contract_problems(kata: Kata, stub: Path, reference: Path, tests: list[Path]) -> list[str]:

@@ -303,9 +303,17 @@ def _judge(row: Row, outcomes: dict[str, Outcome], found: list[mutants.Mutant]) 
             killed += 1
             if outcome.failures and budgets.HEADLINE_MARK in outcome.failures[0]:
                 row.budget_kills.append(f"{mutant.name} ({outcome.first_failed})")
-        else:
+        elif outcome.returncode == 0 and outcome.passed and not outcome.skipped:
             row.problems.append(
                 f"mutant {mutant.name!r} survived ({mutant.bug}): no test caught it"
+            )
+        else:
+            # Skipped tests, no tests, or a run that crashed: not a survivor, a broken run.
+            row.problems.append(
+                f"mutant {mutant.name!r} was not judged: its run ended with exit code "
+                f"{outcome.returncode}, {outcome.passed} passed, {outcome.failed} failed, "
+                f"{outcome.skipped} skipped; see why with: pytest katas/{row.kata} "
+                f"--kata-impl=mutant:{row.kata}/{mutant.name}"
             )
     row.mutants = f"{killed}/{len(found)} killed"
     if killed != len(found):
