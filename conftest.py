@@ -15,5 +15,7 @@ pytest_plugins = [
     "plugins.probing",
     "plugins.mpi_runner",
     "plugins.opencl_devices",
+    "plugins.redis_broker",
+    "plugins.celery_workers",
     "plugins.verify",
 ]

