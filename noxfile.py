@@ -91,6 +91,13 @@ def opencl_bench(session: nox.Session) -> None:
     session.run("python", "-m", "plugins.opencl_bench", *session.posargs)
 
 
+@nox.session
+def celery_bench(session: nox.Session) -> None:
+    """Tasks per second and latency through the plugins' Redis and a worker, per Celery kata."""
+    _install(session, "celery")
+    session.run("python", "-m", "plugins.celery_bench", *session.posargs)
+
+
 def _backend_session(session_name: str, extra: str, marker: str) -> None:
     @nox.session(name=session_name)
     def backend(session: nox.Session) -> None:

@@ -29,6 +29,7 @@ from plugins.backends import BROKER_URL_VARIABLE as URL_VARIABLE
 from plugins.backends import redis_server_binary
 from plugins.services import Service, ServiceError
 
+OWNED_VARIABLE = "KATA_BROKER_STARTED"  # the URL of the server this plugin started
 MARKER = "broker"
 # The test's side of the broker: a server that does not answer within this is broken.
 PING_TIMEOUT = 0.5
@@ -83,33 +84,41 @@ def ensure_broker(config: pytest.Config) -> Broker | None:
     if broker_key in config.stash:
         return config.stash[broker_key]
     given = os.environ.get(URL_VARIABLE)
-    if given:
+    # A URL this plugin exported for a parent run (a self-check's) is not the user's choice:
+    # each run gets its own server.
+    if given and given != os.environ.get(OWNED_VARIABLE):
         config.stash[broker_key] = Broker(url=given)
         return config.stash[broker_key]
     binary = redis_server_binary()
     if binary is None or hardware.absence(config, MARKER) is not None:
         return None
-    namespace = isolation.of(config)
+    try:
+        found = start_redis(isolation.of(config), binary)
+    except ServiceError as error:
+        raise pytest.UsageError(f"the broker did not start: {error}") from error
+    config.stash[broker_key] = found
+    os.environ[URL_VARIABLE] = found.url  # the learner's app and every worker read it there
+    os.environ[OWNED_VARIABLE] = found.url
+    return found
+
+
+def start_redis(namespace: isolation.Namespace, binary: Path) -> Broker:
+    """A redis-server for `namespace` alone (see the module's docstring), ready to answer."""
     password, port = secrets.token_hex(16), namespace.port()
     folder = namespace.scratch / f"redis-{port}"
     folder.mkdir()
-    try:
-        service = namespace.start_service(
-            [
-                binary,
-                *("--bind", "127.0.0.1", "--port", str(port), "--requirepass", password),
-                *("--protected-mode", "yes", "--save", "", "--appendonly", "no"),
-                *("--dir", str(folder), "--daemonize", "no", "--loglevel", "warning"),
-            ],
-            ready=lambda: answers_ping(port, password),
-            name="redis-server",
-        )
-    except ServiceError as error:
-        raise pytest.UsageError(f"the broker did not start: {error}") from error
+    service = namespace.start_service(
+        [
+            binary,
+            *("--bind", "127.0.0.1", "--port", str(port), "--requirepass", password),
+            *("--protected-mode", "yes", "--save", "", "--appendonly", "no"),
+            *("--dir", str(folder), "--daemonize", "no", "--loglevel", "warning"),
+        ],
+        ready=lambda: answers_ping(port, password),
+        name="redis-server",
+    )
     url = f"redis://:{password}@127.0.0.1:{port}/0"
-    config.stash[broker_key] = Broker(url, service, password, port, binary)
-    os.environ[URL_VARIABLE] = url  # the learner's app and every worker read it there
-    return config.stash[broker_key]
+    return Broker(url, service, password, port, binary)
 
 
 # -- run time --------------------------------------------------------------------------------
@@ -133,5 +142,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     found = session.config.stash.get(broker_key, None)
     if found is not None and found.service is not None:
         found.service.stop()
-        if os.environ.get(URL_VARIABLE) == found.url:
-            del os.environ[URL_VARIABLE]
+        for variable in (URL_VARIABLE, OWNED_VARIABLE):
+            if os.environ.get(variable) == found.url:
+                del os.environ[variable]
