@@ -17,5 +17,6 @@ pytest_plugins = [
     "plugins.opencl_devices",
     "plugins.redis_broker",
     "plugins.celery_workers",
+    "plugins.pyro_names",
     "plugins.verify",
 ]
