@@ -32,7 +32,7 @@ processor busy, "celery_routing.io.pause" waits as a network call would, and
   overrides the job's route), and with no queue otherwise, so that the routes choose.
 §7 `run_batch` returns one `Ran` per job, in the order of `jobs`: the job's name, the task's
   return value, and the worker that ran it and the queue it came from, as its result records
-  them (§2).
+  them (`result_extended`).
 §8 `run_batch` raises celery.exceptions.TimeoutError when a result is not in within `timeout`
   seconds (no `get()` without a timeout), and lets a task's own exception reach its caller.
 """

@@ -128,23 +128,23 @@ def _handler(site: Site, *, other: bool) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@pytest.fixture(scope="module")
-def site(kata_namespace: Any) -> Iterator[Site]:
-    """The crawled site and another one, each a ThreadingHTTPServer on 127.0.0.1 at a port
-    of this run, served from a thread and shut down after the module."""
+@contextlib.contextmanager
+def serving(kata_namespace: Any) -> Iterator[Site]:
+    """The site and another one, each a ThreadingHTTPServer on 127.0.0.1 at a port of this
+    run, served from a thread, and shut down (threads ended) when the block ends."""
     site = Site()
     servers = []
-    for other in (False, True):
-        port = kata_namespace.port()
-        server = ThreadingHTTPServer(("127.0.0.1", port), _handler(site, other=other))
-        serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-        serving.start()
-        servers.append((server, serving))
-        if other:
-            site.other = f"http://127.0.0.1:{port}"
-        else:
-            site.base = f"http://127.0.0.1:{port}"
     try:
+        for other in (False, True):
+            port = kata_namespace.port()
+            server = ThreadingHTTPServer(("127.0.0.1", port), _handler(site, other=other))
+            serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+            serving.start()
+            servers.append((server, serving))
+            if other:
+                site.other = f"http://127.0.0.1:{port}"
+            else:
+                site.base = f"http://127.0.0.1:{port}"
         yield site
     finally:
         site.closing.set()
@@ -152,6 +152,14 @@ def site(kata_namespace: Any) -> Iterator[Site]:
             server.shutdown()
             server.server_close()
             serving.join(5)
+
+
+@pytest.fixture
+def site(kata_namespace: Any) -> Iterator[Site]:
+    """The site, served for one test. (A server thread that outlived its test would be
+    reported as left running, so each test that fetches pages gets servers of its own.)"""
+    with serving(kata_namespace) as site:
+        yield site
 
 
 @pytest.fixture(scope="module")
@@ -418,35 +426,53 @@ def test_crawl_page_returns_the_page_s_links_and_those_it_claimed_first(
     )
 
 
+def _report_of(result: AsyncResult, get_result: Callable[..., Any], what: str) -> Any:
+    """The task's result; a test failure that says so when the task raised instead."""
+    __tracebackhide__ = True
+    try:
+        return get_result(result, WAIT)
+    except NotImplementedError:
+        raise
+    except Exception as error:
+        pytest.fail(
+            f"crawl_page of {what} raised {type(error).__name__}: {error}. Report the error "
+            "in the result instead, {'error': str(error), ...}: a raised error fails the whole "
+            "crawl (or is retried), where one bad page should only be noted",
+            pytrace=False,
+        )
+
+
 @pytest.mark.clause(7)
 def test_crawl_page_reports_a_missing_page_as_an_error(
     site: Site, workers: list[Worker], queue: str, crawl_id: str, get_result: Callable[..., Any]
 ) -> None:
     url = site.url("/missing")
     result = crawl_page.apply_async((url, crawl_id, FETCH_TIMEOUT), queue=queue)
-    page = get_result(result, WAIT, propagate=False)
-    assert result.state == "SUCCESS" and isinstance(page, dict), (
-        f"crawl_page of a page that answers 404 ended {result.state} with {page!r}: report the "
-        "error in the result (catch it), do not raise it"
+    page = _report_of(result, get_result, "a page that answers 404")
+    expected = {"url": url, "links": [], "claimed": [], "error": "HTTP Error 404: Not Found"}
+    assert isinstance(page, dict) and "404" in str(page.get("error")), (
+        f"crawl_page of a page that answers 404 returned {page}, expected {expected}: a 404 is "
+        "not a page without links, it is an error to report, {'error': str(the HTTPError)}"
     )
-    assert "404" in str(page.get("error")), (
-        f"crawl_page of a page that answers 404 returned {page}: a 404 is not a page without "
-        "links, it is an error to report, {'error': str(the HTTPError)}"
-    )
-    assert page.get("links") == [] and page.get("claimed") == [] and page.get("url") == url
+    assert page == expected, f"crawl_page of a missing page returned {page}, expected {expected}"
 
 
 @pytest.mark.clause(7)
 def test_crawl_page_reports_a_refused_connection_as_an_error(
-    workers: list[Worker], queue: str, crawl_id: str, kata_namespace: Any, get_result: Callable[..., Any]
+    workers: list[Worker],
+    queue: str,
+    crawl_id: str,
+    kata_namespace: Any,
+    get_result: Callable[..., Any],
 ) -> None:
     url = f"http://127.0.0.1:{kata_namespace.port()}/"  # reserved for this run, nobody listens
     result = crawl_page.apply_async((url, crawl_id, FETCH_TIMEOUT), queue=queue)
-    page = get_result(result, WAIT, propagate=False)
-    assert result.state == "SUCCESS" and isinstance(page, dict) and page.get("error"), (
-        f"crawl_page of a URL where no server listens ended {result.state} with {page!r}: "
-        "report the error (the URLError is an OSError) as {'error': str(error), ...}"
+    page = _report_of(result, get_result, "a URL where no server listens")
+    assert isinstance(page, dict) and "refused" in str(page.get("error")), (
+        f"crawl_page of a URL where no server listens returned {page}: report the error (a "
+        "URLError, which is an OSError) as {'error': str(error), ...}"
     )
+    assert page.get("links") == [] and page.get("claimed") == [] and page.get("url") == url
 
 
 # -- crawl: the whole site -------------------------------------------------------------------
@@ -456,6 +482,7 @@ def test_crawl_page_reports_a_refused_connection_as_an_error(
 class SiteCrawl:
     """One crawl of the site, and what the servers and the test process saw meanwhile."""
 
+    site: Site
     report: Crawl | None = None
     error: BaseException | None = None
     seconds: float = 0.0
@@ -496,27 +523,26 @@ def _recording(events: list[str], routes: list[str]) -> contextlib.ExitStack:
 
 
 @pytest.fixture(scope="module")
-def site_crawl(site: Site, workers: list[Worker], queue: str, kata_namespace: Any) -> SiteCrawl:
-    """crawl(site /, MAX_DEPTH, ...) once for the tests below, which judge what it did."""
-    run = SiteCrawl()
-    before, other_before = site.hits.copy(), site.other_hits.copy()
-    started = time.monotonic()
-    with _recording(run.events, run.routes):
-        try:
-            run.report = crawl(
-                site.url("/"),
-                MAX_DEPTH,
-                kata_namespace.name("site-crawl"),
-                queue,
-                FETCH_TIMEOUT,
-                CRAWL_WAIT,
-            )
-        except Exception as error:
-            run.error = error
-    run.seconds = time.monotonic() - started
-    with site.lock:
-        run.hits = site.hits - before
-        run.other_hits = site.other_hits - other_before
+def site_crawl(workers: list[Worker], queue: str, kata_namespace: Any) -> SiteCrawl:
+    """crawl(the site's /, MAX_DEPTH, ...) once, on servers of its own that are stopped before
+    it returns, for the tests below, which judge what it did."""
+    with serving(kata_namespace) as site:
+        run = SiteCrawl(site)
+        started = time.monotonic()
+        with _recording(run.events, run.routes):
+            try:
+                run.report = crawl(
+                    site.url("/"),
+                    MAX_DEPTH,
+                    kata_namespace.name("site-crawl"),
+                    queue,
+                    FETCH_TIMEOUT,
+                    CRAWL_WAIT,
+                )
+            except Exception as error:
+                run.error = error
+        run.seconds = time.monotonic() - started
+    run.hits, run.other_hits = site.hits, site.other_hits
     return run
 
 
@@ -562,8 +588,9 @@ def _paths(site: Site, urls: Any) -> dict[str, Any]:
 
 @pytest.mark.clause(8, 9)
 def test_crawl_reaches_every_page_within_max_depth_at_its_depth(
-    site: Site, site_crawl: SiteCrawl, queue: str
+    site_crawl: SiteCrawl, queue: str
 ) -> None:
+    site = site_crawl.site
     report = _finished(site_crawl, queue)
     depth = _paths(site, report.depth)
     missing = sorted(set(DEPTHS) - set(depth))
@@ -588,7 +615,7 @@ def test_crawl_reaches_every_page_within_max_depth_at_its_depth(
 
 @pytest.mark.clause(9)
 def test_crawl_never_fetches_a_page_deeper_than_max_depth(
-    site: Site, site_crawl: SiteCrawl, queue: str
+    site_crawl: SiteCrawl, queue: str
 ) -> None:
     _finished(site_crawl, queue)
     deeper = sorted(path for path in site_crawl.hits if path not in DEPTHS)
@@ -599,9 +626,7 @@ def test_crawl_never_fetches_a_page_deeper_than_max_depth(
 
 
 @pytest.mark.clause(10)
-def test_crawl_fetches_every_page_exactly_once(
-    site: Site, site_crawl: SiteCrawl, queue: str
-) -> None:
+def test_crawl_fetches_every_page_exactly_once(site_crawl: SiteCrawl, queue: str) -> None:
     _finished(site_crawl, queue)
     repeated = {path: n for path, n in site_crawl.hits.items() if n > 1}
     assert not repeated, (
@@ -615,9 +640,8 @@ def test_crawl_fetches_every_page_exactly_once(
 
 
 @pytest.mark.clause(7, 9)
-def test_crawl_reports_the_pages_it_could_not_fetch(
-    site: Site, site_crawl: SiteCrawl, queue: str
-) -> None:
+def test_crawl_reports_the_pages_it_could_not_fetch(site_crawl: SiteCrawl, queue: str) -> None:
+    site = site_crawl.site
     report = _finished(site_crawl, queue)
     errors = _paths(site, report.errors)
     for path, sign in FAILING.items():
@@ -638,7 +662,8 @@ def test_crawl_reports_the_pages_it_could_not_fetch(
 
 
 @pytest.mark.clause(3)
-def test_crawl_never_leaves_the_site(site: Site, site_crawl: SiteCrawl, queue: str) -> None:
+def test_crawl_never_leaves_the_site(site_crawl: SiteCrawl, queue: str) -> None:
+    site = site_crawl.site
     _finished(site_crawl, queue)
     assert not site_crawl.other_hits, (
         f"the crawl fetched {dict(site_crawl.other_hits)} from another site ({site.other}), "
@@ -648,7 +673,7 @@ def test_crawl_never_leaves_the_site(site: Site, site_crawl: SiteCrawl, queue: s
 
 @pytest.mark.clause(8)
 def test_crawl_sends_a_whole_level_to_the_queue_before_waiting(
-    site: Site, site_crawl: SiteCrawl, queue: str
+    site_crawl: SiteCrawl, queue: str
 ) -> None:
     _finished(site_crawl, queue)
     routes = Counter(site_crawl.routes)
@@ -656,7 +681,9 @@ def test_crawl_sends_a_whole_level_to_the_queue_before_waiting(
         f"crawl sent its tasks to {dict(routes)}: every crawl_page goes to the queue named "
         f"{queue!r}, the one the crawler's workers consume: apply_async(..., queue=queue)"
     )
-    bursts = [len(list(run)) for kind, run in itertools.groupby(site_crawl.events) if kind == "send"]
+    bursts = [
+        len(list(run)) for kind, run in itertools.groupby(site_crawl.events) if kind == "send"
+    ]
     assert len(bursts) == MAX_DEPTH + 1, (
         f"crawl sent its tasks in {len(bursts)} bursts of {bursts}, waiting for results in "
         f"between, instead of one burst per level (1, 2, 4 and 2 pages): send every page of "
