@@ -47,6 +47,9 @@ sent with `apply_async()` and answers with an AsyncResult (a GroupResult for a g
   values. `ns` may be any iterable, a generator included.
 §12 `fib_strict` and `fib_table` never wait without a timeout: each waits at most `timeout`
   seconds for the group (celery.exceptions.TimeoutError after that).
+
+(A group's get() looks for its members' results every `interval` seconds, 0.5 unless told:
+`get(timeout=..., interval=0.01)` returns as soon as they are all in.)
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import celery.exceptions
 import pytest
@@ -22,7 +22,6 @@ from celery_canvas import (
     fib_table,
     one_after_another,
     pipeline,
-    total,
     with_callbacks,
 )
 
@@ -32,6 +31,9 @@ from plugins.celery_workers import Worker
 # seconds, naming the task, its state and its queue (the get_result fixture).
 WAIT = 5.0
 QUEUE_VARIABLE = "KATA_CANVAS_QUEUE"
+# The task `total` is imported inside its test, not here: pytest looks at every name of a test
+# module while it collects, and looking at a task makes the app read its configuration, before
+# the `queue` fixture has put this run's queue in KATA_CANVAS_QUEUE.
 
 
 def fibonacci(n: int) -> int:
@@ -92,6 +94,12 @@ def published() -> Iterator[list[str]]:
 # -- helpers ---------------------------------------------------------------------------------
 
 
+def fail(message: str) -> NoReturn:
+    """Fail the test with `message` alone (not the exception that was being handled)."""
+    __tracebackhide__ = True
+    raise pytest.fail.Exception(message, pytrace=False) from None
+
+
 def kind(canvas: Any) -> str:
     """'chain', 'group', 'chord' or 'task' for a signature; the type's name otherwise."""
     if not isinstance(canvas, Signature):
@@ -128,18 +136,24 @@ def sent_canvas(builder: str, canvas: Any) -> Signature:
     return canvas
 
 
-def value_of(get_result: Callable[..., Any], result: Any, what: str) -> Any:
-    """The value of a result; a TypeError raised by a task fails the test, explained."""
+def value_of(
+    get_result: Callable[..., Any], result: Any, what: str, on_type_error: str = ""
+) -> Any:
+    """The value of a result; a task that raised TypeError (wrong arguments) or
+    NotImplementedError on the worker fails the test, explained."""
     __tracebackhide__ = True
     try:
         return get_result(result, WAIT)
+    except NotImplementedError:
+        problem = "a task raised NotImplementedError on the worker: fill in its TODO(kata)"
     except TypeError as error:
-        pytest.fail(
-            f"{what} failed on the worker with TypeError: {error}. A step got the wrong "
-            "arguments: a mutable signature (.s()) receives the previous result in front of "
-            "its own arguments; an immutable one (.si()) receives only its own",
-            pytrace=False,
+        problem = f"it failed on the worker with TypeError: {error}. " + (
+            on_type_error
+            or "A step got the wrong arguments: a mutable signature (.s()) receives the "
+            "previous result in front of its own arguments; an immutable one (.si()) "
+            "receives only its own"
         )
+    pytest.fail(f"{what}: {problem}", pytrace=False)
 
 
 def member_values(get_result: Callable[..., Any], result: Any, what: str) -> list[Any]:
@@ -213,16 +227,17 @@ def waits(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, float | None]]:
 def test_total_takes_one_list_and_returns_its_sum(
     worker: Worker, get_result: Callable[..., Any]
 ) -> None:
+    from celery_canvas import total
+
     assert total.name == "celery_canvas.total", f"total is registered as {total.name!r}"
     for values in ([3, 5, 8, 13], [], [10**20, -1]):
-        try:
-            got = get_result(total.apply_async((values,)), WAIT)
-        except TypeError as error:
-            pytest.fail(
-                f"total({values}) failed on the worker: {error}. A chord calls its body with "
-                "one argument, the list of results: def total(values), not def total(*values)",
-                pytrace=False,
-            )
+        got = value_of(
+            get_result,
+            total.apply_async((values,)),
+            f"total({values})",
+            on_type_error="A chord calls its body with one argument, the list of results: "
+            "def total(values), not def total(*values)",
+        )
         assert got == sum(values), f"total({values}) returned {got!r}, not {sum(values)}"
 
 
@@ -363,13 +378,10 @@ def test_fib_sum_is_a_chord_of_fib_terms_with_total_as_its_body() -> None:
     header = steps(canvas)
     described = [f"{short(str(s.task))}{tuple(s.args)}" for s in header]
     wanted = [f"fib({i},)" for i in range(6)]
-    assert described == wanted, (
-        f"the header of fib_sum(6) is {described}, not {wanted}"
-        + (
-            ": header and body are swapped; chord(header, body) takes the group first"
-            if described and described[0].startswith("total")
-            else ": one fib(i) for each i in range(n)"
-        )
+    assert described == wanted, f"the header of fib_sum(6) is {described}, not {wanted}" + (
+        ": header and body are swapped; chord(header, body) takes the group first"
+        if described and described[0].startswith("total")
+        else ": one fib(i) for each i in range(n)"
     )
     body = canvas.body
     assert isinstance(body, Signature) and body.task == "celery_canvas.total", (
@@ -390,10 +402,9 @@ def test_fib_sum_adds_the_fib_terms_on_the_worker(
         try:
             got = get_result(result, WAIT)
         except celery.exceptions.ChordError as error:
-            pytest.fail(
+            fail(
                 f"the body of fib_sum({n}) failed: {error}. A chord calls its body once, with "
-                "one argument: the list of the header's results (total.s(), def total(values))",
-                pytrace=False,
+                "one argument: the list of the header's results (total.s(), def total(values))"
             )
         wanted = sum(fibonacci(i) for i in range(n))
         assert got == wanted, (
@@ -438,11 +449,10 @@ def test_link_records_the_result_under_the_id_of_the_task_that_succeeded(
     try:
         value = get_result(result, WAIT)
     except TypeError as error:
-        pytest.fail(
+        fail(
             f"fib(12) with its callbacks failed: {error}. The worker checks a link callback's "
             "arguments when it sends it: remember_result.s(folder) gets (result, folder); an "
-            ".si() or a callback in the wrong option gets the wrong ones",
-            pytrace=False,
+            ".si() or a callback in the wrong option gets the wrong ones"
         )
     assert value == 144, f"fib(12) with its callbacks returned {value!r}, not 144"
     record = wait_for_record(folder, result.id, "the link callback remember_result")
@@ -497,7 +507,7 @@ def test_fib_strict_raises_the_error_of_a_failed_member(worker: Worker) -> None:
     try:
         got = fib_strict(ns, WAIT)
     except ValueError as error:
-        assert "-3" in str(error), f"fib_strict({ns}) raised {error!r}, not fib(-3)'s error"
+        raised = error
     else:
         pytest.fail(
             f"fib_strict({ns}, ...) returned {got!r} although fib(-3) failed: a group's "
@@ -505,6 +515,7 @@ def test_fib_strict_raises_the_error_of_a_failed_member(worker: Worker) -> None:
             "the list instead",
             pytrace=False,
         )
+    assert "-3" in str(raised), f"fib_strict({ns}) raised {raised!r}, not fib(-3)'s error"
 
 
 @pytest.mark.clause(11)
@@ -513,11 +524,10 @@ def test_fib_table_keeps_the_other_values_when_one_member_fails(worker: Worker) 
     try:
         got = fib_table(ns, WAIT)
     except ValueError as error:
-        pytest.fail(
+        fail(
             f"fib_table({ns}, ...) raised {error!r}: one failed member lost the values of the "
             "three others. get(propagate=False) returns every member's value, with the failed "
-            "member's exception in its place",
-            pytrace=False,
+            "member's exception in its place"
         )
     wanted = {12: 144, -3: None, 7: 13, 0: 0}
     assert got == wanted, (
@@ -532,21 +542,17 @@ def test_fib_table_reads_a_generator_of_ns_once(worker: Worker) -> None:
     try:
         got = fib_table((n for n in ns), WAIT)
     except ValueError as error:
-        pytest.fail(
+        fail(
             f"fib_table over a generator of {ns} raised {error!r}: a generator is read once; "
             "the group used it up, and whatever read it next found it empty. Make a list "
-            "of it first",
-            pytrace=False,
+            "of it first"
         )
     wanted = {n: fibonacci(n) for n in ns}
-    assert got == wanted, (
-        f"fib_table over a generator of {ns} returned {got!r}, not {wanted}"
-        + (
-            ": a generator is read once; the group used it up, and zip() found it empty. "
-            "Make a list of it first"
-            if got == {}
-            else ""
-        )
+    assert got == wanted, f"fib_table over a generator of {ns} returned {got!r}, not {wanted}" + (
+        ": a generator is read once; the group used it up, and zip() found it empty. "
+        "Make a list of it first"
+        if got == {}
+        else ""
     )
 
 
