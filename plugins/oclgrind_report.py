@@ -56,6 +56,7 @@ class Problem:
     details: list[str] = field(default_factory=list)  # "Only 4 out of 8 work-items ..."
     line: int = 0  # where a problem with no work-item of its own happened (a barrier)
     source: str = ""
+    work_group: str = ""  # the group a barrier divergence happened in, e.g. "(1,0,0)"
 
     @property
     def kind(self) -> str:
@@ -100,6 +101,8 @@ def parse(log: str) -> list[Problem]:
         text = raw.strip()
         if text.startswith("Kernel:"):
             current.kernel = text.split(":", 1)[1].strip()
+        elif text.startswith("Work-group:"):
+            current.work_group = text.split(":", 1)[1].strip()
         elif match := _ENTITY.search(text):
             numbers = [int(n) for n in match.groups()]
             current.accesses.append(
@@ -171,7 +174,14 @@ def explain(problems: list[Problem], log: str) -> str:
             lines.append(f"    {access.who()} at {access.where()}")
         if first.line:
             lines.append(f"    at line {first.line}: `{first.source}`")
-        lines += [f"    {detail}" for detail in first.details[:1]]
+        groups_seen = sorted({p.work_group for p in alike if p.work_group})
+        in_groups = (
+            f" (in work-group{'s' if len(groups_seen) > 1 else ''} {', '.join(groups_seen[:4])}"
+            f"{', ...' if len(groups_seen) > 4 else ''})"
+            if groups_seen
+            else ""
+        )
+        lines += [f"    {detail}{in_groups}" for detail in first.details[:1]]
         lines.append("  " + _advice(first))
     if len(groups) > SHOWN:
         lines.append(f"\n... and {len(groups) - SHOWN} more kinds; Oclgrind's whole log follows.")

@@ -480,8 +480,8 @@ def _fail_with(item: pytest.Item, text: str, error: BaseException | None = None)
     seen = item.config.stash[state_key].unsafe_kernels.setdefault(str(item.path), [])
     for problem in unsafe:
         places = [(a.line, a.source) for a in problem.accesses] or [(problem.line, problem.source)]
-        for line, text in places:
-            found = UnsafeLine(problem.kernel, line, text, item.name)
+        for line, source in places:
+            found = UnsafeLine(problem.kernel, line, source, item.name)
             if problem.kernel and not any(found.same_place(known) for known in seen):
                 seen.append(found)
     explained = oclgrind_report.explain(problems, text)

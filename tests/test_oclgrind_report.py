@@ -32,6 +32,7 @@ def test_a_barrier_reached_by_some_work_items_only_gives_its_line_and_how_many()
     assert [p.kind for p in problems] == ["barrier", "barrier"]
     assert problems[0].line == 4 and "barrier(CLK_LOCAL_MEM_FENCE)" in problems[0].source
     assert problems[0].details == ["Only 4 out of 8 work-items executed barrier"]
+    assert [p.work_group for p in problems] == ["(0,0,0)", "(1,0,0)"]
 
 
 def test_the_explanation_groups_alike_problems_and_says_what_fixes_each() -> None:
@@ -47,5 +48,9 @@ def test_the_explanation_groups_alike_problems_and_says_what_fixes_each() -> Non
     assert "guard the body with `if (i < n)`" in text
     divergence = explain(parse(DIVERGENCE), DIVERGENCE)
     assert "2 memory problems" in divergence and "(1 distinct)" in divergence
-    assert "Only 4 out of 8 work-items executed barrier" in divergence
+    assert "Only 4 out of 8 work-items executed barrier (in work-groups (0,0,0), (1,0,0))" in (
+        divergence
+    )
+    # The learner's report ends with Oclgrind's own log, from its start.
+    assert "own report (first part):\n" + DIVERGENCE[:40] in divergence, divergence
     assert "a barrier inside an `if` that not all work-items take" in divergence

@@ -137,6 +137,9 @@ def test_oclgrind_fails_races_and_out_of_bounds_writes_that_the_real_device_lets
     assert "Invalid write of size 4 in kernel `fill` (global memory, byte 40" in output, output
     assert "work-item 10 (local 0 of group 10)" in output, output
     assert "guard the body with `if (i < n)`" in output, output
+    # Oclgrind's own log follows the explanation, whole blocks from their first line.
+    assert "own report (first part):\n\nRead-write data race at local memory" in output, output
+    assert "own report (first part):\n\nInvalid write of size 4 at global memory" in output, output
     result.stdout.fnmatch_lines(["*OpenCL platforms: *Oclgrind*Portable Computing Language*"])
 
 

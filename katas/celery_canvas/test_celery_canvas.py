@@ -31,6 +31,9 @@ from plugins.celery_workers import Worker
 # seconds, naming the task, its state and its queue (the get_result fixture).
 WAIT = 5.0
 QUEUE_VARIABLE = "KATA_CANVAS_QUEUE"
+# A callback runs within milliseconds of the end of its task; 2 s leaves room for a loaded
+# machine.
+RECORD_WAIT = 2.0
 # The task `total` is imported inside its test, not here: pytest looks at every name of a test
 # module while it collects, and looking at a task makes the app read its configuration, before
 # the `queue` fixture has put this run's queue in KATA_CANVAS_QUEUE.
@@ -123,7 +126,7 @@ def short(name: str) -> str:
     return name.rpartition(".")[2]
 
 
-def sent_canvas(builder: str, canvas: Any) -> Signature:
+def canvas_from(builder: str, canvas: Any) -> Signature:
     """The canvas, or a failure saying that the builder sent it instead of returning it."""
     __tracebackhide__ = True
     if not isinstance(canvas, Signature):
@@ -134,6 +137,19 @@ def sent_canvas(builder: str, canvas: Any) -> Signature:
             pytrace=False,
         )
     return canvas
+
+
+def send(builder: str, canvas: Any) -> Any:
+    """canvas.apply_async(); a canvas whose tasks get the wrong arguments fails the test."""
+    __tracebackhide__ = True
+    try:
+        return canvas_from(builder, canvas).apply_async()
+    except TypeError as error:
+        fail(
+            f"sending {builder} failed: {error}. Celery checks a task's arguments when it "
+            "sends it: look at which signature gets which arguments (a chord's header comes "
+            "first, its body second)"
+        )
 
 
 def value_of(
@@ -172,26 +188,26 @@ def wait_for_record(folder: Path, task_id: str, callback: str) -> dict[str, Any]
     """The JSON record `<folder>/<task_id>.json`, once a callback on the worker has written it."""
     __tracebackhide__ = True
     path = folder / f"{task_id}.json"
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + RECORD_WAIT
+    others: list[str] = []
+    while time.monotonic() < deadline and not others:
         if path.exists():
             try:
                 record: dict[str, Any] = json.loads(path.read_text())
                 return record
             except json.JSONDecodeError:  # caught half-written: read it again
                 pass
+        others = sorted(p.name for p in folder.iterdir() if p != path)
         time.sleep(0.01)
-    others = sorted(p.name for p in folder.iterdir())
-    pytest.fail(
-        f"{callback} wrote no {path.name} within {WAIT:g} s after the task {task_id} ended"
-        + (
-            f"; the folder holds {others}: name the file after the task the callback is "
-            "about, not after the callback's own id"
-            if others
-            else " (the folder is empty: the callback did not run, or it failed on the "
-            "worker: see how the worker calls it, and with which arguments)"
-        ),
-        pytrace=False,
+    if others:
+        fail(
+            f"{callback} wrote {others}, not {path.name}: name the record after the task it "
+            f"is about ({task_id}), not after the callback's own id"
+        )
+    fail(
+        f"{callback} wrote no {path.name} within {RECORD_WAIT:g} s after the task {task_id} "
+        "ended (the folder is empty): the callback did not run, or it failed on the worker; "
+        "see with which arguments the worker calls it"
     )
 
 
@@ -260,12 +276,12 @@ def test_the_builders_send_nothing_and_return_their_canvas(
             f"{builder} sent {published}: a builder only writes the canvas down and returns "
             "it, and the caller sends it (chain(...)() or chord(header)(body) send at once)"
         )
-        sent_canvas(builder, canvas)
+        canvas_from(builder, canvas)
 
 
 @pytest.mark.clause(5)
 def test_pipeline_is_a_chain_of_add_mul_add_each_fed_the_result_before_it() -> None:
-    canvas = sent_canvas("pipeline(3)", pipeline(3))
+    canvas = canvas_from("pipeline(3)", pipeline(3))
     assert kind(canvas) == "chain", (
         f"pipeline(3) returned a {kind(canvas)} ({canvas!r}), not a chain: only a chain runs "
         "its steps one after another and hands each result to the next step"
@@ -286,7 +302,7 @@ def test_pipeline_runs_each_step_on_the_result_of_the_step_before(
     worker: Worker, get_result: Callable[..., Any]
 ) -> None:
     for x in (3, -7):
-        result = sent_canvas(f"pipeline({x})", pipeline(x)).apply_async()
+        result = send(f"pipeline({x})", pipeline(x))
         got = value_of(get_result, result, f"pipeline({x})")
         wanted = (x + 4) * 10 - 1
         assert got == wanted, (
@@ -298,7 +314,7 @@ def test_pipeline_runs_each_step_on_the_result_of_the_step_before(
 @pytest.mark.clause(6)
 def test_one_after_another_is_a_chain_of_immutable_fib_steps() -> None:
     ns = [7, 3, 10]
-    canvas = sent_canvas(f"one_after_another({ns})", one_after_another(ns))
+    canvas = canvas_from(f"one_after_another({ns})", one_after_another(ns))
     assert kind(canvas) == "chain", (
         f"one_after_another({ns}) returned a {kind(canvas)} ({canvas!r}), not a chain: a "
         "group would run the steps side by side, not one after another"
@@ -319,7 +335,7 @@ def test_one_after_another_runs_each_fib_in_turn_and_keeps_every_result(
     worker: Worker, get_result: Callable[..., Any]
 ) -> None:
     ns = [7, 3, 10, 1]
-    result = sent_canvas(f"one_after_another({ns})", one_after_another(ns)).apply_async()
+    result = send(f"one_after_another({ns})", one_after_another(ns))
     last = value_of(get_result, result, f"one_after_another({ns})")
     assert last == fibonacci(ns[-1]), (
         f"one_after_another({ns}) gave {last!r}, not fib({ns[-1]}) = {fibonacci(ns[-1])}: "
@@ -340,7 +356,7 @@ def test_one_after_another_runs_each_fib_in_turn_and_keeps_every_result(
 @pytest.mark.clause(7)
 def test_fan_out_is_a_group_of_one_fib_per_n_duplicates_included() -> None:
     ns = [12, 0, 7, 12, 1]
-    canvas = sent_canvas(f"fan_out({ns})", fan_out(iter(ns)))
+    canvas = canvas_from(f"fan_out({ns})", fan_out(iter(ns)))
     assert kind(canvas) == "group", (
         f"fan_out({ns}) returned a {kind(canvas)} ({canvas!r}), not a group: only a group "
         "sends all its tasks at once, to run side by side"
@@ -359,8 +375,8 @@ def test_fan_out_results_come_in_the_order_of_ns(
     worker: Worker, get_result: Callable[..., Any]
 ) -> None:
     ns = [12, 0, 7, 12, 1]
-    canvas = sent_canvas(f"fan_out({ns})", fan_out(n for n in ns))
-    got = member_values(get_result, canvas.apply_async(), f"fan_out({ns})")
+    result = send(f"fan_out({ns})", fan_out(n for n in ns))
+    got = member_values(get_result, result, f"fan_out({ns})")
     wanted = [fibonacci(n) for n in ns]
     assert got == wanted, (
         f"fan_out over a generator of {ns} gave {got}, not {wanted}: one fib(n) per n, in "
@@ -370,7 +386,7 @@ def test_fan_out_results_come_in_the_order_of_ns(
 
 @pytest.mark.clause(8)
 def test_fib_sum_is_a_chord_of_fib_terms_with_total_as_its_body() -> None:
-    canvas = sent_canvas("fib_sum(6)", fib_sum(6))
+    canvas = canvas_from("fib_sum(6)", fib_sum(6))
     assert kind(canvas) == "chord", (
         f"fib_sum(6) returned a {kind(canvas)} ({canvas!r}), not a chord: a chord runs its "
         "header side by side, then its body once on the list of their results"
@@ -398,7 +414,7 @@ def test_fib_sum_adds_the_fib_terms_on_the_worker(
     worker: Worker, get_result: Callable[..., Any]
 ) -> None:
     for n in (10, 1, 25):
-        result = sent_canvas(f"fib_sum({n})", fib_sum(n)).apply_async()
+        result = send(f"fib_sum({n})", fib_sum(n))
         try:
             got = get_result(result, WAIT)
         except celery.exceptions.ChordError as error:
@@ -417,7 +433,7 @@ def test_fib_sum_adds_the_fib_terms_on_the_worker(
 def test_with_callbacks_sets_remember_result_as_link_and_remember_failure_as_link_error(
     folder: Path,
 ) -> None:
-    canvas = sent_canvas("with_callbacks(12, folder)", with_callbacks(12, str(folder)))
+    canvas = canvas_from("with_callbacks(12, folder)", with_callbacks(12, str(folder)))
     assert kind(canvas) == "task" and canvas.task == "celery_canvas.fib", (
         f"with_callbacks(12, folder) returned {canvas!r}, not the signature of fib(12) (note "
         "that sig.link(callback) and sig.link_error(callback) return the callback, not sig)"
@@ -445,7 +461,7 @@ def test_with_callbacks_sets_remember_result_as_link_and_remember_failure_as_lin
 def test_link_records_the_result_under_the_id_of_the_task_that_succeeded(
     worker: Worker, get_result: Callable[..., Any], folder: Path
 ) -> None:
-    result = sent_canvas("with_callbacks", with_callbacks(12, str(folder))).apply_async()
+    result = send("with_callbacks", with_callbacks(12, str(folder)))
     try:
         value = get_result(result, WAIT)
     except TypeError as error:
@@ -470,7 +486,7 @@ def test_link_records_the_result_under_the_id_of_the_task_that_succeeded(
 def test_link_error_records_which_task_failed_and_with_what_error(
     worker: Worker, get_result: Callable[..., Any], folder: Path
 ) -> None:
-    result = sent_canvas("with_callbacks", with_callbacks(-4, str(folder))).apply_async()
+    result = send("with_callbacks", with_callbacks(-4, str(folder)))
     with pytest.raises(ValueError, match="-4") as raised:
         get_result(result, WAIT)
     record = wait_for_record(folder, result.id, "the link_error callback remember_failure")

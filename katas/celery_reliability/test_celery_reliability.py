@@ -345,7 +345,7 @@ def test_a_deposit_whose_pool_process_dies_runs_again_and_counts_once(
         "deposit never reached notify(): it must record the payment, then call notify()",
     )[0]
     assert first["pid"] in worker.pool_pids(), f"run {first} is not in the worker's pool"
-    os.kill(first["pid"], signal.SIGKILL)  # the pool process dies in the middle of the task
+    print("KILL", time.time()); os.kill(first["pid"], signal.SIGKILL)  # the pool process dies in the middle of the task
     store.delete(f"{key}:hold")
     try:
         value = get_result(result, WAIT)
@@ -356,6 +356,8 @@ def test_a_deposit_whose_pool_process_dies_runs_again_and_counts_once(
             pytrace=False,
         )
     runs = records(store, f"{key}:runs")
+    print("DEBUG", [(r["at"], r["pid"]) for r in runs], result.date_done, time.time())
+    print("LOG", worker.log_text()[-6000:])
     assert len(runs) == 2 and runs[1]["pid"] != first["pid"], (
         f"the deposit ran {len(runs)} times, in processes {[r['pid'] for r in runs]}: it "
         "should have run once more, in a new pool process, after the first was killed"

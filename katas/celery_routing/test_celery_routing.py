@@ -57,6 +57,9 @@ def prefix() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def workers(celery_worker: Callable[..., Worker], prefix: str) -> dict[str, Worker]:
     """The cpu worker and the io worker, each consuming the queues worker_queues names."""
+    # settings() raises its own error here, if it has one: Celery calls it once, while pytest
+    # collects this module, and an app whose settings() raised then has no broker at all.
+    settings()
     started = {}
     for role in ("cpu", "io"):
         queues = worker_queues(role)
@@ -113,31 +116,33 @@ def routed_queue(config: dict[str, Any], name: str) -> str:
     return str(getattr(queue, "name", queue))
 
 
-def why_elsewhere(name: str, got: str, kind: str) -> str:
+def why_elsewhere(name: str, got: str, kind: str, went: str = "was sent") -> str:
     """A sentence on why task `name` went to queue `got` instead of the `kind` queue."""
     wanted = queue_name(kind)
     if got == "celery":
         cause = (
-            "that is Celery's own default queue, which no worker here serves: the task waits "
-            "there for ever"
-            + (
-                "; set task_default_queue"
-                if kind == "default"
-                else "; no route matched its name (task_routes keys are registered names "
-                "such as 'celery_routing.cpu.fib' or globs over them, not function names)"
-            )
+            "that is Celery's own default queue, which no worker here serves, so the task "
+            "waits there for ever: set task_default_queue to queue_name('default')"
         )
-    elif got == queue_name("default") and kind != "default":
+        if kind != "default":
+            cause += ", and route the task by its registered name"
+    elif got == queue_name("default"):
         cause = (
-            "the default queue: no route in task_routes matched its registered name (keys are "
-            "registered names such as 'celery_routing.cpu.fib' or globs over them like "
-            "'celery_routing.cpu.*', not function names)"
+            "the default queue, so no route sent it elsewhere: either no key of task_routes "
+            "matches its registered name (keys are registered names such as "
+            "'celery_routing.cpu.fib', or globs over them such as 'celery_routing.cpu.*', not "
+            "function names), or a glob to the default queue is listed before the right one "
+            "(Celery takes the first glob that matches)"
         )
     elif got in (queue_name(k) for k in KINDS):
-        cause = "the queue of another kind of task: check which glob sends where"
+        cause = (
+            "the queue of another kind of task: check which glob sends where (a glob must "
+            "match the names that start with 'celery_routing.cpu.' or 'celery_routing.io.', "
+            "dot included, and no others)"
+        )
     else:
-        cause = "a queue that no worker serves: build the names with queue_name(kind)"
-    return f"{name} was sent to queue {got!r}, not the {kind} queue {wanted!r}: {cause}"
+        cause = "a queue that no worker serves: build every name with queue_name(kind)"
+    return f"{name} {went} to queue {got!r}, not the {kind} queue {wanted!r}: {cause}"
 
 
 def ran_on(result: AsyncResult) -> str:
@@ -221,15 +226,17 @@ def test_the_routes_send_each_kind_to_its_queue_by_registered_name_and_glob(
         "celery_routing.cpuinfo.read": "default",
         "other_app.cpu.fib": "default",
     }
+    assert "task_routes" in config, (
+        f"settings() has no 'task_routes' key (its keys: {sorted(config)}): then no task is "
+        "routed, and every call site that does not name a queue sends to the default queue "
+        "(Celery ignores a key it does not know, so a misspelt one routes nothing either)"
+    )
     for name, kind in cases.items():
         got = routed_queue(config, name)
-        assert got == queue_name(kind), why_elsewhere(name, got, kind) + (
-            " (a cpu task added later must need no new route: one glob, "
-            "'celery_routing.cpu.*', covers every name that starts with 'celery_routing.cpu.')"
+        assert got == queue_name(kind), why_elsewhere(name, got, kind, "would go") + (
+            " (a task added later must need no new route: one glob, 'celery_routing.cpu.*', "
+            "covers every name that starts with 'celery_routing.cpu.')"
             if name.endswith(("resize_image", "download"))
-            else " (the globs must match exactly the names that start with "
-            "'celery_routing.cpu.' or 'celery_routing.io.', dot included)"
-            if kind == "default"
             else ""
         )
     assert "elsewhere-7.cpu" in repr(config.get("task_routes")), (
