@@ -337,6 +337,13 @@ def pytest_pycollect_makemodule(
     return module
 
 
+def kata_marked(config: pytest.Config, path: Path, marker: str) -> bool:
+    """Whether `path` belongs to a kata whose manifest entry declares `marker`."""
+    implementation_ = implementation(config)
+    kata = implementation_.curriculum.kata_for_path(path) if implementation_ else None
+    return kata is not None and marker in kata.markers
+
+
 def kata_of(item: pytest.Item) -> Kata | None:
     """The kata a collected test belongs to, or None for tests outside katas/."""
     implementation_ = implementation(item.config)

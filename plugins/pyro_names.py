@@ -90,9 +90,7 @@ def _answers(host: str, port: int, key: bytes) -> bool:
 @pytest.hookimpl(tryfirst=True)
 def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> None:
     """Start the name server before a `pyro` kata's test file imports the learner's module."""
-    implementation_ = impl.implementation(parent.config)
-    kata = implementation_.curriculum.kata_for_path(module_path) if implementation_ else None
-    if kata is not None and MARKER in kata.markers:
+    if impl.kata_marked(parent.config, module_path, MARKER):
         ensure_name_server(parent.config)
 
 

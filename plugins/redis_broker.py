@@ -72,9 +72,7 @@ def answers_ping(port: int, password: str) -> bool:
 @pytest.hookimpl(tryfirst=True)
 def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> None:
     """Start the broker before a `broker` kata's test file imports the learner's app."""
-    implementation_ = impl.implementation(parent.config)
-    kata = implementation_.curriculum.kata_for_path(module_path) if implementation_ else None
-    if kata is not None and MARKER in kata.markers:
+    if impl.kata_marked(parent.config, module_path, MARKER):
         ensure_broker(parent.config)
 
 

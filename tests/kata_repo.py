@@ -186,3 +186,12 @@ class KataRepo:
     def run(self, *args: str, timeout: float = 300) -> pytest.RunResult:
         """pytest in a fresh process (signals, meta-path finders and threads stay isolated)."""
         return self.pytester.runpytest_subprocess(*args, timeout=timeout)
+
+
+def process_gone(pid: int) -> bool:
+    """Whether process `pid` has ended (a zombie waiting to be reaped counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return True

@@ -6,19 +6,18 @@ comes back fails naming its id, state and queue."""
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
 from plugins.backends import BACKENDS
-from tests.kata_repo import MANIFEST, KataRepo
+from tests.kata_repo import MANIFEST, KataRepo, process_gone
 
 pytestmark = pytest.mark.skipif(
     BACKENDS["broker"].detect() is not None,
     reason=f"needs {BACKENDS['broker'].description}: {BACKENDS['broker'].how_to_get}",
 )
 
-APP = '''
+APP = """
 import os
 from celery import Celery
 
@@ -41,7 +40,7 @@ elsewhere = Celery("elsewhere", broker="redis://localhost:6379/0", backend="redi
 
 nobackend = Celery("nobackend")
 nobackend.add_defaults(lambda: {"broker_url": os.environ["KATA_BROKER_URL"]})
-'''
+"""
 
 TESTS = '''
 import json
@@ -129,8 +128,7 @@ def test_redis_and_workers_are_private_to_the_run_and_gone_after_it(
     output = result.stdout.str()
     assert (
         "task celeryapp.add (id " in output
-        and "was not done after 0.3 s: its state is PENDING (no worker has reported on it"
-        in output
+        and "was not done after 0.3 s: its state is PENDING (no worker has reported on it" in output
         and "it was sent to queue 'nobody-serves-this'" in output
     ), output
     assert "the app's serializers must be JSON only, but {'accept_content'" in output, output
@@ -141,12 +139,4 @@ def test_redis_and_workers_are_private_to_the_run_and_gone_after_it(
     assert facts["url"].startswith("redis://:") and "@127.0.0.1:" in facts["url"], facts
     assert facts["url"] not in output, "the broker's password must not be printed"
     for pid in [facts["redis"], *facts["worker"]]:
-        assert not os.path.exists(f"/proc/{pid}") or _zombie(pid), f"process {pid} outlived the run"
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except OSError:
-        return True
+        assert process_gone(pid), f"process {pid} outlived the run"

@@ -5,19 +5,18 @@ the run, and a hang across processes told as the chain of calls that forms a cir
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
 from plugins.backends import BACKENDS
-from tests.kata_repo import MANIFEST, KataRepo
+from tests.kata_repo import MANIFEST, KataRepo, process_gone
 
 pytestmark = pytest.mark.skipif(
     BACKENDS["pyro"].detect() is not None,
     reason=f"needs {BACKENDS['pyro'].description}: {BACKENDS['pyro'].how_to_get}",
 )
 
-RING = '''
+RING = """
 import os
 
 import Pyro4
@@ -56,9 +55,9 @@ def serve(name, after, servertype):
     with Pyro4.locateNS(host, int(port), hmac_key=key()) as ns:
         ns.register(name, uri)
     daemon.requestLoop()
-'''
+"""
 
-TESTS = '''
+TESTS = """
 import json
 import os
 from pathlib import Path
@@ -97,7 +96,7 @@ def test_a_multiplexed_ring_hangs(pyro_server, kata_namespace):
     with proxy(names[0]) as first:
         first._pyroTimeout = 1.5
         first.forward([])
-'''
+"""
 
 
 def test_a_ring_of_servers_hangs_told_as_a_circle_of_calls_and_nothing_outlives_the_run(
@@ -123,12 +122,4 @@ def test_a_ring_of_servers_hangs_told_as_a_circle_of_calls_and_nothing_outlives_
     assert "Pyro's multiplex server" in output, output
     pids = json.loads(out.read_text())["pids"]
     for pid in pids:
-        assert not os.path.exists(f"/proc/{pid}") or _zombie(pid), f"process {pid} outlived the run"
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except OSError:
-        return True
+        assert process_gone(pid), f"process {pid} outlived the run"
