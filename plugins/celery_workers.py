@@ -149,12 +149,22 @@ def result_of(
     result: Any, timeout: float, sent: dict[str, tuple[str, str, str]], propagate: bool = True
 ) -> Any:
     """`result.get(timeout=timeout)`; a task not done in time fails the test, saying which
-    task it was, its state, and where it was sent (`sent`: what before_task_publish saw)."""
+    task it was, its state, and where it was sent (`sent`: what before_task_publish saw). For a
+    group's result (a ResultSet), every member not done is named."""
     import celery.exceptions
+    from celery.result import ResultSet
 
     try:
         return result.get(timeout=timeout, propagate=propagate, interval=0.01)
     except celery.exceptions.TimeoutError:
+        if isinstance(result, ResultSet):
+            late = [member for member in result.results if not member.ready()]
+            lines = [lost_task(member, timeout, sent.get(member.id)) for member in late]
+            pytest.fail(
+                f"{len(late)} of the group's {len(result.results)} tasks were not done after "
+                f"{timeout:g} s:\n- " + "\n- ".join(lines or ["(all were done by now)"]),
+                pytrace=False,
+            )
         pytest.fail(lost_task(result, timeout, sent.get(result.id)), pytrace=False)
 
 

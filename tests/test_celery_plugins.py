@@ -96,6 +96,14 @@ def test_a_task_nobody_serves_fails_naming_its_queue(broker, get_result, kata_na
 
 
 @pytest.mark.clause(1)
+def test_a_group_nobody_serves_fails_naming_each_task(broker, get_result):
+    from celery import group
+
+    members = [add.s(1, 2).set(queue="nobody-a"), add.s(3, 4).set(queue="nobody-b")]
+    get_result(group(members).apply_async(), 0.3)
+
+
+@pytest.mark.clause(1)
 def test_an_app_that_accepts_pickle_is_refused(celery_worker):
     celery_worker("celeryapp", app=pickled)
 
@@ -124,13 +132,15 @@ def test_redis_and_workers_are_private_to_the_run_and_gone_after_it(
     monkeypatch.setenv("KATA_TEST_OUT", str(out))
     monkeypatch.delenv("KATA_BROKER_URL", raising=False)
     result = kata_repo.run("katas/adder", "-p", "no:randomly", "-rA", timeout=120)
-    result.assert_outcomes(passed=1, failed=4)
+    result.assert_outcomes(passed=1, failed=5)
     output = result.stdout.str()
     assert (
         "task celeryapp.add (id " in output
         and "was not done after 0.3 s: its state is PENDING (no worker has reported on it" in output
         and "it was sent to queue 'nobody-serves-this'" in output
     ), output
+    assert "2 of the group's 2 tasks were not done after 0.3 s:" in output, output
+    assert "it was sent to queue 'nobody-a'" in output and "queue 'nobody-b'" in output, output
     assert "the app's serializers must be JSON only, but {'accept_content'" in output, output
     assert "the app's broker is 'redis://localhost:6379/0', not this run's Redis" in output
     assert "the app has no result backend" in output, output
