@@ -89,6 +89,23 @@ def start_worker(
 ) -> Worker:
     """Start `celery -A module worker` and return once it is ready (and, when `app` is
     given, once it answers that app's ping)."""
+    worker = launch_worker(namespace, module, queues, concurrency, pool, name, options, app)
+    wait_until_ready(worker)
+    return worker
+
+
+def launch_worker(
+    namespace: Namespace,
+    module: str,
+    queues: Sequence[str] = (),
+    concurrency: int = 2,
+    pool: str = "prefork",
+    name: str = "worker",
+    options: Sequence[str] = (),
+    app: Any = None,
+) -> Worker:
+    """Start `celery -A module worker` and return at once (see wait_until_ready): several
+    workers launched together start side by side."""
     hostname = f"{namespace.name(name)}@kata"
     chosen = tuple(queues) or (namespace.name("celery"),)
     argv = [
@@ -99,21 +116,29 @@ def start_worker(
         *("--without-gossip", "--without-mingle", "--without-heartbeat"),
         *("-n", hostname, "-Q", ",".join(chosen), "--loglevel", "INFO", *options),
     ]
-    marker = f"{hostname} ready."
-    service: Service | None = None
-
-    def ready() -> bool:
-        return service is not None and marker in _read(service.log)
-
     try:
         service = namespace.start_service(argv, name=f"celery-{name}")
-        _wait_for(service, ready, READY_SECONDS, f"worker {hostname}")
     except ServiceError as error:
         raise WorkerError(str(error)) from error
-    worker = Worker(hostname, chosen, service, service.log, app)
-    if app is not None:
-        _wait_for(service, lambda: _pongs(app, hostname), PING_SECONDS, f"ping of {hostname}")
-    return worker
+    return Worker(hostname, chosen, service, service.log, app)
+
+
+def wait_until_ready(worker: Worker) -> None:
+    """Until the worker has said it is ready and, with an app, answered its ping."""
+    marker = f"{worker.hostname} ready."
+    _wait_for(
+        worker.service,
+        lambda: marker in _read(worker.log),
+        READY_SECONDS,
+        f"worker {worker.hostname}",
+    )
+    if worker.app is not None:
+        _wait_for(
+            worker.service,
+            lambda: _pongs(worker.app, worker.hostname),
+            PING_SECONDS,
+            f"ping of {worker.hostname}",
+        )
 
 
 def _read(path: Path) -> str:
@@ -156,6 +181,14 @@ def result_of(
 
     try:
         return result.get(timeout=timeout, propagate=propagate, interval=0.01)
+    except NotImplementedError as error:
+        # Raised on a worker: it arrives without the frames that would name the stub's task.
+        name = getattr(result, "name", None) or (sent.get(result.id) or ("a task",))[0]
+        raise pytest.fail.Exception(
+            f"{name} is not implemented yet: on the worker it still raises "
+            "NotImplementedError. Fill in its TODO(kata).",
+            pytrace=False,
+        ) from error
     except celery.exceptions.TimeoutError:
         if isinstance(result, ResultSet):
             late = [member for member in result.results if not member.ready()]
@@ -209,6 +242,16 @@ def check_app(app: Any, broker: Broker) -> None:
     url = broker.url
     wanted = f"this run's Redis, the URL in {URL_VARIABLE} ({_hide_password(url)})"
     broker_url = app.conf.broker_url
+    if broker_url is None:
+        # Celery drops a configuration function that raised when it was first read (pytest
+        # reads the task objects while it collects): call it again, so its own error shows.
+        settings = getattr(sys.modules.get(str(app.main)), "settings", None)
+        if callable(settings):
+            settings()
+        pytest.fail(
+            f"the app has no broker at all: its settings must give broker_url = {wanted}",
+            pytrace=False,
+        )
     if broker_url != url:
         pytest.fail(
             f"the app's broker is {_hide_password(str(broker_url))!r}, not {wanted}: read the "
@@ -281,21 +324,40 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 @pytest.fixture(scope="module")
-def celery_worker(kata_namespace: Namespace, broker: Broker) -> Iterator[Callable[..., Worker]]:
+def celery_worker(
+    celery_workers: Callable[..., list[Worker]],
+) -> Callable[..., Worker]:
     """`celery_worker(module, queues=(), concurrency=2, pool="prefork", name="worker",
     options=(), app=None)` starts a real worker on this run's broker; every worker started is
     stopped at the end of the test module."""
-    started: list[Worker] = []
 
     def start(module: str, **kwargs: Any) -> Worker:
-        if kwargs.get("app") is not None:
-            check_app(kwargs["app"], broker)
+        return celery_workers(module, [kwargs])[0]
+
+    return start
+
+
+@pytest.fixture(scope="module")
+def celery_workers(
+    kata_namespace: Namespace, broker: Broker
+) -> Iterator[Callable[..., list[Worker]]]:
+    """`celery_workers(module, [options, ...])`: one worker per dict of celery_worker's keyword
+    options, started side by side (each costs most of a second), returned once all are ready;
+    stopped at the end of the test module."""
+    started: list[Worker] = []
+
+    def start(module: str, specs: Sequence[dict[str, Any]]) -> list[Worker]:
+        for spec in specs:
+            if spec.get("app") is not None:
+                check_app(spec["app"], broker)
         try:
-            worker = start_worker(kata_namespace, module, **kwargs)
+            workers = [launch_worker(kata_namespace, module, **spec) for spec in specs]
+            started.extend(workers)
+            for worker in workers:
+                wait_until_ready(worker)
         except WorkerError as error:
             pytest.fail(f"the Celery worker did not start: {error}", pytrace=False)
-        started.append(worker)
-        return worker
+        return workers
 
     yield start
     for worker in started:

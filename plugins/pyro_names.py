@@ -35,8 +35,9 @@ from plugins.services import Service, ServiceError
 
 ADDRESS_VARIABLE = "KATA_PYRO_NS"
 MARKER = "pyro"
-# A server imports Pyro4 and the kata module, then registers: a fraction of a second.
-READY_SECONDS = 15.0
+# A server imports Pyro4 and the kata module, then registers: a fraction of a second, a few
+# on a loaded machine; well inside a test's budget (10 s by default).
+READY_SECONDS = 6.0
 
 names_key = pytest.StashKey["NameServer"]()
 
@@ -145,13 +146,21 @@ def pyro_server(
             sys.executable,
             *("-m", "plugins.pyro_serve", name, module, function, json.dumps(list(arguments))),
         ]
+        before = _names(pyro_ns)
         service = kata_namespace.start_service(argv, name=f"pyro-{name}")
         started.append(service)
         pyro_ns.servers[name] = service
         deadline = time.monotonic() + READY_SECONDS
-        while not _registered(pyro_ns, name):
-            if not service.running() or time.monotonic() > deadline:
-                why = "exited" if not service.running() else f"not within {READY_SECONDS:g} s"
+        while name not in (now := _names(pyro_ns)):
+            others = sorted(set(now) - set(before))
+            why = ""
+            if others:
+                why = f"it registered {', '.join(map(repr, others))} instead"
+            elif not service.running():
+                why = "it exited"
+            elif time.monotonic() > deadline:
+                why = f"not within {READY_SECONDS:g} s"
+            if why:
                 service.stop()
                 pytest.fail(
                     f"the server {function}(...) of {module} did not register {name!r} with the "
@@ -168,15 +177,17 @@ def pyro_server(
         del pyro_ns.servers[name]
 
 
-def _registered(ns: NameServer, name: str) -> bool:
+def _names(ns: NameServer) -> dict[str, str]:
+    """Every name registered with the name server (but its own), with its URI."""
     import Pyro4.errors
 
     try:
         with ns.locate() as proxy:
-            proxy.lookup(name)
-        return True
+            listed = dict(proxy.list())
     except Pyro4.errors.PyroError:
-        return False
+        return {}
+    listed.pop("Pyro.NameServer", None)
+    return listed
 
 
 @pytest.hookimpl(wrapper=True)
