@@ -147,8 +147,7 @@ def send(builder: str, canvas: Any) -> Any:
     except TypeError as error:
         fail(
             f"sending {builder} failed: {error}. Celery checks a task's arguments when it "
-            "sends it: look at which signature gets which arguments (a chord's header comes "
-            "first, its body second)"
+            "sends it: look at which signature gets which arguments"
         )
 
 
@@ -415,13 +414,14 @@ def test_fib_sum_adds_the_fib_terms_on_the_worker(
 ) -> None:
     for n in (10, 1, 25):
         result = send(f"fib_sum({n})", fib_sum(n))
+        hint = (
+            "A chord calls its body once, with one argument: the list of the header's results "
+            "(total.s(), def total(values))"
+        )
         try:
-            got = get_result(result, WAIT)
+            got = value_of(get_result, result, f"fib_sum({n})", on_type_error=hint)
         except celery.exceptions.ChordError as error:
-            fail(
-                f"the body of fib_sum({n}) failed: {error}. A chord calls its body once, with "
-                "one argument: the list of the header's results (total.s(), def total(values))"
-            )
+            fail(f"the body of fib_sum({n}) could not run: {error}. {hint}")
         wanted = sum(fibonacci(i) for i in range(n))
         assert got == wanted, (
             f"fib_sum({n}) gave {got!r}, not fib(0) + ... + fib({n - 1}) = {wanted}: the header "

@@ -55,13 +55,10 @@ def prefix() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def workers(celery_worker: Callable[..., Worker], prefix: str) -> dict[str, Worker]:
+def workers(celery_workers: Callable[..., list[Worker]], prefix: str) -> dict[str, Worker]:
     """The cpu worker and the io worker, each consuming the queues worker_queues names."""
-    # settings() raises its own error here, if it has one: Celery calls it once, while pytest
-    # collects this module, and an app whose settings() raised then has no broker at all.
-    settings()
-    started = {}
-    for role in ("cpu", "io"):
+    roles = ("cpu", "io")
+    for role in roles:
         queues = worker_queues(role)
         if not queues or not all(isinstance(q, str) and q for q in queues):
             pytest.fail(
@@ -69,11 +66,12 @@ def workers(celery_worker: Callable[..., Worker], prefix: str) -> dict[str, Work
                 "with -Q and these names, so it needs a list of queue names",
                 pytrace=False,
             )
-        # 3 processes each, not Celery's default of one per core (2 here).
-        started[role] = celery_worker(
-            "celery_routing", queues=queues, concurrency=3, app=app, name=role
-        )
-    return started
+    # Started side by side, 3 processes each, not Celery's default of one per core (2 here).
+    specs = [
+        {"queues": worker_queues(role), "concurrency": 3, "app": app, "name": role}
+        for role in roles
+    ]
+    return dict(zip(roles, celery_workers("celery_routing", specs), strict=True))
 
 
 @pytest.fixture
@@ -322,12 +320,17 @@ def test_worker_queues_gives_the_cpu_worker_its_queue_alone_and_the_io_worker_tw
 
 @pytest.mark.clause(5)
 def test_worker_queues_refuses_a_role_it_does_not_know() -> None:
-    with pytest.raises(ValueError, match="gpu") as raised:
-        worker_queues("gpu")
-    assert raised.value is not None, (
-        "worker_queues('gpu') must raise ValueError naming the role: a worker started for a "
-        "role nobody planned would consume queues by accident"
+    got: object = None
+    raised: ValueError | None = None
+    try:
+        got = worker_queues("gpu")
+    except ValueError as error:
+        raised = error
+    assert raised is not None, (
+        f"worker_queues('gpu') returned {got!r} instead of raising ValueError: a worker started "
+        "for a role nobody planned would quietly take tasks from those queues"
     )
+    assert "gpu" in str(raised), f"the ValueError says {str(raised)!r}: name the role, 'gpu'"
 
 
 # -- a mixed batch ---------------------------------------------------------------------------
@@ -449,5 +452,15 @@ def test_run_batch_gives_up_on_a_result_that_does_not_come_in_time(
 
 @pytest.mark.clause(8)
 def test_run_batch_lets_a_tasks_own_error_reach_its_caller(workers: dict[str, Worker]) -> None:
-    with pytest.raises(ValueError, match="-4"):
-        run_batch([Job("celery_routing.cpu.fib", (-4,))], WAIT)
+    ran: object = None
+    raised: ValueError | None = None
+    try:
+        ran = run_batch([Job("celery_routing.cpu.fib", (-4,))], WAIT)
+    except ValueError as error:
+        raised = error
+    assert raised is not None, (
+        f"run_batch returned {ran!r} for fib(-4), which raises ValueError on its worker: let "
+        "get() raise the task's exception (propagate=False, or catching it, makes a failure "
+        "look like a result)"
+    )
+    assert "-4" in str(raised), f"the ValueError says {str(raised)!r}, not fib's own message"

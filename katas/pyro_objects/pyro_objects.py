@@ -54,9 +54,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import Pyro4
-import Pyro4.errors
-import Pyro4.util
-import serpent
 
 NS_VARIABLE = "KATA_PYRO_NS"
 KEY_VARIABLE = "KATA_PYRO_KEY"
