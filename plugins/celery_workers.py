@@ -10,6 +10,8 @@ waited for with a deadline and explained when they never come.
   does not finish in time fails the test naming the task, its id, its state, and the queue it
   was sent to, read from Celery's `before_task_publish` signal, which this plugin records for
   every task sent from the test process.
+- Fixtures `idle_queue` (a queue name nobody serves) and `published` (the names of the tasks
+  the test process sent during the test, in order).
 - `check_app(app, broker)` fails the test, saying why, when an app's broker or result backend
   is not this run's, or when it would send or accept anything but JSON (pickle on the network
   lets whoever can write to the broker run code on the workers). `celery_worker(..., app=app)`
@@ -374,3 +376,25 @@ def get_result(pytestconfig: pytest.Config) -> Callable[..., Any]:
         return result_of(result, timeout, sent, propagate)
 
     return get
+
+
+@pytest.fixture
+def idle_queue(kata_namespace: Namespace) -> str:
+    """A queue name no worker consumes (and no other run uses)."""
+    return kata_namespace.name("idle")
+
+
+@pytest.fixture
+def published() -> Iterator[list[str]]:
+    """The names of the tasks sent from the test process during the test, in order."""
+    from celery.signals import before_task_publish
+
+    names: list[str] = []
+
+    def record(sender: Any = None, headers: Any = None, **_: Any) -> None:
+        names.append(str((headers or {}).get("task") or sender))
+
+    uid = f"kata-published-{id(names)}"
+    before_task_publish.connect(record, weak=False, dispatch_uid=uid)
+    yield names
+    before_task_publish.disconnect(dispatch_uid=uid)

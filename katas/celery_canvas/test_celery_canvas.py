@@ -13,7 +13,6 @@ import pytest
 from celery import group
 from celery.canvas import Signature
 from celery.result import AsyncResult, ResultSet
-from celery.signals import before_task_publish
 from celery_canvas import (
     app,
     fan_out,
@@ -79,19 +78,6 @@ def folder(kata_namespace: Any) -> Path:
     path = Path(kata_namespace.scratch) / str(kata_namespace.name("records"))
     path.mkdir()
     return path
-
-
-@pytest.fixture
-def published() -> Iterator[list[str]]:
-    """The names of the tasks sent from this process during the test, in order."""
-    names: list[str] = []
-
-    def record(sender: Any = None, headers: Any = None, **_: Any) -> None:
-        names.append(str((headers or {}).get("task") or sender))
-
-    before_task_publish.connect(record, weak=False, dispatch_uid="test-canvas-published")
-    yield names
-    before_task_publish.disconnect(dispatch_uid="test-canvas-published")
 
 
 # -- helpers ---------------------------------------------------------------------------------

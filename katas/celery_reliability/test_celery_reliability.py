@@ -64,12 +64,6 @@ def key(kata_namespace: Any) -> str:
 
 
 @pytest.fixture
-def idle_queue(kata_namespace: Any) -> str:
-    """A queue that no worker consumes (yet)."""
-    return str(kata_namespace.name("idle"))
-
-
-@pytest.fixture
 def store(broker: Any) -> Iterator[redis.Redis]:
     """The test's own client of this run's Redis, to read what the tasks recorded."""
     client = redis.Redis.from_url(broker.url, decode_responses=True)

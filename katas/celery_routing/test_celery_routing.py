@@ -12,7 +12,6 @@ import celery.exceptions
 import pytest
 from celery import Celery
 from celery.result import AsyncResult, ResultSet
-from celery.signals import before_task_publish
 
 from plugins.celery_workers import Worker, check_app, sent_key
 
@@ -72,25 +71,6 @@ def workers(celery_workers: Callable[..., list[Worker]], prefix: str) -> dict[st
         for role in roles
     ]
     return dict(zip(roles, celery_workers("celery_routing", specs), strict=True))
-
-
-@pytest.fixture
-def idle_queue(kata_namespace: Any) -> str:
-    """A queue that no worker consumes."""
-    return str(kata_namespace.name("idle"))
-
-
-@pytest.fixture
-def published() -> Iterator[list[str]]:
-    """The names of the tasks sent from this process during the test, in order."""
-    names: list[str] = []
-
-    def record(sender: Any = None, headers: Any = None, **_: Any) -> None:
-        names.append(str((headers or {}).get("task") or sender))
-
-    before_task_publish.connect(record, weak=False, dispatch_uid="test-published")
-    yield names
-    before_task_publish.disconnect(dispatch_uid="test-published")
 
 
 @pytest.fixture

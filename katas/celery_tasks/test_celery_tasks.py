@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import datetime
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import celery.exceptions
 import pytest
 from celery.result import AsyncResult, ResultSet
-from celery.signals import before_task_publish
 from celery_tasks import (
     add,
     app,
@@ -51,25 +50,6 @@ def queue(kata_namespace: Any) -> str:
 def worker(celery_worker: Callable[..., Worker], queue: str) -> Worker:
     # 3 processes, not Celery's default of one per core (2 here).
     return celery_worker("celery_tasks", queues=[queue], concurrency=3, app=app)
-
-
-@pytest.fixture
-def idle_queue(kata_namespace: Any) -> str:
-    """A queue that no worker consumes."""
-    return str(kata_namespace.name("idle"))
-
-
-@pytest.fixture
-def published() -> Iterator[list[str]]:
-    """The names of the tasks sent from this process during the test, in order."""
-    names: list[str] = []
-
-    def record(sender: Any = None, headers: Any = None, **_: Any) -> None:
-        names.append(str((headers or {}).get("task") or sender))
-
-    before_task_publish.connect(record, weak=False, dispatch_uid="test-published")
-    yield names
-    before_task_publish.disconnect(dispatch_uid="test-published")
 
 
 @pytest.fixture
