@@ -73,8 +73,9 @@ def recv_exactly(sock: socket.socket, n: int) -> bytes:
     """Receive exactly `n` bytes, however `recv` cuts them up; ConnectionError at early EOF."""
     data = bytearray()
     while len(data) < n:
-        # Ask only for what is missing: any more would eat the start of the next message.
-        chunk = sock.recv(n - len(data))
+        # Ask only for what is missing (any more would eat the start of the next message), and
+        # 64 KiB at most: recv(size) allocates size bytes, and n comes from the other side.
+        chunk = sock.recv(min(n - len(data), 65536))
         # b"" is the end of the stream: nothing more will come, so waiting again would spin.
         if not chunk:
             raise ConnectionError(
