@@ -106,15 +106,17 @@ def read_all(folder: Path) -> list[dict[str, Any]]:
     return states
 
 
-def chain(folder: Path, names: dict[str, str], servers: dict[int, str]) -> str:
-    """The calls in flight, told as sentences. `names` maps object URIs to the names they were
-    registered under; `servers` maps a server's pid to its name and URI's location."""
+def chain(folder: Path, names: dict[str, str], since: float = 0.0) -> str:
+    """The calls in flight that began at or after `since` (a time.time()), told as sentences.
+    `names` maps object URIs to the names they were registered under."""
     states = read_all(folder)
     lines = []
     waiting_on: dict[str, str] = {}
     now = time.time()
     for state in states:
         for call in state["calls"]:
+            if call["since"] < since:
+                continue  # stuck since an earlier test: not this failure's story
             target = names.get(call["target"], call["target"])
             who = state["who"]
             lines.append(

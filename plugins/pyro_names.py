@@ -196,7 +196,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     found = item.config.stash.get(names_key, None)
     if found is not None and report.failed and call.when == "call":
-        text = pyro_calls.chain(found.calls, found.uri_names(), {})
+        text = pyro_calls.chain(found.calls, found.uri_names(), since=call.start)
         if text:
             report.sections.append(("remote calls in flight", text))
     return report
