@@ -32,8 +32,8 @@ test process. The name server's address is in the environment variable KATA_PYRO
 §7 `send_around(first_name, timeout)` calls `forward([])` on the link named `first_name`
   through a proxy whose `_pyroTimeout` is `timeout`, and returns the trail it gets back.
 §8 `send_around` lets Pyro4.errors.TimeoutError reach its caller when the ring has not answered
-  `timeout` seconds after the call: a ring of multiplex servers never answers, because its
-  first link is still busy with the message when the last link passes it back.
+  `timeout` seconds after the call: a ring whose first link is a multiplex server never
+  answers, because that link is still busy with the message when the last link passes it back.
 """
 
 from __future__ import annotations
