@@ -745,6 +745,19 @@ def test_crawl_gives_up_when_the_whole_crawl_is_not_done_within_wait(
     finally:
         before_task_publish.disconnect(dispatch_uid="test-endless")
     took = time.monotonic() - started
+    # One deadline for the whole crawl: each get() is given what is left of it, never more than
+    # the one before. (Checked as well as the outcome: on a heavily loaded machine, sending a
+    # level can take so long that a deadline per level runs out too.)
+    grew = [
+        (a, b) for a, b in itertools.pairwise(timeouts) if a is not None and b is not None and b > a
+    ]
+    if grew:
+        pytest.fail(
+            f"crawl gave its get() calls the timeouts {timeouts}: {grew[0][1]} after "
+            f"{grew[0][0]}, more than before. `wait` bounds the whole crawl: compute one deadline "
+            "before the first level and give each get() only what is left of it",
+            pytrace=False,
+        )
     if report is not None:
         pytest.fail(
             f"crawl(..., max_depth=8, wait={wait}) returned after {took:.2f} s, although each "
