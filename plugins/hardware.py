@@ -7,6 +7,8 @@ absent backend into failures for CI lanes that must exercise it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from plugins import impl, settings
@@ -82,6 +84,42 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             verdict = skip_or_fail_reason(config, marker)
             if verdict is not None and not verdict[0]:
                 item.add_marker(pytest.mark.skip(reason=verdict[1]))
+
+
+class BackendAbsent(pytest.Item):
+    """Stands in for a test file that cannot even be imported here: it imports the package of
+    a backend its kata needs (pyopencl, celery, Pyro4, ...), which is not installed. Skipped
+    with the reason and how to get it, or failed under --kata-require; without it, one kata's
+    missing package would stop the collection of the whole run."""
+
+    def __init__(self, *, required: bool, message: str, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.required, self.message = required, message
+
+    def runtest(self) -> None:
+        if self.required:
+            pytest.fail(self.message, pytrace=False)
+        pytest.skip(self.message)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, 0, self.name  # (a skip's report needs a line: the file's top)
+
+
+def absent_backend_item(module: pytest.Module, cause: BaseException | None) -> pytest.Item | None:
+    """The item that stands in for `module` when importing it failed because a backend its
+    kata declares is absent here; None when that is not why."""
+    implementation_ = impl.implementation(module.config)
+    kata = implementation_.curriculum.kata_for_path(module.path) if implementation_ else None
+    if kata is None or not isinstance(cause, ImportError):
+        return None
+    for marker in kata.markers:
+        verdict = skip_or_fail_reason(module.config, marker) if marker in BACKENDS else None
+        if verdict is not None:
+            required, message = verdict
+            return BackendAbsent.from_parent(
+                module, name=f"needs the {marker} backend", required=required, message=message
+            )
+    return None
 
 
 # -- run time --------------------------------------------------------------------------------

@@ -286,9 +286,14 @@ class KataTestModule(pytest.Module):
             return list(super().collect())
         except self.CollectError as error:
             message = _explain_import_failure(error.__cause__, self)
-            if message is None:
+            if message is not None:
+                return [KataModuleBroken.from_parent(self, name=BROKEN_ITEM_NAME, message=message)]
+            from plugins import hardware  # (hardware imports this module)
+
+            absent = hardware.absent_backend_item(self, error.__cause__)
+            if absent is None:
                 raise
-            return [KataModuleBroken.from_parent(self, name=BROKEN_ITEM_NAME, message=message)]
+            return [absent]
 
 
 def _explain_import_failure(cause: BaseException | None, module: pytest.Module) -> str | None:

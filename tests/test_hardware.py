@@ -101,3 +101,23 @@ def test_a_misspelt_manifest_marker_is_an_error(kata_repo: KataRepo) -> None:
     result = kata_repo.run("katas", "--kata-impl=reference")
     assert result.ret != 0, "a marker the plugins do not know must not pass silently"
     result.stdout.fnmatch_lines(["*'mpii' not found in `markers` configuration option*"])
+
+
+def test_a_kata_whose_test_file_imports_an_absent_backends_package_is_skipped_not_a_stop(
+    kata_repo: KataRepo,
+) -> None:
+    # A laptop without the cuda extra: the test file's own `import pycuda.driver` fails. That
+    # must not stop the collection of the whole run (pytest stops at a collection error).
+    _mark_adder_in_the_manifest(kata_repo, '["cuda"]')
+    kata_repo.write(
+        "katas/adder/test_adder.py",
+        "import pycuda.driver\nimport pytest\nfrom adder import add\n\n\n"
+        "@pytest.mark.clause(1)\ndef test_adds():\n    assert add(2, 3) == 5\n",
+    )
+    result = kata_repo.run("katas", "--kata-impl=reference", "-rs")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(
+        ["SKIPPED *katas/adder/test_adder.py: skipped: needs an NVIDIA GPU with PyCUDA*"]
+    )
+    required = kata_repo.run("katas", "--kata-impl=reference", "--kata-require=cuda")
+    required.assert_outcomes(passed=1, errors=1)
