@@ -121,3 +121,20 @@ def test_a_kata_whose_test_file_imports_an_absent_backends_package_is_skipped_no
     )
     required = kata_repo.run("katas", "--kata-impl=reference", "--kata-require=cuda")
     required.assert_outcomes(passed=1, errors=1)
+
+
+def test_a_kata_module_that_imports_an_absent_backends_package_is_skipped_too(
+    kata_repo: KataRepo,
+) -> None:
+    # The learner's module itself imports the backend (`from mpi4py import MPI` in a stub):
+    # without the package that is a skip saying how to get it, not a broken kata (and not, as
+    # it once was, an internal error of pytest's while it reported the skip).
+    _mark_adder_in_the_manifest(kata_repo, '["cuda"]')
+    for folder in ("katas", "reference"):
+        path = kata_repo.root / folder / "adder" / "adder.py"
+        path.write_text("import pycuda.driver\n" + path.read_text(encoding="utf-8"))
+    for impl, greeter in (("stub", {"failed": 1}), ("reference", {"passed": 1})):
+        result = kata_repo.run("katas", f"--kata-impl={impl}", "-rs")
+        result.assert_outcomes(skipped=1, **greeter)
+        result.stdout.fnmatch_lines(["SKIPPED *katas/adder/test_adder.py: skipped: needs an*"])
+        assert "INTERNALERROR" not in result.stdout.str()
