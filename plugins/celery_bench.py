@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import statistics
 import sys
 import time
@@ -33,12 +34,20 @@ WAIT = 30.0
 
 def bench(kata: str, namespace: Namespace, tasks: int, concurrency: int) -> str:
     folder = ROOT / "reference" / kata
+    # Other KATA_* variables a kata reads (a queue prefix, a default queue), which its tests
+    # set: each gets a name of this run, as the tests would give it.
+    source = (folder / f"{kata}.py").read_text(encoding="utf-8")
+    for variable in re.findall(r'_VARIABLE = "(KATA_[A-Z_]+)"', source):
+        if variable != BROKER_URL_VARIABLE:
+            os.environ.setdefault(variable, namespace.name(variable.lower().replace("_", "-")))
     sys.path.insert(0, str(folder))
     os.environ["PYTHONPATH"] = os.pathsep.join(
         [str(folder), *filter(None, [os.environ.get("PYTHONPATH")])]
     )
     module = importlib.import_module(kata)
     app = module.app
+    if app.conf.broker_url != os.environ[BROKER_URL_VARIABLE]:
+        return f"{kata}: skipped: its app is not configured for the bench's broker"
     queue = namespace.name("bench")
     started = time.perf_counter()
     worker = start_worker(namespace, kata, queues=[queue], concurrency=concurrency, app=app)
