@@ -20,6 +20,7 @@ from pathlib import Path
 PROC = Path("/proc")
 # prctl options (linux/prctl.h): orphaned descendants are reparented to us, not to init.
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_PDEATHSIG = 1
 PR_GET_CHILD_SUBREAPER = 37
 POLL_SECONDS = 0.02
 COMMAND_LINE_CHARACTERS = 160
@@ -134,6 +135,11 @@ def _libc() -> ctypes.CDLL | None:
         return None
 
 
+_LIBC = _libc()
+_PRCTL = _LIBC.prctl if _LIBC is not None else None
+_SIGTERM = ctypes.c_ulong(signal.SIGTERM)
+
+
 def become_subreaper() -> bool | None:
     """Make orphaned descendants this process's children, so they can be found and reaped.
 
@@ -145,6 +151,13 @@ def become_subreaper() -> bool | None:
     if libc.prctl(PR_SET_CHILD_SUBREAPER, ctypes.c_ulong(1), 0, 0, 0) != 0:
         return None
     return bool(previous.value)
+
+
+def die_with_parent() -> None:
+    """In a child between fork and exec: SIGTERM it when the process that started it dies, even
+    by SIGKILL, when no cleanup of that process's runs (Linux; elsewhere nothing happens)."""
+    if _PRCTL is not None:  # looked up before the fork: the child only makes the call
+        _PRCTL(PR_SET_PDEATHSIG, _SIGTERM, 0, 0, 0)
 
 
 def restore_subreaper(previous: bool | None) -> None:

@@ -139,6 +139,9 @@ def start_service(
             env=dict(env) if env is not None else None,
             cwd=cwd,
             start_new_session=True,
+            # A pytest killed outright (SIGKILL, or SIGTERM, which skips its cleanup) must not
+            # leave its servers running.
+            preexec_fn=proctree.die_with_parent,
         )
     service = Service(name, process, log)
     deadline = time.monotonic() + ready_timeout

@@ -205,3 +205,36 @@ def test_a_service_never_ready_is_stopped_and_raises(tmp_path: Path) -> None:
         )
     assert not processes_running(NEVER_READY), "a service that never got ready was left running"
     assert os.environ.get(isolation.RUN_ID_VARIABLE), "this run's id must be in the environment"
+
+
+def test_a_service_ends_when_the_process_that_started_it_is_killed_outright(tmp_path) -> None:
+    # A pytest killed by SIGKILL (or by SIGTERM, which skips its cleanup) runs no teardown: its
+    # servers must still go (they are in sessions of their own, out of its process group).
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.kata_repo import REPO_ROOT, process_gone
+
+    starter = tmp_path / "starter.py"
+    starter.write_text(
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from plugins.services import start_service\n"
+        "service = start_service([sys.executable, '-c', 'import time; time.sleep(60)'],\n"
+        f"    log=Path({str(tmp_path / 'server.log')!r}), name='sleeper')\n"
+        "print(service.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, str(starter)], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True
+    )
+    assert parent.stdout is not None
+    server = int(parent.stdout.readline())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(timeout=10)
+    deadline = time.monotonic() + 5
+    while not process_gone(server) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process_gone(server), f"the service {server} outlived the process that started it"
