@@ -10,8 +10,9 @@ waited for with a deadline and explained when they never come.
   does not finish in time fails the test naming the task, its id, its state, and the queue it
   was sent to, read from Celery's `before_task_publish` signal, which this plugin records for
   every task sent from the test process.
-- Fixtures `idle_queue` (a queue name nobody serves) and `published` (the names of the tasks
-  the test process sent during the test, in order).
+- Fixtures `idle_queue` (a queue name nobody serves), `published` (the names of the tasks
+  the test process sent during the test, in order) and `sent_at_first_wait` (how many of them
+  it had sent when it first waited for a result).
 - `check_app(app, broker)` fails the test, saying why, when an app's broker or result backend
   is not this run's, or when it would send or accept anything but JSON (pickle on the network
   lets whoever can write to the broker run code on the workers). `celery_worker(..., app=app)`
@@ -78,20 +79,10 @@ class WorkerError(RuntimeError):
     """A worker exited, or never became ready; the message holds the end of its log."""
 
 
-def start_worker(
-    namespace: Namespace,
-    module: str,
-    *,
-    queues: Sequence[str] = (),
-    concurrency: int = 2,
-    pool: str = "prefork",
-    name: str = "worker",
-    options: Sequence[str] = (),
-    app: Any = None,
-) -> Worker:
-    """Start `celery -A module worker` and return once it is ready (and, when `app` is
-    given, once it answers that app's ping)."""
-    worker = launch_worker(namespace, module, queues, concurrency, pool, name, options, app)
+def start_worker(namespace: Namespace, module: str, **options: Any) -> Worker:
+    """Start `celery -A module worker` (options: those of launch_worker) and return once it is
+    ready (and, when `app` is given, once it answers that app's ping)."""
+    worker = launch_worker(namespace, module, **options)
     wait_until_ready(worker)
     return worker
 
@@ -398,3 +389,30 @@ def published() -> Iterator[list[str]]:
     before_task_publish.connect(record, weak=False, dispatch_uid=uid)
     yield names
     before_task_publish.disconnect(dispatch_uid=uid)
+
+
+@pytest.fixture
+def sent_at_first_wait(published: list[str], monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """[how many tasks the test process had sent] once it first waited for a result (get,
+    wait, ready, ... of an AsyncResult, or of a group's ResultSet); [] while it has not."""
+    from celery.result import AsyncResult, ResultSet
+
+    counted: list[int] = []
+
+    def watch(cls: type, name: str) -> None:
+        original = getattr(cls, name)
+
+        def waiting(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if not counted:
+                counted.append(len(published))
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, name, waiting)
+
+    for cls, names in (
+        (AsyncResult, ("get", "wait", "ready", "successful", "failed")),
+        (ResultSet, ("get", "join", "join_native", "ready")),
+    ):
+        for name in names:
+            watch(cls, name)
+    return counted
