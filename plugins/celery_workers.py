@@ -103,7 +103,8 @@ def launch_worker(
     chosen = tuple(queues) or (namespace.name("celery"),)
     argv = [
         sys.executable,
-        *("-m", "celery", "-A", module, "worker", "--pool", pool, "-c", str(concurrency)),
+        # celery's own command, with the queue-polling option of plugins/celery_worker_main.py.
+        *("-m", "plugins.celery_worker_main", "-A", module, "worker", "--pool", pool, "-c", str(concurrency)),
         # No gossip, mingle or heartbeat: they cost start-up time and chatter between workers
         # that the katas do not need.
         *("--without-gossip", "--without-mingle", "--without-heartbeat"),
