@@ -6,6 +6,7 @@ pytest_plugins = [
     "plugins.impl",
     "plugins.hardware",
     "plugins.budgets",
+    "plugins.busy_loops",
     "plugins.isolation",
     "plugins.cleanup",
     "plugins.progress",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -50,8 +51,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def probe(request: pytest.FixtureRequest) -> Prober:
     """Explore many interleavings of workers calling the kata module under test."""
     config = request.config
-    kata = impl.kata_of(request.node)
-    modules = [sys.modules[kata.module]] if kata is not None and kata.module in sys.modules else []
+    modules = [_module_under_test(request)]
     run = settings.of(config)
     stats_path = run.probe_stats
 
@@ -67,6 +67,29 @@ def probe(request: pytest.FixtureRequest) -> Prober:
         budget=run.probe_budget,
         record=record,
     )
+
+
+def _module_under_test(request: pytest.FixtureRequest) -> ModuleType:
+    """The kata module the test exercises; a test fails here, rather than explore code in which
+    the scheduler has no switch point and pass every schedule without having tested anything."""
+    kata = impl.kata_of(request.node)
+    if kata is None:
+        pytest.fail(
+            f"the probe fixture found no kata for {request.node.nodeid}: it traces the kata "
+            "module of a test under katas/ (the one named in katas/curriculum.toml), and a test "
+            "elsewhere would run its workers with no switch point at all and pass untested. "
+            "Outside katas/, call plugins.probe.explore(..., modules=[the module]) yourself.",
+            pytrace=False,
+        )
+    module = sys.modules.get(kata.module)
+    if module is None:
+        pytest.fail(
+            f"the probe fixture found no imported module {kata.module!r} for kata {kata.name}: "
+            f"import it in the test file (from {kata.module} import ...) before probing, so "
+            "the scheduler knows which code to switch in.",
+            pytrace=False,
+        )
+    return module
 
 
 def _impl_label(config: pytest.Config) -> str:

@@ -28,6 +28,21 @@ def livelock(w: Worker, site: Site, max_steps: int) -> Failure:
     )
 
 
+def busy_loop(w: Worker, site: Site, seconds: float) -> Failure:
+    return Failure(
+        "livelock",
+        f"busy loop: {w.name} kept going round the loop at {short(site)} `{source(site)}` for "
+        f"{seconds:g} s without touching anything another thread could change, so nothing can "
+        "ever end it",
+        details=[
+            "A loop that waits for another thread must wait on something that thread can "
+            "signal (a Condition, an Event, a Queue, a lock); one that spins on a local "
+            "variable or on nothing at all never ends and burns a core while it runs."
+        ],
+        signature="busy-loop",
+    )
+
+
 def held_at_exit(run: Run, w: Worker, locks: list[Lock]) -> Failure:
     held = ", ".join(f"{run.label(lock)} acquired at {short(lock.acquired_at)}" for lock in locks)
     return Failure(

@@ -7,6 +7,7 @@ the k-estimate for PCT, the shrinker and the learner-facing report live here, on
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -132,7 +133,50 @@ def shrink(
             if best[i] > 1 and better([*best[:i], best[i] - 1, *best[i + 1 :]]):
                 progress = True
                 break
+    if best_out is not None and runs < limit:
+        fewer, tries = fewest_preemptions(best, best_out, failure, rerun, limit - runs)
+        runs += tries
+        if fewer is not None:
+            best_out, best = fewer, _strip(fewer.choices)
     return best_out, best, runs
+
+
+def preemptions(outcome: Outcome) -> int:
+    """How many times the report will say a running worker was preempted."""
+    if outcome.switches is not None:
+        return outcome.switches
+    return sum(1 for e in outcome.events if e[0] == "x" and e[3] == "preempted")
+
+
+def fewest_preemptions(
+    choices: list[int],
+    outcome: Outcome,
+    failure: Failure,
+    rerun: Callable[[list[int]], Outcome],
+    limit: int,
+) -> tuple[Outcome | None, int]:
+    """Greedy cuts keep a schedule's shape, so a failure that needs one preemption could be
+    shown with three. Try every schedule with fewer switches than it, fewest first: one switch
+    at each decision, then two, ... (the k-th other worker for each), and keep the first that
+    fails the same way. Within ``limit`` re-runs the result has the fewest switches of any
+    failing schedule of this length; past it, the fewest found."""
+    target = preemptions(outcome)
+    span = min(len(outcome.choices), 60)
+    values = range(1, max(choices, default=1) + 1)
+    runs = 0
+    for count in range(0, target):
+        for positions in itertools.combinations(range(span), count):
+            for picks in itertools.product(values, repeat=count):
+                if runs >= limit:
+                    return None, runs
+                candidate = [0] * span
+                for position, pick in zip(positions, picks, strict=True):
+                    candidate[position] = pick
+                runs += 1
+                out = rerun(_strip(candidate))
+                if failure.same_as(out.failure) and preemptions(out) < target:
+                    return out, runs
+    return None, runs
 
 
 def raise_report(

@@ -126,6 +126,13 @@ class Prober:
             self._record({"mode": mode, "failed": True, **asdict(failure.stats)})
             raise _explained(failure, explained)  # noqa: B904  # the same failure, cause kept
         self._record({"mode": mode, "failed": False, **asdict(stats)})
+        if mode == "threads" and stats.max_steps == 0:
+            names = ", ".join(m.__name__ for m in self.modules) or "no module"
+            raise AssertionError(
+                f"the probe ran {stats.schedules} schedules that never reached a switch point "
+                f"in {names}: the workers never ran that module's code, so no interleaving was "
+                "tried and nothing was tested. Make the workers call the kata's functions."
+            )
         return stats
 
 

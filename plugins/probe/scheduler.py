@@ -28,7 +28,7 @@ from .lockorder import LockOrder
 from .sites import NO_SITE, Site, assigned_name, caller_site, find_site, short
 from .strategies import Strategy, normalize
 from .threadpool import POOL
-from .tracing import line_of, make_tracer, use_monitoring
+from .tracing import BACK_EDGE, line_of, loop_line, make_tracer, use_monitoring
 
 if TYPE_CHECKING:
     from .cooperative import Cooperative
@@ -212,11 +212,28 @@ class Run:
     def on_instruction(self, code: CodeType, offset: int, what: str) -> None:
         """sys.monitoring hook: a switch point if the calling thread is one of our workers."""
         w = self.current_worker()
-        if w is not None:
+        if w is None:
+            return
+        if what is BACK_EDGE:
+            self.back_edge(w, code.co_filename, code, offset)
+        else:
             self.step(w, (code.co_filename, line_of(code, offset)), what)
 
     def _on_opcode(self, w: Worker, frame: FrameType, what: str) -> None:
-        self.step(w, (frame.f_code.co_filename, frame.f_lineno), what)
+        if what is BACK_EDGE:
+            self.back_edge(w, frame.f_code.co_filename, frame.f_code, frame.f_lasti)
+        else:
+            self.step(w, (frame.f_code.co_filename, frame.f_lineno), what)
+
+    def back_edge(self, w: Worker, filename: str, code: CodeType, offset: int) -> None:
+        """A loop in the learner's code jumps back. Past BUSY_LOOP_S of real time since the
+        last switch point, the worker spins where nothing can change: it fails the schedule and
+        unwinds here, so no spinning thread outlives the test."""
+        if self.aborted:
+            raise Unwind
+        if REAL_MONOTONIC() - self.last_progress > BUSY_LOOP_S:
+            self.fail(diagnosis.busy_loop(w, (filename, loop_line(code, offset)), BUSY_LOOP_S))
+            raise Unwind
 
     def step(self, w: Worker, site: Site, note: str = "") -> None:
         """A switch point: the strategy may hand the token to another worker here."""
@@ -365,6 +382,11 @@ class Run:
         deadlock (cycles are reported in the order their first lock was created)."""
         return self.lock_order.cycle(self.label, self.prims.index)
 
+
+# Real seconds a worker may loop with no switch point before it counts as a busy loop: a
+# schedule takes milliseconds, and the watchdog that reports a worker blocked outside the
+# harness's control waits 2 s.
+BUSY_LOOP_S = 0.5
 
 # The one piece of global state: which run the patched primitives belong to right now.
 _ACTIVE: list[Run | None] = [None]

@@ -11,6 +11,7 @@ opcode-level ``settrace`` in threads), and per-worker ``sys.settrace`` with
 from __future__ import annotations
 
 import dis
+import linecache
 import os
 import sys
 import types
@@ -47,33 +48,72 @@ INTERESTING_OPCODES = frozenset(op for name, op in dis.opmap.items() if _interes
 _POINTS: dict[CodeType, dict[int, str]] = {}
 
 
+def _named(argrepr: str) -> str:
+    """The name an instruction is about: dis marks the NULL a call needs beside it, before
+    (3.11, 3.12: "NULL + len", "NULL|self + append") or after (3.13: "len + NULL")."""
+    words = [w for w in argrepr.split(" ") if w and w != "+" and not w.startswith("NULL")]
+    return words[0] if words else argrepr
+
+
 def describe(ins: dis.Instruction) -> str:
     """What the instruction is about to do, in words (shown where a worker was preempted)."""
     name, arg = ins.opname, ins.argrepr
     if "ATTR" in name or "METHOD" in name or "SUPER" in name:
-        attr = arg.split(" ")[0]
+        attr = _named(arg)
         return f"writes .{attr}" if name.startswith(("STORE", "DELETE")) else f"reads .{attr}"
     if "SUBSCR" in name or "SLICE" in name:
         return "writes an item" if name.startswith(("STORE", "DELETE")) else "reads an item"
     if "GLOBAL" in name or "DEREF" in name or "NAME" in name:
-        var = arg.split(" ")[0]
+        var = _named(arg)
         return f"writes {var}" if name.startswith(("STORE", "DELETE")) else f"reads {var}"
     if "CALL" in name:
         return "makes a call"
     return f"computes {arg}".strip()
 
 
+# A loop's back edge is watched, never a switch point: a loop with no switch point in it (a
+# `while True: pass`, a spin on a local variable) can only end by itself, since no other worker
+# runs meanwhile, so the scheduler checks there how long it has spun.
+BACK_EDGE = "loops back"
+# JUMP_BACKWARD, and on 3.11 also POP_JUMP_BACKWARD_IF_* (a `while` test at the loop's end).
+BACK_EDGE_OPCODES = frozenset(
+    op for name, op in dis.opmap.items() if "BACKWARD" in name and "NO_INTERRUPT" not in name
+)
+
+
 def switch_points(code: CodeType) -> dict[int, str]:
-    """Byte offset (as in ``frame.f_lasti``) -> description, for instructions worth a switch."""
+    """Byte offset (as in ``frame.f_lasti``) -> description, for instructions worth a switch,
+    and BACK_EDGE for a loop's jump back to its start."""
     found = _POINTS.get(code)
     if found is None:
-        found = {
-            ins.offset: describe(ins)
-            for ins in dis.get_instructions(code)
-            if ins.opcode in INTERESTING_OPCODES
-        }
+        found = {}
+        for ins in dis.get_instructions(code):
+            if ins.opcode in INTERESTING_OPCODES:
+                found[ins.offset] = describe(ins)
+            elif ins.opcode in BACK_EDGE_OPCODES:
+                found[ins.offset] = BACK_EDGE
+                _LOOP_HEADS[(code, ins.offset)] = int(ins.argval)  # where the loop starts over
         _POINTS[code] = found
     return found
+
+
+_LOOP_HEADS: dict[tuple[CodeType, int], int] = {}
+
+
+def loop_line(code: CodeType, back_edge: int) -> int:
+    """The line a loop starts at (its `while`/`for`), from the offset of its back edge."""
+    switch_points(code)
+    line = line_of(code, _LOOP_HEADS.get((code, back_edge), back_edge))
+    # `while True:` compiles to no instruction of its own: the jump goes to the body's first
+    # line. Show the `while`/`for` above it, as the learner wrote it.
+    body = linecache.getline(code.co_filename, line)
+    indent = len(body) - len(body.lstrip())
+    for above in range(line - 1, max(code.co_firstlineno, line - 4) - 1, -1):
+        text = linecache.getline(code.co_filename, above)
+        stripped = text.lstrip()
+        if stripped and len(text) - len(stripped) < indent:
+            return above if stripped.startswith(("while ", "for ", "async for ")) else line
+    return line
 
 
 def use_monitoring() -> bool:
