@@ -92,6 +92,15 @@ def opencl_bench(session: nox.Session) -> None:
 
 
 @nox.session
+def probe_compare(session: nox.Session) -> None:
+    """Our scheduler against frontrun on five bug/fix pairs (plugins/probe_compare.py)."""
+    _install(session)
+    # frontrun is only the yardstick, never a dependency of the katas.
+    session.install("frontrun==0.7.0")
+    session.run("python", "-m", "plugins.probe_compare", *session.posargs)
+
+
+@nox.session
 def celery_bench(session: nox.Session) -> None:
     """Tasks per second and latency through the plugins' Redis and a worker, per Celery kata."""
     _install(session, "celery")

@@ -170,6 +170,11 @@ def _detect_pyro() -> str | None:
     return _missing_module("Pyro4")
 
 
+def _detect_numba() -> str | None:
+    # numba-cuda brings `numba.cuda` and its simulator, which runs CUDA kernels on the CPU.
+    return _missing_module("numba") or _missing_module("numba_cuda")
+
+
 BACKENDS: dict[str, Backend] = {
     b.marker: b
     for b in (
@@ -218,6 +223,15 @@ BACKENDS: dict[str, Backend] = {
             package="Pyro4",
             description="Pyro4 and its name server",
             detect=_detect_pyro,
+        ),
+        Backend(
+            marker="numba",
+            extra="numba",
+            session="numba",
+            package="numba",
+            description="Numba, and numba-cuda whose simulator runs CUDA kernels on the CPU "
+            "(a real NVIDIA GPU is used only where KATA_NUMBA_GPU=1)",
+            detect=_detect_numba,
         ),
     )
 }

@@ -55,3 +55,53 @@ def test_the_status_is_the_same_when_xdist_runs_the_tests(kata_repo: KataRepo) -
             "greeter (Greet someone): not started: 0 of 1 tests pass*",
         ]
     )
+
+
+def test_a_run_of_some_tests_by_keyword_is_a_partial_run_never_done(kata_repo: KataRepo) -> None:
+    kata_repo.write("katas/adder/adder.py", "def add(a, b):\n    return a + b if a > 0 else 0\n")
+    result = kata_repo.run("katas/adder", "-k", "small")
+    result.stdout.fnmatch_lines(
+        [
+            "adder (Add two numbers): partial run: 1 of 2 tests ran (1 passed). "
+            "The kata's status needs all of them: pytest katas/adder"
+        ]
+    )
+    assert ": done" not in result.stdout.str(), "a run of 1 of 2 tests must never say done"
+    assert "Next kata" not in result.stdout.str(), "a partial run must not point on"
+
+
+def test_a_run_of_one_test_by_node_id_counts_the_whole_suite(kata_repo: KataRepo) -> None:
+    kata_repo.write("katas/adder/adder.py", "def add(a, b):\n    return a + b\n")
+    result = kata_repo.run("katas/adder/test_adder.py::test_adds_small_numbers")
+    result.stdout.fnmatch_lines(["adder (Add two numbers): partial run: 1 of 2 tests ran*"])
+    assert "Compare with the reference" not in result.stdout.str()
+
+
+def test_a_run_stopped_by_the_first_failure_is_partial(kata_repo: KataRepo) -> None:
+    result = kata_repo.run("katas/adder", "-x")
+    result.stdout.fnmatch_lines(
+        ["adder (Add two numbers): partial run: 1 of 2 tests ran (1 failed)*", "  Stuck?*"]
+    )
+
+
+def test_tests_in_a_class_passed_over_by_a_node_id_are_counted(kata_repo: KataRepo) -> None:
+    kata_repo.write("katas/adder/adder.py", "def add(a, b):\n    return a + b\n")
+    tests = (kata_repo.root / "katas/adder/test_adder.py").read_text(encoding="utf-8")
+    kata_repo.write(
+        "katas/adder/test_adder.py",
+        tests + "\n\nclass TestMore:\n    def test_a(self):\n        assert add(1, 1) == 2\n\n"
+        "    def test_b(self):\n        assert add(0, 0) == 0\n",
+    )
+    result = kata_repo.run("katas/adder/test_adder.py::test_adds_small_numbers")
+    result.stdout.fnmatch_lines(["adder (Add two numbers): partial run: 1 of 4 tests ran*"])
+
+
+def test_a_partial_run_under_xdist_counts_the_whole_suite(kata_repo: KataRepo) -> None:
+    kata_repo.write("katas/adder/adder.py", "def add(a, b):\n    return a + b\n")
+    result = kata_repo.run("katas", "-n", "2", "-k", "small or greet")
+    result.stdout.fnmatch_lines(
+        [
+            "adder (Add two numbers): partial run: 1 of 2 tests ran (1 passed)*",
+            "greeter (Greet someone): not started: 0 of 1 tests pass*",
+        ]
+    )

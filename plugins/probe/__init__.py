@@ -9,6 +9,7 @@ from .api import explore, run_schedule, schedules
 from .asyncio_loop import explore_async
 from .exploration import ExploreStats, ProbeFailure
 from .prober import Prober
+from .scenarios import scenario_settings
 
 __all__ = [
     "ExploreStats",
@@ -17,5 +18,6 @@ __all__ = [
     "explore",
     "explore_async",
     "run_schedule",
+    "scenario_settings",
     "schedules",
 ]
