@@ -351,3 +351,18 @@ def test_changed_katas_are_those_whose_files_differ_from_the_ref(tmp_path: Path)
     assert verify_changed.changed_katas(tmp_path, "HEAD") is None, (
         "a changed plugin can change every verdict: verify them all"
     )
+
+
+def test_a_kata_whose_backend_is_absent_is_a_visible_skip_not_an_internal_error(
+    kata_repo: KataRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = (kata_repo.root / "katas/curriculum.toml").read_text(encoding="utf-8")
+    kata_repo.write(
+        "katas/curriculum.toml",
+        manifest.replace('name = "greeter"', 'name = "greeter"\nmarkers = ["mpi"]'),
+    )
+    monkeypatch.setenv("KATA_MPIEXEC", "/nonexistent")
+    result = kata_repo.run("--kata-verify", "katas/greeter")
+    assert "INTERNALERROR" not in result.stdout.str(), result.stdout.str()
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*SKIPPED*greeter*needs an MPI launcher*"])
