@@ -10,6 +10,7 @@ pytest_plugins = [
     "plugins.isolation",
     "plugins.cleanup",
     "plugins.progress",
+    "plugins.html_report",
     "plugins.saved_progress",
     "plugins.contract",
     "plugins.known_errors",

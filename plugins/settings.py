@@ -25,6 +25,7 @@ PROBE_BUDGET_OPTION, PROBE_BUDGET_INI = "--kata-probe-budget", "kata_probe_budge
 STATS_OPTION, STATS_INI = "--kata-probe-stats", "kata_probe_stats"
 SCALE_OPTION, SCALE_INI = "--kata-budget-scale", "kata_budget_scale"
 HINTS_OPTION, HINTS_INI = "--kata-hints", "kata_hints"
+HTML_OPTION, HTML_INI = "--kata-html", "kata_html"
 VERIFY_OPTION = "--kata-verify"
 VERIFY_CHANGED_OPTION = "--kata-verify-changed"
 VERIFY_FIRST_OPTION = "--kata-verify-first"  # internal: the self-check's child runs
@@ -48,6 +49,7 @@ class RunSettings:
     verify: bool
     verify_changed: str = ""  # a git ref: verify only the katas changed since
     verify_first: str = ""  # a test name the self-check wants run first (a likely killer)
+    html: Path | None = None  # where to write the HTML report (plugins/html_report.py)
 
     def child_args(self) -> list[str]:
         """The options that make a child pytest run under exactly these settings (the
@@ -134,6 +136,14 @@ def _twinned_options() -> list[tuple[str, str, str, str, str]]:
             "multiply every kata test's time budget (e.g. 3 on a slow machine; 0 disables budgets)",
         ),
         (
+            HTML_OPTION,
+            HTML_INI,
+            "FILE",
+            "",
+            "write an HTML report to FILE: each kata's status, every failure, and each race or "
+            "deadlock drawn as one column per thread",
+        ),
+        (
             HINTS_OPTION,
             HINTS_INI,
             "LEVEL",
@@ -213,8 +223,16 @@ def _required(config: pytest.Config) -> frozenset[str]:
     return frozenset(names)
 
 
+def _html_path(config: pytest.Config) -> Path | None:
+    return _file_path(config, HTML_OPTION, HTML_INI)
+
+
 def _stats_path(config: pytest.Config) -> Path | None:
-    text, source = _raw(config, STATS_OPTION, STATS_INI)
+    return _file_path(config, STATS_OPTION, STATS_INI)
+
+
+def _file_path(config: pytest.Config, option: str, ini: str) -> Path | None:
+    text, source = _raw(config, option, ini)
     if not text.strip():
         return None
     path = Path(text).expanduser().resolve()
@@ -265,6 +283,7 @@ def build(config: pytest.Config) -> RunSettings:
         verify=bool(config.getoption("kata_verify")),
         verify_changed=str(config.getoption("kata_verify_changed") or ""),
         verify_first=str(config.getoption("kata_verify_first") or ""),
+        html=_html_path(config),
     )
 
 

@@ -63,15 +63,23 @@ def deadlock(run: Run, unfinished: list[Worker]) -> Failure:
     """Every unfinished worker is blocked and no virtual deadline can wake one."""
     parts: list[str] = []
     hints: list[str] = []
+    graph: list[tuple[str, str, str]] = []
     for x in unfinished:
         held = ", ".join(run.label(lock) for lock in x.held) or "no lock"
         waiting_on = x.waiting_on
         what = run.label(waiting_on) if waiting_on is None else waiting_on.wait_text(run)
         parts.append(f"{x.name} holds {held} and waits for {what} at {short(x.wait_site)}")
+        graph.append((x.name, held, what))
         hint = waiting_on.deadlock_hint(run, x) if waiting_on is not None else ""
         if hint and hint not in hints:
             hints.append(hint)
-    return Failure("deadlock", "deadlock: " + "; ".join(parts), details=hints, signature="deadlock")
+    return Failure(
+        "deadlock",
+        "deadlock: " + "; ".join(parts),
+        details=hints,
+        signature="deadlock",
+        graph=graph,
+    )
 
 
 def uncontrolled(w: Worker, site: Site, watchdog_s: float) -> Failure:

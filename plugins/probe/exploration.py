@@ -41,12 +41,21 @@ class ProbeFailure(AssertionError):
     """A schedule broke the code under test; the message is the learner-facing report."""
 
     def __init__(
-        self, message: str, *, kind: str, schedule: list[int], stats: ExploreStats
+        self,
+        message: str,
+        *,
+        kind: str,
+        schedule: list[int],
+        stats: ExploreStats,
+        picture: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.kind = kind
         self.schedule = schedule
         self.stats = stats
+        # The same failure as data for a drawing (plugins/html_report.py): headline, workers,
+        # steps (report.picture) and a deadlock's wait-for graph.
+        self.picture = picture
 
 
 @dataclass
@@ -199,8 +208,16 @@ def raise_report(
         origin,
         switches=outcome.switches,
     )
+    drawing = {
+        "headline": report.clean(failure.headline),
+        "kind": failure.kind,
+        "workers": list(outcome.names),
+        "preemptions": preemptions(outcome),
+        "steps": report.picture(outcome.events, outcome.names),
+        "graph": [list(edge) for edge in failure.graph],
+    }
     raise ProbeFailure(
-        message, kind=failure.kind, schedule=schedule, stats=stats
+        message, kind=failure.kind, schedule=schedule, stats=stats, picture=drawing
     ) from failure.error
 
 

@@ -11,6 +11,8 @@ class Failure:
     headline: str
     details: list[str] = field(default_factory=list)
     signature: str = ""
+    # A deadlock's wait-for graph, for a drawing: (worker, what it holds, what it waits for).
+    graph: list[tuple[str, str, str]] = field(default_factory=list, compare=False)
     # The worker's own exception, chained to the ProbeFailure so tools that follow __cause__
     # (the progress plugin's "not implemented yet") see what the learner's code raised.
     error: BaseException | None = field(default=None, compare=False)

@@ -22,9 +22,9 @@ def clean(text: str) -> str:
     return _ADDRESS.sub("", text)
 
 
-def _rows(events: Sequence[tuple[str, int, Any, str]], names: Sequence[str]) -> list[str]:
-    width = max((len(n) for n in names), default=8)
-    rows: list[list[Any]] = []  # [text or None, who, site, note]
+def _segments(events: Sequence[tuple[str, int, Any, str]], names: Sequence[str]) -> list[list[Any]]:
+    """[switch text or None, worker, site, note] per line segment or switch, in order."""
+    rows: list[list[Any]] = []
     prev: tuple[int, Site] | None = None
     for kind, who, what, note in events:
         if kind == "x":
@@ -48,16 +48,66 @@ def _rows(events: Sequence[tuple[str, int, Any, str]], names: Sequence[str]) -> 
             continue
         prev = (who, site)
         rows.append([None, who, site, note])
+    return rows
+
+
+def _shown_note(note: str) -> bool:
+    return bool(note) and (not note.startswith(OPCODE_NOTES) or note.startswith("preempted"))
+
+
+def _rows(events: Sequence[tuple[str, int, Any, str]], names: Sequence[str]) -> list[str]:
+    width = max((len(n) for n in names), default=8)
     out: list[str] = []
-    for text, who, site, note in rows:
+    for text, who, site, note in _segments(events, names):
         if text is not None:
             out.append(text)
             continue
         line = f"[{names[who]:<{width}}] {short(site):<18} {source(site)}"
-        if (note and not note.startswith(OPCODE_NOTES)) or note.startswith("preempted"):
+        if _shown_note(note):
             line += f"   <- {note}"
         out.append(line)
     return out
+
+
+def picture(
+    events: Sequence[tuple[str, int, Any, str]], names: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The interleaving as data for a drawing (plugins/html_report.py): one entry per line
+    segment (worker, where, source, note, preempted, conflict) or switch (text). A segment
+    conflicts when a worker was preempted just before it, or when another worker ran the
+    same line meanwhile, before the preempted one came back."""
+    steps: list[dict[str, Any]] = []
+    for text, who, site, note in _segments(events, names):
+        if text is not None:
+            steps.append({"switch": text, "worker": who})
+            continue
+        steps.append(
+            {
+                "worker": who,
+                "where": short(site),
+                "site": site,
+                "source": clean(source(site)),
+                "note": note if _shown_note(note) else "",
+                "preempted": note.startswith("preempted"),
+                "conflict": False,
+            }
+        )
+    open_: dict[Site, int] = {}  # a preempted segment's site -> its worker, until it resumes
+    for step in steps:
+        if "switch" in step:
+            continue
+        site, who = step["site"], step["worker"]
+        for pending_site, pending_who in list(open_.items()):
+            if pending_who == who:
+                del open_[pending_site]  # that worker is back: its window has closed
+        if site in open_ and open_[site] != who:
+            step["conflict"] = True
+        if step["preempted"]:
+            step["conflict"] = True
+            open_[site] = who
+    for step in steps:
+        step.pop("site", None)
+    return steps
 
 
 def elide(rows: list[str], limit: int = MAX_ROWS) -> list[str]:
