@@ -21,5 +21,6 @@ pytest_plugins = [
     "plugins.redis_broker",
     "plugins.celery_workers",
     "plugins.pyro_names",
+    "plugins.numba_sim",
     "plugins.verify",
 ]
