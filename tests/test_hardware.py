@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from plugins.backends import MPIEXEC_VARIABLE
+from plugins.backends import BACKENDS, MPIEXEC_VARIABLE
 from tests.kata_repo import KataRepo
 
 NEEDS_MPI = """
@@ -51,7 +51,7 @@ def test_an_unknown_backend_is_a_usage_error_listing_the_valid_ones(kata_repo: K
     result = kata_repo.run("katas", "--kata-require=quantum")
     assert result.ret == 4, "an unknown backend must stop the run as a usage error"
     result.stderr.fnmatch_lines(
-        ["*unknown backend quantum; valid: mpi, opencl, cuda, broker, pyro, all*"]
+        [f"*unknown backend quantum; valid: {', '.join(BACKENDS)}, all*"]
     )
 
 
