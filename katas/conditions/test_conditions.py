@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable
+from typing import cast
 
 import pytest
 from conditions import BoundedBuffer, Closed
+from hypothesis import given
+from hypothesis import strategies as st
 
-from plugins.probe import Prober
+from plugins.probe import Prober, scenario_settings
 
 # What a consumer records instead of an item when get() misbehaves.
 TOLD_CLOSED_WHILE_OPEN = "<Closed while the buffer was open>"
@@ -16,6 +20,12 @@ POPPED_EMPTY = "<popped an empty buffer>"
 # The scenarios with the most steps explore fewer schedules to keep the file fast. For each
 # seed tried, every known bug was caught by one of them within its first 25 schedules.
 BUSY_SCHEDULES = 100
+# Drawn scenarios: Hypothesis draws the capacity and the number of threads and items, and the
+# probe explores each drawn scenario. The thread that must come last starts after a virtual
+# second, so that the others are already waiting in every schedule; examples times schedules
+# stays small.
+DRAWN_EXAMPLES = 8
+DRAWN_SCHEDULES = 20
 CLOSE_WITHOUT_LOCK = (
     "close() called notify()/notify_all() without holding the condition: take it first, "
     "`with self.condition:`, then set closed and notify_all() inside that block."
@@ -63,6 +73,18 @@ def _put_all(*items: object) -> Callable[[BoundedBuffer[object]], None]:
             buffer.put(item)
 
     return produce
+
+
+def _later(
+    worker: Callable[[BoundedBuffer[object]], object],
+) -> Callable[[BoundedBuffer[object]], object]:
+    """`worker`, after a (virtual) second: the other threads get there first and wait."""
+
+    def late(buffer: BoundedBuffer[object]) -> object:
+        time.sleep(1.0)  # virtual time under the probe: costs nothing
+        return worker(buffer)
+
+    return late
 
 
 def _get(count: int) -> Callable[[BoundedBuffer[object]], list[object]]:
@@ -371,5 +393,105 @@ def test_close_wakes_a_producer_waiting_for_room(probe: Prober) -> None:
                 "`closed` part of what it waits for, and let close() wake every waiter."
             ),
             "misuse": CLOSE_WITHOUT_LOCK,
+        },
+    )
+
+
+@pytest.mark.probe
+@pytest.mark.clause(2, 4)
+@scenario_settings(max_examples=DRAWN_EXAMPLES)
+@given(capacity=st.integers(1, 3), producers=st.integers(1, 2))
+def test_producers_waiting_on_a_full_buffer_of_any_capacity_get_room_as_items_are_got(
+    probe: Prober, capacity: int, producers: int
+) -> None:
+    old = [f"old-{n}" for n in range(capacity)]
+    new = sorted(f"new-{n}" for n in range(producers))
+
+    def full() -> BoundedBuffer[object]:
+        buffer = _buffer(capacity)()
+        buffer.items.extend(old)
+        return buffer
+
+    def made_room(buffer: BoundedBuffer[object], results: list[object]) -> None:
+        got = cast(list[object], results[-1])
+        peak = buffer.items.peak  # type: ignore[attr-defined]
+        assert peak <= capacity, (
+            f"a buffer of capacity {capacity} held {peak} items at once: a producer appended "
+            f"to a full buffer. Room means len(items) < capacity, checked again after every wait"
+        )
+        # Got then left over is the order the buffer handed items out in: the old ones first.
+        handed = [*got, *buffer.items]
+        assert handed[:capacity] == old and sorted(map(str, handed[capacity:])) == new, (
+            f"a consumer got {got} from a full buffer holding {old} while {producers} "
+            f"producer(s) each put one new item, and the buffer ended with "
+            f"{list(buffer.items)}: expected the old items first, oldest first, then the new "
+            f"ones {new}, each once"
+        )
+
+    workers: dict[str, Callable[[BoundedBuffer[object]], object]] = {
+        f"producer-{n}": _put_all(f"new-{n}") for n in range(producers)
+    }
+    workers["consumer"] = _later(_get(producers))
+    probe.explore(
+        full,
+        workers,
+        made_room,
+        budget=min(probe.budget, DRAWN_SCHEDULES),
+        explain={
+            "deadlock": (
+                f"{producers} producer(s) waited for room in a full buffer of capacity "
+                f"{capacity}, and a consumer got {producers} item(s). Every get() frees a slot: "
+                f"it must wake the threads waiting for room each time (notify_all() after the "
+                f"popleft), not only when the buffer becomes empty, or a producer sleeps on "
+                f"beside a free slot."
+            )
+        },
+    )
+
+
+@pytest.mark.probe
+@pytest.mark.clause(3, 4)
+@scenario_settings(max_examples=DRAWN_EXAMPLES)
+@given(capacity=st.integers(1, 3), consumers=st.integers(2, 3), each=st.integers(1, 2))
+def test_consumers_waiting_together_are_all_served_whatever_the_capacity(
+    probe: Prober, capacity: int, consumers: int, each: int
+) -> None:
+    items = list(range(consumers * each))
+
+    def all_served(buffer: BoundedBuffer[object], results: list[object]) -> None:
+        batches = [cast(list[int], batch) for batch in results[1:]]
+        got = sorted(item for batch in batches for item in batch)
+        peak = buffer.items.peak  # type: ignore[attr-defined]
+        assert peak <= capacity, (
+            f"a buffer of capacity {capacity} held {peak} items at once: a producer appended "
+            f"to a full buffer"
+        )
+        assert got == items, (
+            f"a producer put {items} and {consumers} consumers getting {each} each got "
+            f"{batches} between them: every item must be got exactly once"
+        )
+        assert all(batch == sorted(batch) for batch in batches), (
+            f"one producer put {items} in that order, and the consumers got {batches}: each "
+            f"consumer must get them oldest first (popleft)"
+        )
+
+    workers: dict[str, Callable[[BoundedBuffer[object]], object]] = {
+        "producer": _later(_put_all(*items))
+    }
+    for n in range(consumers):
+        workers[f"consumer-{n + 1}"] = _get(each)
+    probe.explore(
+        _buffer(capacity),
+        workers,
+        all_served,
+        budget=min(probe.budget, DRAWN_SCHEDULES),
+        explain={
+            "deadlock": (
+                f"{consumers} consumers waited on an empty buffer of capacity {capacity} while "
+                f"a producer put {len(items)} item(s), one for each get(). If a consumer sleeps "
+                f"on beside an item, a put() woke nobody or only one waiter: when several items "
+                f"go in before the woken consumers run, each waiting consumer needs its wakeup. "
+                f"Call notify_all() after every append, not only when the buffer was empty."
+            )
         },
     )

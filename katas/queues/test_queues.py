@@ -9,9 +9,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from queues import STOP, collect, produce, run_pipeline, work_loop
 
-from plugins.probe import Prober
+from plugins.probe import Prober, scenario_settings
 
 # A single worker has only one possible schedule: one run under the probe is enough, and the
 # probe turns a get() that would wait forever into a report instead of a hung test.
@@ -23,6 +25,12 @@ SCHEDULES = 60
 # Schedules for the pipeline's structural checks (generator, no items, overlap, start order):
 # the bugs they look for show in every schedule, so a few are plenty.
 FEW = 10
+# Drawn scenarios: Hypothesis draws the items (0 included: an item or a result may be falsy)
+# and the number of workers, and the probe explores each drawn scenario. The bugs they look for
+# show in every schedule, so a few schedules per example are plenty.
+DRAWN_EXAMPLES = 8
+DRAWN_SCHEDULES = 3
+SMALL_ITEMS = st.lists(st.integers(0, 5), max_size=4)
 # Virtual seconds each piece of work takes in the overlap test; the probe's clock makes them free.
 WORK_SECONDS = 1.0
 
@@ -201,6 +209,47 @@ def test_a_worker_marks_every_entry_done_once_the_stop_included(probe: Prober) -
         all_marked_once,
         budget=ALONE,
     )
+
+
+@pytest.mark.probe
+@pytest.mark.clause(4, 5, 6)
+@scenario_settings(max_examples=DRAWN_EXAMPLES)
+@given(items=SMALL_ITEMS, others=st.integers(0, 2))
+def test_a_worker_handles_whatever_items_come_before_its_stop(
+    probe: Prober, items: list[int], others: int
+) -> None:
+    def handled(state: _Worker, results: list[object]) -> None:
+        got = _shown(_drain(state.results))
+        expected = [10 * item for item in items]
+        assert got == expected, (
+            f"the worker put {got} on results for the items {items} and work x -> 10x, "
+            f"expected {expected}"
+            + (
+                ": it stopped at the item 0. An item is never the STOP, whatever its value: "
+                "test `item is STOP`, not `if not item` (that is a test for None, 0, '', [])"
+                if 0 in items
+                else ""
+            )
+        )
+        left = _shown(_drain(state.tasks))
+        assert left == ["STOP"] * others, (
+            f"after the worker returned, the task queue holds {left}, not the {others} STOP(s) "
+            f"for the other workers: it must stop at its own STOP and take nothing more"
+        )
+        assert results[0] is None and state.tasks.unfinished_tasks == others, (
+            f"the worker took {len(items) + 1} entries ({items} and its STOP) and "
+            f"{state.tasks.unfinished_tasks} are unfinished instead of {others} (the other "
+            f"workers' STOPs): call task_done() exactly once for every entry taken, the STOP "
+            f"included"
+        )
+
+    with _hang_means("work_loop never returned: it must return as soon as it takes a STOP"):
+        probe.explore(
+            lambda: _Worker(*items, STOP, *[STOP] * others),
+            [_work_loop],
+            handled,
+            budget=ALONE,
+        )
 
 
 def _slow_producer(*entries: Any) -> Callable[[_Worker], None]:
@@ -471,5 +520,65 @@ def test_the_workers_start_before_the_items_are_produced(probe: Prober) -> None:
         {"caller": lambda g: _pipeline(g.items(3), g.work, 3)},
         started_first,
         budget=FEW,
+        explain=PIPELINE_EXPLAIN,
+    )
+
+
+@pytest.mark.probe
+@pytest.mark.clause(9, 11)
+@scenario_settings(max_examples=DRAWN_EXAMPLES)
+@given(items=SMALL_ITEMS, workers=st.integers(1, 4))
+def test_the_pipeline_returns_one_result_per_item_whatever_the_items_and_workers(
+    probe: Prober, items: list[int], workers: int
+) -> None:
+    expected = sorted(item * item for item in items)
+
+    def one_result_per_item(_state: object, results: list[object]) -> None:
+        got = sorted(results[0], key=str)  # type: ignore[call-overload]
+        assert "work(STOP)" not in got, (
+            f"run_pipeline squared {items} into {got}: a worker handed a STOP to the work."
+        )
+        assert sorted(got) == expected, (
+            f"run_pipeline({items}, square, {workers}) returned {sorted(got)}, expected "
+            f"{expected}"
+            + (
+                ": a result 0 (or an item 0) is data like any other. Stop only at STOP, "
+                "tested with `is STOP`, never with `if not value`"
+                if 0 in items
+                else ": a result is missing or doubled"
+            )
+        )
+
+    probe.explore(
+        lambda: None,
+        {"caller": _squares(items, workers)},
+        one_result_per_item,
+        budget=min(probe.budget, DRAWN_SCHEDULES),
+        explain=PIPELINE_EXPLAIN,
+    )
+
+
+@pytest.mark.probe
+@pytest.mark.clause(10)
+@scenario_settings(max_examples=DRAWN_EXAMPLES)
+@given(workers=st.integers(1, 4), count=st.integers(1, 5))
+def test_the_pipeline_runs_as_many_works_at_once_as_it_was_given_workers(
+    probe: Prober, workers: int, count: int
+) -> None:
+    expected = min(workers, count)
+
+    def overlapped(gauge: _Gauge, _results: list[object]) -> None:
+        assert gauge.most == expected, (
+            f"run_pipeline({count} items, work, {workers}) ran at most {gauge.most} call(s) of "
+            f"work at the same time, not {expected} (one per worker, while there are items): "
+            f"start exactly `workers` worker threads, the number the caller gave, and put one "
+            f"STOP for each of them"
+        )
+
+    probe.explore(
+        _Gauge,
+        {"caller": lambda g: _pipeline(list(range(count)), g.work, workers)},
+        overlapped,
+        budget=min(probe.budget, DRAWN_SCHEDULES),
         explain=PIPELINE_EXPLAIN,
     )
