@@ -11,17 +11,25 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import pytest
 from barriers import DEFAULT_TIMEOUT, Simulation, rule90
+from hypothesis import given
+from hypothesis import strategies as st
 
-from plugins.probe import Prober
+from plugins.probe import Prober, scenario_settings
 
 CELLS = [1, 0, 1, 1]  # its first four generations all differ
 GENERATIONS = 3
 # Schedules per probe: two parties and three generations are enough for every known bug of
 # this kata to show within the first two schedules; 30 leaves a wide margin and stays fast.
 SCHEDULES = 30
+# Drawn scenarios: Hypothesis draws the number of parties, the row, the generations and where a
+# party fails, and the probe explores each drawn scenario with fewer schedules than SCHEDULES
+# (examples times schedules stays small).
+DRAWN_EXAMPLES = 8
+DRAWN_SCHEDULES = 12
 # A timeout that differs from DEFAULT_TIMEOUT, so that a barrier that ignores the argument shows.
 SHORT_TIMEOUT = 2.5
 
@@ -386,6 +394,105 @@ def test_a_failing_party_lets_its_error_propagate(probe: Prober) -> None:
     _failing_run(probe, propagated)
 
 
+@dataclass(frozen=True)
+class FailingRun:
+    """A drawn scenario: `parties` parties run `generations` generations, and party `failing`
+    fails while computing its slice of generation `fails_in`."""
+
+    parties: int
+    generations: int
+    failing: int
+    fails_in: int
+
+
+@st.composite
+def failing_runs(draw: st.DrawFn, *, max_parties: int = 4, max_generations: int = 3) -> FailingRun:
+    """Scenarios with 2 to `max_parties` parties, one of which fails in some generation."""
+    if max_parties < 2 or max_generations < 1:
+        raise ValueError("a failing run needs at least 2 parties and 1 generation")
+    parties = draw(st.integers(2, max_parties))
+    generations = draw(st.integers(1, max_generations))
+    failing = draw(st.integers(0, parties - 1))
+    return FailingRun(parties, generations, failing, draw(st.integers(0, generations - 1)))
+
+
+class _FailsIn(Simulation):
+    """A simulation where one party's computation fails, counting the slices each computes."""
+
+    def __init__(self, run: FailingRun) -> None:
+        super().__init__([1, 0] * run.parties, run.parties)
+        self.scenario = run
+        self.computed = [0] * run.parties
+
+    def compute_slice(self, party: int) -> None:
+        if party == self.scenario.failing and self.computed[party] == self.scenario.fails_in:
+            raise _Boom("this party's computation failed")
+        self.computed[party] += 1
+        super().compute_slice(party)
+
+
+def _timed_party(number: int, generations: int) -> Callable[[Simulation], tuple[object, float]]:
+    def body(sim: Simulation) -> tuple[object, float]:
+        started = time.monotonic()  # the probe's virtual clock
+        try:
+            outcome = _party(number, generations)(sim)
+        except _Boom:
+            outcome = "raised its error"
+        return outcome, time.monotonic() - started
+
+    return body
+
+
+@pytest.mark.probe
+@pytest.mark.clause(7, 8, 9)
+@scenario_settings(max_examples=DRAWN_EXAMPLES)
+@given(run=failing_runs())
+def test_a_failing_party_stops_every_other_party_at_once_however_many_there_are(
+    probe: Prober, run: FailingRun
+) -> None:
+    def stopped_at_once(sim: _FailsIn, results: list[object]) -> None:
+        failed = f"party {run.failing} of {run.parties} failed in generation {run.fails_in}"
+        for party, (outcome, waited) in enumerate(results):  # type: ignore[misc]
+            if party == run.failing:
+                assert outcome == "raised its error", (
+                    f"{failed} and its run_party returned {outcome!r}: after aborting the "
+                    f"barrier it must let its own error propagate (`raise`)"
+                )
+                continue
+            assert outcome is False, (
+                f"{failed}, and party {party} returned {outcome!r}: it must return False "
+                f"when the barrier breaks"
+            )
+            assert waited < DEFAULT_TIMEOUT, (
+                f"{failed}, and party {party} waited {waited:g} s, the whole timeout, before "
+                f"it gave up: the failing party must abort() the barrier before re-raising, and "
+                f"a party that finds the barrier broken must leave it broken. One that reset()s "
+                f"it makes it whole again, and a party that arrives afterwards waits alone"
+            )
+            assert sim.computed[party] == run.fails_in + 1, (
+                f"{failed}, and party {party} computed {sim.computed[party]} slices, not "
+                f"{run.fails_in + 1}: once wait() raises BrokenBarrierError, return False at "
+                f"once, without computing another generation"
+            )
+
+    workers = {
+        ("failing" if party == run.failing else f"party-{party}"): _timed_party(
+            party, run.generations
+        )
+        for party in range(run.parties)
+    }
+    with _hang_means(
+        f"party {run.failing} of {run.parties} failed and the others waited for ever: abort() "
+        f"the barrier before re-raising, and give it a timeout"
+    ):
+        probe.explore(
+            lambda: _FailsIn(run),
+            workers,
+            stopped_at_once,
+            budget=min(probe.budget, DRAWN_SCHEDULES),
+        )
+
+
 # -- §10 §11 restart -----------------------------------------------------------------------
 
 
@@ -536,3 +643,49 @@ def test_run_raises_brokenbarriererror_when_a_party_could_not_finish(probe: Prob
 
     with _hang_means("run() never returned: a thread waits forever"):
         probe.explore(aborted, {"caller": _run}, reported, budget=SCHEDULES)
+
+
+@pytest.mark.probe
+@pytest.mark.clause(5, 12)
+@scenario_settings(max_examples=DRAWN_EXAMPLES)
+@given(
+    parties=st.integers(2, 3),
+    cells=st.lists(st.integers(0, 1), min_size=1, max_size=6),
+    runs=st.lists(st.integers(0, 2), min_size=2, max_size=3),
+)
+def test_each_run_goes_on_from_where_the_previous_run_stopped(
+    probe: Prober, parties: int, cells: list[int], runs: list[int]
+) -> None:
+    def run_in_turn(sim: Simulation) -> list[tuple[object, int]]:
+        seen: list[tuple[object, int]] = []
+        for generations in runs:
+            try:
+                row: object = sim.run(generations)
+            except threading.BrokenBarrierError:
+                row = "raised BrokenBarrierError"
+            seen.append((row, sim.generation))
+        return seen
+
+    def went_on(_sim: Simulation, results: list[object]) -> None:
+        done = 0
+        for call, (generations, (row, generation)) in enumerate(
+            zip(runs, results[0], strict=True),  # type: ignore[call-overload]
+            start=1,
+        ):
+            done += generations
+            expected = _serial(cells, done)
+            assert (row, generation) == (expected, done), (
+                f"Simulation({cells}, {parties}) then run() with {runs}: call {call}, "
+                f"run({generations}), gave {row} at generation {generation}; expected {expected} "
+                f"at generation {done}. Each run_party(party, generations) computes that many "
+                f"generations more, whatever `generation` already counts: loop over "
+                f"range(generations), not while self.generation < generations"
+            )
+
+    with _hang_means("run() never returned: a thread waits forever"):
+        probe.explore(
+            lambda: Simulation(cells, parties),
+            {"caller": run_in_turn},
+            went_on,
+            budget=min(probe.budget, DRAWN_SCHEDULES),
+        )

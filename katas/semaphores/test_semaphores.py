@@ -7,9 +7,11 @@ import time
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from semaphores import ConnectionPool, Handoff, PoolTimeout
 
-from plugins.probe import Prober
+from plugins.probe import Prober, scenario_settings
 
 # Under the probe, time.sleep and every timeout run on a virtual clock: these cost no real time.
 USE_SECONDS = 0.1
@@ -17,6 +19,13 @@ MEETING_TIMEOUT = 1.0
 # The three-thread pool scenario explores fewer schedules than the default to keep the file
 # fast; every known bug it looks for shows up within its first 10 schedules for each seed tried.
 POOL_SCHEDULES = 150
+# Drawn scenarios: Hypothesis draws the pool's size, how many whole virtual seconds its holders
+# keep every connection, and the waiter's timeout and way in (acquire or connection); the probe
+# explores each. The waiter comes USE_SECONDS after the holders, so its wait (a whole number of
+# seconds minus 0.1) never ties with a whole-second timeout. The outcome hardly depends on the
+# interleaving, so each drawn scenario explores few schedules.
+DRAWN_EXAMPLES = 10
+DRAWN_SCHEDULES = 8
 # Real-time bound of the one test that runs outside the probe: acquiring an idle connection
 # returns at once, so only a pool that wrongly blocks ever reaches it.
 REAL_TIMEOUT = 1.0
@@ -63,11 +72,18 @@ EMPTY_LIST = (
 )
 
 
-def _acquire_timed(pool: ConnectionPool, timeout: float | None) -> tuple[str, float]:
-    """What pool.acquire(timeout) did, in words, and the virtual seconds it took."""
+def _acquire_timed(
+    pool: ConnectionPool, timeout: float | None, *, through: str = "acquire"
+) -> tuple[str, float]:
+    """What pool.acquire(timeout) (or entering pool.connection(timeout), when `through` says so)
+    did, in words, and the virtual seconds it took."""
     started = time.monotonic()
     try:
-        pool.acquire() if timeout is None else pool.acquire(timeout=timeout)
+        if through == "connection":
+            with pool.connection() if timeout is None else pool.connection(timeout=timeout):
+                pass
+        else:
+            pool.acquire() if timeout is None else pool.acquire(timeout=timeout)
     except PoolTimeout:
         outcome = "raised PoolTimeout"
     except TimeoutError as error:
@@ -97,7 +113,7 @@ WAITS_HOLDING_THE_LIST = (
 )
 
 
-def _hold_the_only_connection(seconds: float) -> Callable[[ConnectionPool], None]:
+def _hold_a_connection(seconds: float) -> Callable[[ConnectionPool], None]:
     def hold(pool: ConnectionPool) -> None:
         with pool.connection():
             time.sleep(seconds)
@@ -105,11 +121,11 @@ def _hold_the_only_connection(seconds: float) -> Callable[[ConnectionPool], None
     return hold
 
 
-def _after_the_holder(
+def _after_the_holders(
     call: Callable[[ConnectionPool], object],
 ) -> Callable[[ConnectionPool], object]:
     def worker(pool: ConnectionPool) -> object:
-        time.sleep(USE_SECONDS)  # let the holder take the only connection first
+        time.sleep(USE_SECONDS)  # let the holders take every connection first
         return call(pool)
 
     return worker
@@ -157,8 +173,8 @@ def test_acquire_without_a_timeout_waits_as_long_as_it_takes(probe: Prober) -> N
         )
 
     workers = {
-        "holder": _hold_the_only_connection(5.0),
-        "waiter": _after_the_holder(lambda pool: _acquire_timed(pool, None)),
+        "holder": _hold_a_connection(5.0),
+        "waiter": _after_the_holders(lambda pool: _acquire_timed(pool, None)),
     }
     probe.explore(
         lambda: ConnectionPool(1),
@@ -263,8 +279,8 @@ def test_acquire_gives_up_with_pool_timeout_once_its_timeout_has_passed(probe: P
         )
 
     workers = {
-        "holder": _hold_the_only_connection(1.25),
-        "impatient": _after_the_holder(lambda pool: _acquire_timed(pool, 1.0)),
+        "holder": _hold_a_connection(1.25),
+        "impatient": _after_the_holders(lambda pool: _acquire_timed(pool, 1.0)),
     }
     probe.explore(lambda: ConnectionPool(1), workers, timed_out, budget=min(probe.budget, 25))
 
@@ -284,8 +300,8 @@ def test_acquire_gets_a_connection_that_comes_back_just_before_its_timeout(
         )
 
     workers = {
-        "holder": _hold_the_only_connection(1.0),
-        "patient": _after_the_holder(lambda pool: _acquire_timed(pool, 1.0)),
+        "holder": _hold_a_connection(1.0),
+        "patient": _after_the_holders(lambda pool: _acquire_timed(pool, 1.0)),
     }
     probe.explore(lambda: ConnectionPool(1), workers, served, budget=min(probe.budget, 25))
 
@@ -312,10 +328,112 @@ def test_connection_passes_its_timeout_to_acquire(probe: Prober) -> None:
         )
 
     workers = {
-        "holder": _hold_the_only_connection(5.0),
-        "impatient": _after_the_holder(within_the_block),
+        "holder": _hold_a_connection(5.0),
+        "impatient": _after_the_holders(within_the_block),
     }
     probe.explore(lambda: ConnectionPool(1), workers, timed_out, budget=min(probe.budget, 25))
+
+
+def _asked(through: str, timeout: float | None) -> str:
+    """The waiter's call, as the learner would write it."""
+    argument = "" if timeout is None else f"timeout={timeout:g}"
+    if through == "connection":
+        return f"`with pool.connection({argument}):`"
+    return f"pool.acquire({argument})"
+
+
+def _full_pool(
+    size: int, hold: int, waiter: Callable[[ConnectionPool], object]
+) -> dict[str, Callable[[ConnectionPool], object]]:
+    """`size` holders keep every connection of the pool for `hold` s; then `waiter` asks."""
+    workers: dict[str, Callable[[ConnectionPool], object]] = {
+        f"holder-{n + 1}": _hold_a_connection(hold) for n in range(size)
+    }
+    workers["waiter"] = _after_the_holders(waiter)
+    return workers
+
+
+@pytest.mark.probe
+@pytest.mark.clause(3, 7)
+@scenario_settings(max_examples=DRAWN_EXAMPLES)
+@given(
+    size=st.integers(1, 3),
+    hold=st.integers(1, 8),
+    timeout=st.integers(0, 8),
+    through=st.sampled_from(["acquire", "connection"]),
+)
+def test_a_waiter_on_a_full_pool_is_served_or_gives_up_exactly_at_its_timeout(
+    probe: Prober, size: int, hold: int, timeout: int, through: str
+) -> None:
+    back_after = round(hold - USE_SECONDS, 6)  # when, for the waiter, a connection comes back
+    expected = (
+        ("got a connection", back_after)
+        if back_after < timeout
+        else ("raised PoolTimeout", timeout)
+    )
+    asked = _asked(through, timeout)
+
+    def judged(_pool: ConnectionPool, results: list[object]) -> None:
+        outcome, waited = results[-1]  # type: ignore[misc]
+        _never_empty_handed(outcome, waited, timeout)
+        if expected[0] == "raised PoolTimeout" and timeout == 0:
+            hint = (
+                "a timeout of 0 means 'do not wait at all', not 'no timeout': pass it on as it "
+                "is (`timeout or None` turns 0 into 'wait for ever')"
+            )
+        elif expected[0] == "raised PoolTimeout":
+            hint = (
+                "wait for a slot with self._slots.acquire(timeout=timeout); False means none "
+                "came in time: raise PoolTimeout"
+            )
+        else:
+            hint = "wait for a slot up to the timeout, and take the connection it announces"
+        assert (outcome, waited) == expected, (
+            f"every connection of a pool of {size} was busy for another {back_after:g} s; "
+            f"{asked} {outcome} after {waited:g} s, expected: {expected[0]} after "
+            f"{expected[1]:g} s. {hint}"
+        )
+
+    probe.explore(
+        lambda: ConnectionPool(size),
+        _full_pool(size, hold, lambda pool: _acquire_timed(pool, timeout, through=through)),
+        judged,
+        budget=min(probe.budget, DRAWN_SCHEDULES),
+        explain={"deadlock": WAITS_HOLDING_THE_LIST},
+    )
+
+
+@pytest.mark.probe
+@pytest.mark.clause(2, 7)
+@scenario_settings(max_examples=DRAWN_EXAMPLES)
+@given(
+    size=st.integers(1, 3),
+    hold=st.integers(1, 120),
+    through=st.sampled_from(["acquire", "connection"]),
+)
+def test_a_waiter_without_a_timeout_waits_however_long_the_pool_stays_full(
+    probe: Prober, size: int, hold: int, through: str
+) -> None:
+    back_after = round(hold - USE_SECONDS, 6)
+    asked = _asked(through, None)
+
+    def served(_pool: ConnectionPool, results: list[object]) -> None:
+        outcome, waited = results[-1]  # type: ignore[misc]
+        _never_empty_handed(outcome, waited)
+        assert (outcome, waited) == ("got a connection", back_after), (
+            f"every connection of a pool of {size} was busy for another {back_after:g} s; "
+            f"{asked} {outcome} after {waited:g} s instead of getting one after "
+            f"{back_after:g} s. Without a timeout it must wait for as long as it takes: no "
+            f"default timeout, however generous, and self._slots.acquire(timeout=None)"
+        )
+
+    probe.explore(
+        lambda: ConnectionPool(size),
+        _full_pool(size, hold, lambda pool: _acquire_timed(pool, None, through=through)),
+        served,
+        budget=min(probe.budget, DRAWN_SCHEDULES),
+        explain={"deadlock": WAITS_HOLDING_THE_LIST},
+    )
 
 
 @pytest.mark.probe
