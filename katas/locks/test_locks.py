@@ -7,10 +7,26 @@ chosen from a fixed seed. A race is found every time, and the failure shows the 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import cast
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from locks import Account, Counter, InsufficientFunds, transfer
 
-from plugins.probe import Prober
+from plugins.probe import Prober, scenario_settings
+
+# Drawn scenarios: Hypothesis draws the threads, the amounts and the balances, and the probe
+# explores each drawn scenario. Each example is a whole exploration, so examples times
+# schedules stays small; every known bug was caught within the first 10 schedules of an
+# example that can show it.
+DRAWN_EXAMPLES = 8
+DRAWN_SCHEDULES = 20
+
+Bank = tuple[Account, Account, Account]
+Move = tuple[int, int, int]  # (source number, target number, amount)
+Ending = tuple[tuple[tuple[str, ...], ...], tuple[int, ...]]  # (outcomes per thread, balances)
 
 
 @pytest.mark.clause(1, 2)
@@ -169,4 +185,195 @@ def test_an_auditor_holding_both_locks_always_sees_the_full_total(probe: Prober)
         _pair,
         {"transfer": lambda pair: transfer(pair[0], pair[1], 50), "auditor": audit},
         total_never_changes,
+    )
+
+
+def _bank(balances: Sequence[int]) -> Callable[[], Bank]:
+    """Accounts 1, 2 and 3 holding `balances`, fresh for every schedule."""
+
+    def setup() -> Bank:
+        first, second, third = (Account(number, b) for number, b in enumerate(balances, 1))
+        return first, second, third
+
+    return setup
+
+
+def _moves(plan: Sequence[Move]) -> Callable[[Bank], tuple[str, ...]]:
+    """A thread that makes the transfers of `plan` in order: 'sent' or 'refused' for each."""
+
+    def worker(bank: Bank) -> tuple[str, ...]:
+        outcomes = []
+        for source, target, amount in plan:
+            try:
+                transfer(bank[source - 1], bank[target - 1], amount)
+            except InsufficientFunds:
+                outcomes.append("refused")
+            else:
+                outcomes.append("sent")
+        return tuple(outcomes)
+
+    return worker
+
+
+def _one_at_a_time(balances: Sequence[int], plans: Sequence[Sequence[Move]]) -> set[Ending]:
+    """Every ending that the threads' transfers can reach when each transfer runs whole, alone,
+    in any order that keeps each thread's own transfers in its order."""
+    endings: set[Ending] = set()
+
+    def run(
+        held: tuple[int, ...], done: tuple[int, ...], seen: tuple[tuple[str, ...], ...]
+    ) -> None:
+        waiting = [w for w, plan in enumerate(plans) if done[w] < len(plan)]
+        if not waiting:
+            endings.add((seen, held))
+        for w in waiting:
+            source, target, amount = plans[w][done[w]]
+            after = list(held)
+            if held[source - 1] < amount:
+                outcome = "refused"
+            else:
+                outcome = "sent"
+                after[source - 1] -= amount
+                after[target - 1] += amount
+            step = tuple(n + (i == w) for i, n in enumerate(done))
+            run(tuple(after), step, (*seen[:w], (*seen[w], outcome), *seen[w + 1 :]))
+
+    run(tuple(balances), (0,) * len(plans), ((),) * len(plans))
+    return endings
+
+
+def _told(balances: Sequence[int], plans: Sequence[Sequence[Move]]) -> str:
+    """The scenario in words: who holds what, and which thread sends what to whom."""
+    held = ", ".join(f"account {n} holds {b}" for n, b in enumerate(balances, 1))
+    threads = "; ".join(
+        f"thread {w} sends " + ", then ".join(f"{a} from {s} to {t}" for s, t, a in plan)
+        for w, plan in enumerate(plans, 1)
+    )
+    return f"{held}; {threads}"
+
+
+def _ending(outcomes: Sequence[Sequence[str]], balances: Sequence[int]) -> str:
+    """'thread 1 sent, thread 2 refused, balances [2, 0, 1]'."""
+    threads = ", ".join(f"thread {w} {' then '.join(o)}" for w, o in enumerate(outcomes, 1))
+    return f"{threads}, balances {list(balances)}"
+
+
+def _ends_as_if_one_at_a_time(
+    balances: Sequence[int], plans: Sequence[Sequence[Move]]
+) -> Callable[[Bank, list[object]], None]:
+    """The check: the outcomes and balances are those of some order of whole transfers."""
+    possible = _one_at_a_time(balances, plans)
+
+    def check(bank: Bank, results: list[object]) -> None:
+        __tracebackhide__ = True
+        outcomes = tuple(cast(tuple[str, ...], got) for got in results)  # what _moves returns
+        ended = tuple(a.balance for a in bank)
+        if (outcomes, ended) in possible:
+            return
+        if min(ended) < 0:
+            why = (
+                f"Account {ended.index(min(ended)) + 1} ended at {min(ended)}: a transfer went "
+                f"through that its source could no longer afford. Either two transfers both "
+                f"passed the balance check before either took the money (check and withdraw "
+                f"while you hold BOTH locks, whichever account's lock you take first), or the "
+                f"check read the wrong account (compare `source.balance`, not the balance of "
+                f"the account whose lock comes first)"
+            )
+        elif sum(ended) != sum(balances):
+            why = (
+                f"The bank holds {sum(ended)} instead of {sum(balances)}: two transfers "
+                f"changed the same account at once. Hold both accounts' locks around the check "
+                f"and both updates"
+            )
+        else:
+            why = (
+                "A transfer was refused that its source could afford, or sent one it could not: "
+                "compare `source.balance` with the amount (not the balance of the account "
+                "whose lock you take first), while you hold both locks"
+            )
+        shown = "; or ".join(_ending(o, b) for o, b in sorted(possible)[:4])
+        raise AssertionError(
+            f"{_told(balances, plans)}. They ended with {_ending(outcomes, ended)}, which no "
+            f"order of whole transfers made one at a time gives (that ends with {shown}). {why}."
+        )
+
+    return check
+
+
+@pytest.mark.clause(2)
+@scenario_settings(max_examples=DRAWN_EXAMPLES)
+@given(threads=st.integers(2, 4), each=st.integers(1, 3))
+def test_no_increment_is_lost_whatever_the_number_of_threads_and_increments(
+    probe: Prober, threads: int, each: int
+) -> None:
+    def increment_n(counter: Counter) -> None:
+        for _ in range(each):
+            counter.increment()
+
+    def none_lost(counter: Counter, _results: list[object]) -> None:
+        total = threads * each
+        assert counter.value == total, (
+            f"{threads} threads each called increment() {each} times and the counter reads "
+            f"{counter.value}, not {total}: {total - counter.value} increments were lost. Read, "
+            f"add and write must happen under one lock"
+        )
+
+    probe.explore(
+        Counter, [increment_n] * threads, none_lost, budget=min(probe.budget, DRAWN_SCHEDULES)
+    )
+
+
+@pytest.mark.clause(3, 6)
+@scenario_settings(max_examples=DRAWN_EXAMPLES)
+@given(
+    payer=st.integers(1, 3),
+    amounts=st.lists(st.integers(1, 5), min_size=2, max_size=3),
+    short_by=st.integers(1, 4),
+    payees_hold=st.tuples(st.integers(0, 5), st.integers(0, 5)),
+)
+def test_transfers_racing_for_one_account_s_money_never_overdraw_it_whatever_its_number(
+    probe: Prober, payer: int, amounts: list[int], short_by: int, payees_hold: tuple[int, int]
+) -> None:
+    # Each amount fits the payer's balance alone, but not all of them together: which transfers
+    # go through depends on the order, and a race lets one through too many. The payer may be
+    # any account, so its lock is sometimes the first one taken and sometimes the second.
+    payees = [n for n in (1, 2, 3) if n != payer]
+    balances = list(payees_hold)
+    balances.insert(payer - 1, max(max(amounts), sum(amounts) - short_by))
+    plans = [[(payer, payees[i % 2], amount)] for i, amount in enumerate(amounts)]
+    probe.explore(
+        _bank(balances),
+        [_moves(plan) for plan in plans],
+        _ends_as_if_one_at_a_time(balances, plans),
+        budget=min(probe.budget, DRAWN_SCHEDULES),
+    )
+
+
+# A transfer between two different accounts of the three, drawn as (source, step, amount).
+MOVES = st.tuples(st.integers(1, 3), st.integers(1, 2), st.integers(1, 4)).map(
+    lambda drawn: (drawn[0], (drawn[0] + drawn[1] - 1) % 3 + 1, drawn[2])
+)
+
+
+@pytest.mark.clause(5, 7)
+@scenario_settings(max_examples=DRAWN_EXAMPLES)
+@given(
+    plans=st.lists(st.lists(MOVES, min_size=1, max_size=1), min_size=2, max_size=3),
+    balances=st.tuples(st.integers(0, 5), st.integers(0, 5), st.integers(0, 5)),
+)
+def test_transfers_in_any_directions_among_three_accounts_end_as_if_made_one_at_a_time(
+    probe: Prober, plans: list[list[Move]], balances: tuple[int, int, int]
+) -> None:
+    probe.explore(
+        _bank(balances),
+        [_moves(plan) for plan in plans],
+        _ends_as_if_one_at_a_time(balances, plans),
+        budget=min(probe.budget, DRAWN_SCHEDULES),
+        explain={
+            "deadlock": (
+                "Transfers between three accounts waited for each other in a circle. Take the "
+                "two locks of every transfer in one global order (the lower account number "
+                "first), whatever the direction of the transfer."
+            )
+        },
     )

@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import cast
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from rlock import Box, NotEnoughItems
 
-from plugins.probe import Prober
+from plugins.probe import Prober, scenario_settings
 
 # The real-thread handshake below waits at most this long. Each wait ends within microseconds
 # when the code is right; the bound only keeps a broken box from hanging the test.
 HANDSHAKE_SECONDS = 2.0
+# Drawn scenarios: Hypothesis draws the calls, their counts and the number of threads, and the
+# probe explores each drawn scenario. Each example is a whole exploration, so examples times
+# schedules stays small.
+DRAWN_EXAMPLES = 8
+DRAWN_SCHEDULES = 20
+Call = tuple[str, int]  # ("add", 2), ("remove", 1), ("execute", -3)
+Ending = tuple[tuple[tuple[str, ...], ...], int]  # (outcomes per thread, total_items)
 RE_ENTRY = (
     "add() and remove() hold the box's lock while they call execute(), which takes the same "
     "lock again. A plain Lock does not know who holds it, so its own holder waits for it for "
@@ -253,3 +265,178 @@ def test_only_the_thread_that_holds_the_lock_can_release_it() -> None:
     finally:
         done.set()
         holder.join(HANDSHAKE_SECONDS)
+
+
+CALLS = st.one_of(
+    st.tuples(st.just("add"), st.integers(1, 3)),
+    st.tuples(st.just("remove"), st.integers(1, 3)),
+    st.tuples(st.just("execute"), st.integers(-3, 3)),
+)
+
+
+def _box_holding(items: int) -> Callable[[], Box]:
+    def setup() -> Box:
+        box = Box()
+        box.total_items = items  # set directly: the test is about the calls the threads make
+        return box
+
+    return setup
+
+
+def _calls(calls: Sequence[Call]) -> Callable[[Box], tuple[str, ...]]:
+    """A thread that makes `calls` in order: what became of each ('removed', 'refused', ...)."""
+
+    def worker(box: Box) -> tuple[str, ...]:
+        outcomes = []
+        for name, count in calls:
+            if name == "remove":
+                outcomes.append(_remove_or_refuse(box, count))
+            else:
+                getattr(box, name)(count)
+                outcomes.append("done")
+        return tuple(outcomes)
+
+    return worker
+
+
+def _one_at_a_time(items: int, plans: Sequence[Sequence[Call]]) -> set[Ending]:
+    """Every ending the threads' calls can reach when each call runs whole, alone, in any order
+    that keeps each thread's own calls in its order."""
+    endings: set[Ending] = set()
+
+    def run(total: int, done: tuple[int, ...], seen: tuple[tuple[str, ...], ...]) -> None:
+        waiting = [w for w, plan in enumerate(plans) if done[w] < len(plan)]
+        if not waiting:
+            endings.add((seen, total))
+        for w in waiting:
+            name, count = plans[w][done[w]]
+            if name != "remove":
+                after, outcome = total + count, "done"
+            elif total < count:
+                after, outcome = total, "refused"
+            else:
+                after, outcome = total - count, "removed"
+            step = tuple(n + (i == w) for i, n in enumerate(done))
+            run(after, step, (*seen[:w], (*seen[w], outcome), *seen[w + 1 :]))
+
+    run(items, (0,) * len(plans), ((),) * len(plans))
+    return endings
+
+
+def _ending(outcomes: Sequence[Sequence[str]], total: int) -> str:
+    """'thread 1 done then removed, thread 2 refused, 3 items'."""
+    threads = ", ".join(f"thread {w} {' then '.join(o)}" for w, o in enumerate(outcomes, 1))
+    return f"{threads}, {total} item{'' if total == 1 else 's'} left"
+
+
+@pytest.mark.probe
+@pytest.mark.clause(4, 5, 8)
+@scenario_settings(max_examples=DRAWN_EXAMPLES)
+@given(
+    items=st.integers(0, 3),
+    plans=st.lists(st.lists(CALLS, min_size=1, max_size=2), min_size=2, max_size=3),
+)
+def test_calls_from_several_threads_end_as_if_made_one_at_a_time(
+    probe: Prober, items: int, plans: list[list[Call]]
+) -> None:
+    possible = _one_at_a_time(items, plans)
+    told = "; ".join(
+        f"thread {w} calls " + ", then ".join(f"{name}({count})" for name, count in plan)
+        for w, plan in enumerate(plans, 1)
+    )
+
+    def as_if_one_at_a_time(box: Box, results: list[object]) -> None:
+        outcomes = tuple(cast(tuple[str, ...], got) for got in results)  # what _calls returns
+        total = box.total_items
+        if (outcomes, total) in possible:
+            return
+        if any(outcome.startswith("raised") for got in outcomes for outcome in got):
+            why = "A remove() raised something other than NotEnoughItems: see what each thread got."
+        elif total < 0:
+            why = (
+                "The box went below zero: two remove() calls both passed the count check before "
+                "either took its items. Check and call execute(-count) inside one `with self.lock:`."
+            )
+        else:
+            why = (
+                "A change was lost or half seen: every method that changes total_items must do "
+                "it under box.lock, add() by calling execute(count) while it holds the lock, and "
+                "execute() taking the lock itself, not `self.total_items += ...` without it."
+            )
+        shown = "; or ".join(_ending(o, t) for o, t in sorted(possible)[:4])
+        raise AssertionError(
+            f"A box of {items} items; {told}. They ended with {_ending(outcomes, total)}, which "
+            f"no order of whole calls made one at a time gives (that ends with {shown}). {why}"
+        )
+
+    probe.explore(
+        _box_holding(items),
+        [_calls(plan) for plan in plans],
+        as_if_one_at_a_time,
+        budget=min(probe.budget, DRAWN_SCHEDULES),
+        explain={"deadlock": RE_ENTRY},
+    )
+
+
+@pytest.mark.probe
+@pytest.mark.clause(5, 11)
+@scenario_settings(max_examples=DRAWN_EXAMPLES)
+@given(
+    items=st.integers(0, 2),
+    counts=st.lists(st.integers(1, 3), min_size=1, max_size=3),
+    as_batch=st.booleans(),
+)
+def test_a_thread_holding_the_lock_sees_every_add_and_batch_whole_and_nothing_change(
+    probe: Prober, items: int, counts: list[int], as_batch: bool
+) -> None:
+    # What the holder may see: the box before or after each whole call, never in between.
+    if as_batch:
+        calls, whole = f"add_batch({counts})", [items, items + sum(counts)]
+    else:
+        calls = ", then ".join(f"add({count})" for count in counts)
+        whole = [items + sum(counts[:n]) for n in range(len(counts) + 1)]
+
+    def change(box: Box) -> None:
+        if as_batch:
+            box.add_batch(counts)
+        else:
+            for count in counts:
+                box.add(count)
+
+    def hold_and_look(box: Box) -> list[tuple[int, int]]:
+        looks = []
+        for _ in range(3):  # three looks, so that one can fall in the middle of a call
+            with box.lock:
+                before = box.total_items
+                time.sleep(0)  # let the other thread run: it must not get in while the lock is held
+                looks.append((before, box.total_items))
+            time.sleep(0)
+        return looks
+
+    def whole_and_still(box: Box, results: list[object]) -> None:
+        for before, after in cast(list[tuple[int, int]], results[1]):
+            assert before == after, (
+                f"A box of {items} items; one thread calls {calls}. Another thread holding "
+                f"box.lock read {before} items, let the other run, and read {after}: the count "
+                f"changed while the lock was held, so something changed it without taking "
+                f"box.lock. add() must hold the lock and call execute(count), which takes it "
+                f"again, never change total_items on its own"
+            )
+            assert before in whole, (
+                f"A box of {items} items; one thread calls {calls}. Another thread holding "
+                f"box.lock saw {before} items, expected one of {whole}: it saw a call half done. "
+                + (
+                    "add_batch() must hold the lock around its whole loop of add() calls"
+                    if as_batch
+                    else "add(count) must hold the lock and call execute(count) once, not "
+                    "execute(1) count times"
+                )
+            )
+
+    probe.explore(
+        _box_holding(items),
+        {"adder": change, "holder": hold_and_look},
+        whole_and_still,
+        budget=min(probe.budget, DRAWN_SCHEDULES),
+        explain={"deadlock": RE_ENTRY},
+    )
