@@ -16,7 +16,9 @@ that tries many interleavings):
   account run at once.
   §6 `transfer` raises `InsufficientFunds`, leaving both balances alone, when `source` holds less than
   `amount`, even when several transfers race for the same money.
-  §7 Two transfers in opposite directions between the same two accounts never deadlock.
+  §7 Two transfers in opposite directions between the same two accounts never deadlock: a
+  transfer takes the two accounts' locks lower account number first, the order in which every
+  other thread that needs both takes them too.
 - Use `threading.Lock` (the tests swap in an instrumented version while they probe you).
 """
 
