@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
 from collections import Counter
 from collections.abc import Awaitable, Iterable
 from typing import Any, TypeVar
 
 import pytest
 from async_queues import STOP, Stop, consume, process_all, produce, run_pipeline, worker
+from hypothesis import given
+from hypothesis import strategies as st
 
-from plugins.probe import Prober
+from plugins.probe import Prober, scenario_settings
 
 T = TypeVar("T")
 
@@ -24,6 +27,24 @@ VIRTUAL_PATIENCE = 100.0
 # the orders that matter (a cancellation that overtakes a task's clean-up shows within a few),
 # few enough to keep each probe well under half a second.
 SCHEDULES = 50
+# Drawn scenarios: Hypothesis draws the batch (how long each item's handler takes, which ones
+# fail) and the number of workers, or the pipeline's items, consumers and maxsize, and the probe
+# explores each drawn scenario. The fixed tests give every item the same length, which hides a
+# worker that idles and an error picked by the clock; drawn lengths show them in every
+# schedule, so a few schedules per example are plenty. Hypothesis tries tiny scenarios first;
+# 16 examples reach batches of three or more items of unequal lengths.
+DRAWN_EXAMPLES = 16
+DRAWN_SCHEDULES = 4
+# How long each item's handler takes, in virtual seconds (0: it only yields once).
+LENGTHS = st.lists(st.integers(0, 3), min_size=1, max_size=6)
+
+
+@st.composite
+def failing_batches(draw: st.DrawFn) -> tuple[list[int], set[int]]:
+    """The lengths of a batch, and the items among them whose handlers fail (at least one)."""
+    lengths = draw(LENGTHS)
+    failing = draw(st.sets(st.integers(0, len(lengths) - 1), min_size=1))
+    return lengths, failing
 
 
 async def shout(item: str) -> str:
@@ -243,6 +264,122 @@ def test_process_all_starts_three_workers_by_default(probe: Prober) -> None:
         three_at_a_time,
         explain={"deadlock": JOIN_NEVER_RETURNS_PROBE},
         budget=SCHEDULES,
+    )
+
+
+class Batch:
+    """Items 0..n-1: item i's handler takes `lengths[i]` virtual seconds, then raises if i is
+    in `failing`, else gives i * 10. Counts the calls of each item."""
+
+    def __init__(self, lengths: list[int], failing: set[int] | None = None) -> None:
+        self.lengths = lengths
+        self.failing = failing or set()
+        self.calls: Counter[int] = Counter()
+
+    async def handle(self, item: int) -> int:
+        self.calls[item] += 1
+        await asyncio.sleep(self.lengths[item])
+        if item in self.failing:
+            raise Boom(f"item {item} failed")
+        return item * 10
+
+    def described(self) -> str:
+        return ", ".join(f"item {item}: {length} s" for item, length in enumerate(self.lengths))
+
+    def handled_once(self) -> None:
+        __tracebackhide__ = True
+        twice = sorted(item for item, calls in self.calls.items() if calls != 1)
+        missed = sorted(set(range(len(self.lengths))) - set(self.calls))
+        wrong = [f"items {twice} were handled more than once"] if twice else []
+        wrong += [f"items {missed} were never handled"] if missed else []
+        assert not wrong, f"{' and '.join(wrong)}: every item must be handled exactly once"
+
+
+def batch_run(count: int, workers: int):  # type: ignore[no-untyped-def]
+    """A probe worker: process_all over items 0..count-1 with `workers`; gives what it returned
+    or raised (a Boom), and the seconds of loop time it took."""
+
+    async def run(batch: Batch) -> tuple[object, float]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        outcome: object
+        try:
+            outcome = await process_all(list(range(count)), batch.handle, workers=workers)
+        except Boom as error:
+            outcome = error
+        return outcome, loop.time() - started
+
+    return run
+
+
+def shared_queue_seconds(lengths: list[int], workers: int) -> int:
+    """How long `workers` tasks on one shared queue take: each free worker takes the next item."""
+    free_at = [0] * workers
+    for length in lengths:
+        heapq.heappush(free_at, heapq.heappop(free_at) + length)
+    return max(free_at)
+
+
+@pytest.mark.probe
+@pytest.mark.clause(5, 7)
+@scenario_settings(max_examples=DRAWN_EXAMPLES)
+@given(lengths=LENGTHS, workers=st.integers(1, 4))
+def test_process_all_keeps_every_worker_busy_and_the_results_in_order_whatever_the_lengths(
+    probe: Prober, lengths: list[int], workers: int
+) -> None:
+    def as_promised(batch: Batch, results: list[object]) -> None:
+        outcome, seconds = results[0]  # type: ignore[misc]
+        batch.handled_once()
+        expected = [item * 10 for item in range(len(lengths))]
+        assert outcome == expected, (
+            f"process_all returned {outcome} for handlers that take ({batch.described()}): "
+            f"result i belongs to items[i], {expected}, whatever the order the handlers "
+            f"finished in"
+        )
+        best = shared_queue_seconds(lengths, workers)
+        assert seconds == best, (
+            f"items whose handlers take ({batch.described()}) with workers={workers} took "
+            f"{seconds:g} s instead of {best} s: with one shared queue a worker that is done "
+            f"takes the next item at once, so no worker idles while items wait. Start "
+            f"`workers` tasks on ONE queue; do not deal the items out to them in advance"
+        )
+
+    probe.explore_async(
+        lambda: Batch(lengths),
+        [batch_run(len(lengths), workers)],
+        as_promised,
+        explain={"deadlock": JOIN_NEVER_RETURNS_PROBE},
+        budget=DRAWN_SCHEDULES,
+    )
+
+
+@pytest.mark.probe
+@pytest.mark.clause(9)
+@scenario_settings(max_examples=DRAWN_EXAMPLES)
+@given(batch=failing_batches(), workers=st.integers(1, 4))
+def test_process_all_raises_the_first_items_error_whichever_fails_first(
+    probe: Prober, batch: tuple[list[int], set[int]], workers: int
+) -> None:
+    lengths, failing = batch
+    first = min(failing)
+
+    def first_item_raised(state: Batch, results: list[object]) -> None:
+        outcome, _seconds = results[0]  # type: ignore[misc]
+        state.handled_once()
+        assert repr(outcome) == repr(Boom(f"item {first} failed")), (
+            f"the handlers of items {sorted(failing)} failed (they take {state.described()}; "
+            f"workers={workers}) and process_all ended with {outcome!r}: it must raise the "
+            f"exception of the first failing item in the order of the items, item {first}, "
+            f"whichever failed first in time. Pick it by index (`errors[min(errors)]`), not by "
+            f"the order the errors were recorded in"
+        )
+
+    probe.explore_async(
+        lambda: Batch(lengths, failing),
+        [batch_run(len(lengths), workers)],
+        first_item_raised,
+        explain={"deadlock": JOIN_NEVER_RETURNS_PROBE},
+        budget=DRAWN_SCHEDULES,
     )
 
 
@@ -539,6 +676,42 @@ def test_run_pipeline_runs_two_consumers_and_a_queue_of_two_by_default(probe: Pr
         )
 
     probe.explore_async(Flow, [pipeline_run(6)], defaults, budget=SCHEDULES)
+
+
+@pytest.mark.probe
+@pytest.mark.clause(14, 15)
+@scenario_settings(max_examples=DRAWN_EXAMPLES)
+@given(count=st.integers(0, 7), consumers=st.integers(1, 4), maxsize=st.integers(1, 4))
+def test_run_pipeline_keeps_its_promises_whatever_the_numbers(
+    probe: Prober, count: int, consumers: int, maxsize: int
+) -> None:
+    def as_promised(flow: Flow, outcome: list[object]) -> None:
+        assert outcome[0] != "hung", why_it_hung(flow)
+        results, alive, seconds = outcome[0]  # type: ignore[misc]
+        expected = [item * 10 for item in range(count)]
+        assert results == expected, (
+            f"{count} items with consumers={consumers}, maxsize={maxsize} gave the results "
+            f"{results}, not {expected}: each item must be handled exactly once"
+        )
+        assert not alive, f"run_pipeline returned while consumers {alive} were still running"
+        ahead, rounds = min(count, maxsize + 1), -(-count // consumers)
+        assert flow.most_ahead == ahead, (
+            f"{count} items, consumers={consumers}, maxsize={maxsize}: the producer got "
+            f"{flow.most_ahead} items ahead of the consumers, not {ahead} (the queue's maxsize "
+            f"items and one in the producer's hand, at most all of them). Make the queue "
+            f"asyncio.Queue(maxsize), of exactly the size asked for, and `await queue.put(...)`"
+        )
+        assert seconds == rounds, (
+            f"{count} items of 1 s with consumers={consumers} took {seconds:g} s, not {rounds}: "
+            f"start `consumers` consume tasks, and put one STOP for each"
+        )
+
+    probe.explore_async(
+        Flow,
+        [pipeline_run(count, consumers=consumers, maxsize=maxsize)],
+        as_promised,
+        budget=DRAWN_SCHEDULES,
+    )
 
 
 def pipeline_until_it_ends(count: int, cancel_at: float | None = None):  # type: ignore[no-untyped-def]

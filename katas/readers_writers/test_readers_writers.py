@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from readers_writers import ReadWriteLock
 
-from plugins.probe import Prober
+from plugins.probe import Prober, scenario_settings
 
 # Schedules per probe. Two or three workers with a couple of lock operations each: every
 # known bug of this kata shows within the first few dozen schedules; 100 leaves a margin.
@@ -27,6 +29,16 @@ WRITER_ARRIVES = 0.5
 STAY_SECONDS = 1.0
 # New readers that may enter while a writer waits (the contract: none).
 BYPASS_BOUND = 0
+# Drawn scenarios: Hypothesis draws how many readers keep reading, how many times each, and how
+# many writers arrive together while they are inside; the probe explores each drawn scenario.
+# The fixed tests above have one writer waiting at a time; bugs that forget the *other* waiting
+# writers only show with two or more, and only when a reader wins the race for the lock as the
+# first writer leaves: a couple of dozen schedules per example find that race.
+DRAWN_EXAMPLES = 8
+DRAWN_SCHEDULES = 25
+# Virtual seconds each writer of a drawn scenario stays inside: the readers that came back
+# meanwhile queue up behind it together with the writers still waiting.
+WRITE_SECONDS = 0.25
 
 
 @contextmanager
@@ -265,3 +277,91 @@ def test_readers_enter_freely_once_the_writer_has_left(probe: Prober) -> None:
             finished,
             budget=1,
         )
+
+
+class _Crowd:
+    """Readers that keep reading and writers that arrive together, with the rule breaks seen."""
+
+    def __init__(self) -> None:
+        self.lock = ReadWriteLock()
+        self.events: list[str] = []
+        self.readers = 0
+        self.writers = 0
+        self.broken: list[str] = []
+
+
+def _reader_for(rounds: int) -> Callable[[_Crowd], None]:
+    def read(crowd: _Crowd) -> None:
+        for _ in range(rounds):
+            with crowd.lock.reading():
+                crowd.events.append("reader enters")
+                if crowd.writers:
+                    crowd.broken.append("a reader entered while a writer was inside")
+                crowd.readers += 1
+                time.sleep(READ_SECONDS)
+                crowd.readers -= 1
+
+    return read
+
+
+def _writer_named(name: str) -> Callable[[_Crowd], None]:
+    def write(crowd: _Crowd) -> None:
+        time.sleep(WRITER_ARRIVES)  # every reader is inside by now
+        crowd.events.append(f"{name} arrives")
+        with crowd.lock.writing():
+            crowd.events.append(f"{name} enters")
+            if crowd.writers or crowd.readers:
+                crowd.broken.append(
+                    f"{name} entered while {crowd.writers} writer(s) and {crowd.readers} "
+                    f"reader(s) were inside"
+                )
+            crowd.writers += 1
+            time.sleep(WRITE_SECONDS)
+            crowd.writers -= 1
+
+    return write
+
+
+@pytest.mark.probe
+@pytest.mark.clause(1, 2, 5)
+# A failing scenario takes 2-6 s (Hypothesis re-explores each smaller one): the budget leaves
+# room on a loaded machine, so the check, not the clock, is what fails a buggy solution.
+@pytest.mark.budget(30)
+@scenario_settings(max_examples=DRAWN_EXAMPLES)
+@given(readers=st.integers(1, 2), rounds=st.integers(1, 3), writers=st.integers(1, 3))
+def test_no_waiting_writer_is_overtaken_whatever_the_numbers_of_readers_and_writers(
+    probe: Prober, readers: int, rounds: int, writers: int
+) -> None:
+    names = [f"writer-{n}" for n in range(1, writers + 1)]
+
+    def every_writer_next(crowd: _Crowd, _results: list[object]) -> None:
+        assert not crowd.broken, f"{crowd.broken[0]}. A writer must be alone inside."
+        for name in names:
+            arrived = crowd.events.index(f"{name} arrives")
+            entered = crowd.events.index(f"{name} enters")
+            bypass = crowd.events[arrived:entered].count("reader enters")
+            assert bypass <= BYPASS_BOUND, (
+                f"{writers} writer(s) arrived together while {readers} reader(s) were inside, "
+                f"and while {name} waited, {bypass} new reader(s) entered ahead of it (events: "
+                f"{crowd.events}). "
+                + (
+                    "Every waiting writer must keep new readers out until it has been in, not "
+                    "just the first: count the waiting writers (`+= 1` before the wait loop, "
+                    "`-= 1` as each one enters), never a True/False flag or a reset to 0 that "
+                    "forgets the writers still waiting."
+                    if writers > 1
+                    else "A reader must wait while a writer is waiting."
+                )
+            )
+        entries = crowd.events.count("reader enters")
+        assert entries == readers * rounds, (
+            f"{readers} reader(s) reading {rounds} time(s) each entered {entries} times, not "
+            f"{readers * rounds} (events: {crowd.events})"
+        )
+
+    workers: dict[str, Callable[[_Crowd], None]] = {
+        f"reader-{n}": _reader_for(rounds) for n in range(1, readers + 1)
+    }
+    workers.update({name: _writer_named(name) for name in names})
+    with _hang_means(LOST_WAKEUP):
+        probe.explore(_Crowd, workers, every_writer_next, budget=DRAWN_SCHEDULES)
