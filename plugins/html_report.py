@@ -111,10 +111,9 @@ class _Recorder:
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         collected = self.config.stash[collected_key]
-        statuses = {
-            name: tally.status
-            for name, tally in self.config.stash.get(progress.tallies_key, {}).items()
-        }
+        # progress.tallies, not the raw stash: it knows each kata's whole suite, so a run of
+        # some of its tests reads "partial run", as the terminal says.
+        statuses = {name: tally.status for name, tally in progress.tallies(self.config).items()}
         collected.path.write_text(render(collected.entries, statuses), encoding="utf-8")
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
