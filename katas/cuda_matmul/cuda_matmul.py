@@ -61,8 +61,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pycuda.gpuarray as gpuarray  # type: ignore[import-untyped]  # noqa: F401  # for _multiply
-from pycuda.compiler import SourceModule  # type: ignore[import-untyped]
+import pycuda.gpuarray as gpuarray  # noqa: F401  # for _multiply
+from pycuda.compiler import SourceModule
 
 # The naive kernel's blocks are BLOCK x BLOCK threads.
 BLOCK = 16

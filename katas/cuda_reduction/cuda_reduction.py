@@ -88,11 +88,11 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pycuda.gpuarray as gpuarray  # type: ignore[import-untyped]  # noqa: F401  # you use it
-from pycuda.compiler import SourceModule  # type: ignore[import-untyped]
-from pycuda.elementwise import ElementwiseKernel  # type: ignore[import-untyped]  # noqa: F401
-from pycuda.reduction import ReductionKernel  # type: ignore[import-untyped]  # noqa: F401
-from pycuda.tools import context_dependent_memoize  # type: ignore[import-untyped]
+import pycuda.gpuarray as gpuarray  # noqa: F401  # you use it
+from pycuda.compiler import SourceModule
+from pycuda.elementwise import ElementwiseKernel  # noqa: F401
+from pycuda.reduction import ReductionKernel  # noqa: F401
+from pycuda.tools import context_dependent_memoize
 
 # The most threads a block may hold.
 MAX_BLOCK = 1024

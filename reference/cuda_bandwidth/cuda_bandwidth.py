@@ -81,9 +81,9 @@ from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
-import pycuda.driver as cuda  # type: ignore[import-untyped]
-import pycuda.gpuarray as gpuarray  # type: ignore[import-untyped]
-from pycuda.compiler import SourceModule  # type: ignore[import-untyped]
+import pycuda.driver as cuda
+import pycuda.gpuarray as gpuarray
+from pycuda.compiler import SourceModule
 
 # Threads per block of kernel `block_sums` (a power of two, for the tree in shared memory).
 THREADS = 256

@@ -64,7 +64,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import pycuda.driver as cuda  # type: ignore[import-untyped]
+import pycuda.driver as cuda
 
 AXES = ("x", "y", "z")
 

@@ -68,9 +68,9 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-import pycuda.driver as cuda  # type: ignore[import-untyped]
-import pycuda.gpuarray as gpuarray  # type: ignore[import-untyped]
-from pycuda.compiler import SourceModule  # type: ignore[import-untyped]
+import pycuda.driver as cuda
+import pycuda.gpuarray as gpuarray
+from pycuda.compiler import SourceModule
 
 # Threads per block along x (columns), y (rows) and z: 128 threads, four warps. Not square, so
 # that x and y taken for each other show.

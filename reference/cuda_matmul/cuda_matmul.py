@@ -61,8 +61,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pycuda.gpuarray as gpuarray  # type: ignore[import-untyped]
-from pycuda.compiler import SourceModule  # type: ignore[import-untyped]
+import pycuda.gpuarray as gpuarray
+from pycuda.compiler import SourceModule
 
 # The naive kernel's blocks are BLOCK x BLOCK threads.
 BLOCK = 16
