@@ -104,7 +104,17 @@ def launch_worker(
     argv = [
         sys.executable,
         # celery's own command, with the queue-polling option of plugins/celery_worker_main.py.
-        *("-m", "plugins.celery_worker_main", "-A", module, "worker", "--pool", pool, "-c", str(concurrency)),
+        *(
+            "-m",
+            "plugins.celery_worker_main",
+            "-A",
+            module,
+            "worker",
+            "--pool",
+            pool,
+            "-c",
+            str(concurrency),
+        ),
         # No gossip, mingle or heartbeat: they cost start-up time and chatter between workers
         # that the katas do not need.
         *("--without-gossip", "--without-mingle", "--without-heartbeat"),
@@ -396,8 +406,6 @@ def published() -> Iterator[list[str]]:
 def sent_at_first_wait(published: list[str], monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """[how many tasks the test process had sent] once it first waited for a result (get,
     wait, ready, ... of an AsyncResult, or of a group's ResultSet); [] while it has not."""
-    from celery.result import AsyncResult, ResultSet
-
     counted: list[int] = []
 
     def watch(cls: type, name: str) -> None:
@@ -410,10 +418,18 @@ def sent_at_first_wait(published: list[str], monkeypatch: pytest.MonkeyPatch) ->
 
         monkeypatch.setattr(cls, name, waiting)
 
-    for cls, names in (
-        (AsyncResult, ("get", "wait", "ready", "successful", "failed")),
-        (ResultSet, ("get", "join", "join_native", "ready")),
-    ):
+    for cls, names in result_waits():
         for name in names:
             watch(cls, name)
     return counted
+
+
+def result_waits() -> tuple[tuple[type, tuple[str, ...]], ...]:
+    """Each result class, and its methods that wait for (or peek at) a result: what a test
+    watches to learn when the code under test first waited."""
+    from celery.result import AsyncResult, ResultSet
+
+    return (
+        (AsyncResult, ("get", "wait", "ready", "successful", "failed")),
+        (ResultSet, ("get", "join", "join_native", "ready")),
+    )

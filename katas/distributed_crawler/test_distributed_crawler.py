@@ -17,7 +17,7 @@ from typing import Any
 import celery.exceptions
 import distributed_crawler
 import pytest
-from celery.result import AsyncResult, ResultSet
+from celery.result import AsyncResult
 from celery.signals import before_task_publish
 from distributed_crawler import (
     SEEN_KEY,
@@ -30,7 +30,7 @@ from distributed_crawler import (
     store,
 )
 
-from plugins.celery_workers import Worker
+from plugins.celery_workers import Worker, result_waits
 
 # Every wait for one task is bounded: a task that never comes back fails its test within this
 # many seconds, naming the task, its state and its queue (the get_result fixture).
@@ -511,10 +511,7 @@ def _recording(events: list[str], routes: list[str]) -> contextlib.ExitStack:
 
         patch.setattr(cls, name, waiting)
 
-    for cls, names in (
-        (AsyncResult, ("get", "wait", "ready", "successful", "failed")),
-        (ResultSet, ("get", "join", "join_native", "ready")),
-    ):
+    for cls, names in result_waits():
         for name in names:
             watch(cls, name)
 
