@@ -1,7 +1,12 @@
-"""Hypothesis profiles: `dev` on a learner's machine, `ci` (derandomized, no database) in CI.
+"""Hypothesis profiles: `dev` on a learner's machine, `ci` (derandomized, no database) in CI,
+`verdict` in the self-check's child runs.
 
-One environment variable picks the profile: KATA_HYPOTHESIS_PROFILE=dev|ci. Unset, it is `ci`
-when the CI variable is set (as CI services do) and `dev` otherwise.
+One environment variable picks the profile: KATA_HYPOTHESIS_PROFILE=dev|ci|verdict. Unset, it is
+`ci` when the CI variable is set (as CI services do) and `dev` otherwise. `pytest --kata-verify`
+sets `verdict` for its children: `ci` without the shrink phase. The self-check needs only
+whether a suite fails and which test failed first; a failing example is found, and replayed to
+fail the test, the same way with or without shrinking, so no verdict changes. A learner's own
+run still shrinks, to show the smallest example.
 """
 
 from __future__ import annotations
@@ -9,10 +14,12 @@ from __future__ import annotations
 import os
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
+
+from plugins import settings as run_settings
 
 PROFILE_VARIABLE = "KATA_HYPOTHESIS_PROFILE"
-PROFILES = ("dev", "ci")
+PROFILES = ("dev", "ci", "verdict")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -28,6 +35,9 @@ def pytest_configure(config: pytest.Config) -> None:
         print_blob=True,
         suppress_health_check=[HealthCheck.too_slow],
     )
+    settings.register_profile(
+        "verdict", parent=settings.get_profile("ci"), phases=[Phase.explicit, Phase.generate]
+    )
     default = "ci" if os.environ.get("CI") else "dev"
     profile = os.environ.get(PROFILE_VARIABLE, default)
     if profile not in PROFILES:
@@ -35,6 +45,22 @@ def pytest_configure(config: pytest.Config) -> None:
             f"{PROFILE_VARIABLE}={profile}: valid profiles are {', '.join(PROFILES)}"
         )
     settings.load_profile(profile)
+    if run_settings.of(config).verify:
+        _children_judge_only(config)
+
+
+def _children_judge_only(config: pytest.Config) -> None:
+    """The self-check's child runs (forked or started after this) inherit the verdict profile."""
+    inherited = os.environ.get(PROFILE_VARIABLE)
+    os.environ[PROFILE_VARIABLE] = "verdict"
+
+    def restore() -> None:
+        if inherited is None:
+            os.environ.pop(PROFILE_VARIABLE, None)
+        else:
+            os.environ[PROFILE_VARIABLE] = inherited
+
+    config.add_cleanup(restore)
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from plugins import impl, mpi_warm, mutants, settings, verify_admission
+from plugins import impl, mpi_warm, mutants, settings, verify_admission, verify_history
 from plugins.backends import mpi_launcher
 from plugins.curriculum import Curriculum, Kata
 from plugins.verify_runs import Runner, WarmRunner, cold_runner
@@ -61,9 +61,13 @@ def scheduler(config: pytest.Config) -> Scheduler:
         pool = Scheduler(
             jobs(),
             make_runner,
-            History(config.cache if hasattr(config, "cache") else None),
+            History(
+                config.cache if hasattr(config, "cache") else None,
+                root / verify_history.SEED_PATH,
+            ),
             Path(log) if log else None,
             verify_admission.max_runs(jobs()),
+            notes,
         )
         config.stash[scheduler_key] = pool
     return config.stash[scheduler_key]

@@ -6,7 +6,9 @@ and started longest first across all katas, so that two cores stay busy until th
 `timing` kata measures speed and so runs alone: it starts only when nothing else runs, and nothing
 starts while it runs. Beyond one run per job slot, runs that mostly wait may start while a core
 idles (plugins/verify_admission.py). The cache also remembers which test killed each mutant, so
-that the next verify runs that test first, and how much CPU each run used.
+that the next verify runs that test first, and how much CPU each run used. A fresh clone has no
+cache: it starts from the history committed in `reference/verify-history.json` (written by
+`python -m plugins.verify_history` after a verify), and its own cache wins where it has a value.
 """
 
 from __future__ import annotations
@@ -59,17 +61,23 @@ class Run:
 class History:
     """How long each run took and which test killed each mutant, in earlier verifies."""
 
-    def __init__(self, cache: pytest.Cache | None) -> None:
+    def __init__(self, cache: pytest.Cache | None, seed: Path | None = None) -> None:
         self.cache = cache
-        self.durations = self._mapping(DURATIONS_KEY, float)
-        self.killers = self._mapping(KILLERS_KEY, str)
-        self.cpu = self._mapping(CPU_KEY, float)
+        committed = read_seed(seed)
+        self.durations = self._mapping(DURATIONS_KEY, float, committed)
+        self.killers = self._mapping(KILLERS_KEY, str, committed)
+        self.cpu = self._mapping(CPU_KEY, float, committed)
 
-    def _mapping(self, key: str, kind: Callable[[Any], Any]) -> dict[str, Any]:
-        stored = self.cache.get(key, {}) if self.cache is not None else {}
-        if not isinstance(stored, dict):
-            return {}
-        return {str(k): kind(v) for k, v in stored.items() if isinstance(v, int | float | str)}
+    def _mapping(
+        self, key: str, kind: Callable[[Any], Any], committed: dict[str, Any]
+    ) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for source in (committed.get(key), self.cache.get(key, {}) if self.cache else {}):
+            if isinstance(source, dict):
+                merged.update(
+                    (str(k), kind(v)) for k, v in source.items() if isinstance(v, int | float | str)
+                )
+        return merged
 
     def mutant_args(self, kata: str, label: str) -> tuple[str, ...]:
         """Stop at the first failure, and start with the test that killed it last time."""
@@ -99,6 +107,22 @@ class History:
         return verify_admission.is_light(self.cpu.get(run.key), self.durations.get(run.key))
 
 
+def read_seed(path: Path | None) -> dict[str, Any]:
+    """The committed history (keys as in the cache); a missing or unreadable file is none."""
+    if path is None or not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # only a scheduling hint: a broken file must never stop the self-check
+    return data if isinstance(data, dict) else {}
+
+
+def crashed(outcome: Outcome) -> bool:
+    """The run's process was killed by a signal it did not get from the self-check."""
+    return outcome.returncode < 0 and not outcome.timed_out
+
+
 @dataclass
 class KataProgress:
     runs: int = 0
@@ -120,8 +144,10 @@ class Scheduler:
         history: History,
         log: Path | None = None,
         max_runs: int | None = None,
+        notes: list[str] | None = None,
     ) -> None:
         self.jobs, self.make_runner, self.history, self.log = jobs, make_runner, history, log
+        self.notes = notes if notes is not None else []  # printed under the summary
         self.admission = Admission(jobs, max(jobs, max_runs or jobs))
         self.changed = threading.Condition()
         self.queue: list[tuple[Run, Future[Outcome]]] = []
@@ -208,6 +234,15 @@ class Scheduler:
         began = time.time()
         try:
             outcome = run_suite(runner, run.test_file, run.target, *run.extra)
+            if crashed(outcome) and run.label.startswith("mutant:"):
+                # A native crash (PoCL once segfaulted under load in 1,200 runs) judges nothing:
+                # a crash is never a kill. The run is made once more; a second crash stays.
+                with self.changed:
+                    self.notes.append(
+                        f"{run.kata} {run.label}: its run crashed (exit code "
+                        f"{outcome.returncode}) and was made once more"
+                    )
+                outcome = run_suite(runner, run.test_file, run.target, *run.extra)
         except BaseException as error:  # the item waiting for it reports it
             future.set_exception(error)
             return

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from plugins import verify_changed
+from plugins import verify_changed, verify_history
 from tests.kata_repo import ADDER_MUTANTS, ADDER_REFERENCE, GREETER_REFERENCE, INI, KataRepo
 
 
@@ -46,6 +47,32 @@ def test_a_surviving_mutant_fails_the_check(kata_repo: KataRepo) -> None:
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*mutant 'commutes' survived (swaps the operands)*"])
     result.stdout.fnmatch_lines(["adder*WRONG: 3/4 killed*"])
+
+
+CRASH_ONCE = """
+[[mutant]]
+name = "crashes-once"
+bug = "segfaults the first time it is imported (as a native library may under load), then subtracts"
+[[mutant.edit]]
+find = "return a + b"
+replace = "return a - b"
+[[mutant.edit]]
+find = "def add("
+replace = "import os, pathlib, signal\\n_MARK = pathlib.Path(os.environ['CRASH_MARK'])\\nif not _MARK.exists():\\n    _MARK.touch()\\n    os.kill(os.getpid(), signal.SIGSEGV)\\n\\n\\ndef add("
+"""
+
+
+def test_a_mutant_run_that_crashes_once_is_made_again_and_judged(
+    kata_repo: KataRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRASH_MARK", str(kata_repo.root / "crashed-once"))
+    kata_repo.write("reference/adder/mutants.toml", ADDER_MUTANTS + CRASH_ONCE)
+    result, runs = _runs_logged(kata_repo, monkeypatch, "crash.jsonl")
+    assert (kata_repo.root / "crashed-once").exists(), "the mutant never reached its crash"
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["adder*4/4 killed*", "note: adder mutant:crashes-once: *crashed*"])
+    crashing = [r for r in runs if r["label"] == "mutant:crashes-once"]
+    assert [r["failed"] for r in crashing] == [1], f"judged on its second run: {crashing}"
 
 
 def test_mutants_killed_only_by_a_budget_running_out_are_listed(kata_repo: KataRepo) -> None:
@@ -222,6 +249,45 @@ def test_the_test_that_killed_a_mutant_runs_first_next_time(
         "the first verify runs the passing test first; the second starts with the killer, "
         f"and stops there: {absolute}"
     )
+
+
+def test_a_fresh_clone_starts_each_mutant_with_the_committed_killer(
+    kata_repo: KataRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kata_repo.write("pytest.ini", INI_WITH_CACHE)
+    first, _ = _runs_logged(kata_repo, monkeypatch, "first.jsonl")
+    assert first.ret == 0, first.stdout.str()
+    assert verify_history.main(["--root", str(kata_repo.root)]) == 0
+    seed = json.loads((kata_repo.root / verify_history.SEED_PATH).read_text())
+    assert seed["kata/verify/killers"]["adder/mutant:absolute"] == "test_adds_negative_numbers"
+    shutil.rmtree(kata_repo.root / ".pytest_cache")  # what a fresh clone lacks
+    second, second_runs = _runs_logged(kata_repo, monkeypatch, "second.jsonl")
+    assert second.ret == 0, second.stdout.str()
+    absolute = [
+        (r["passed"], r["failed"])
+        for r in second_runs
+        if r["kata"] == "adder" and r["label"] == "mutant:absolute"
+    ]
+    assert absolute == [(0, 1)], (
+        f"with no cache, the committed history must put the killer first: {absolute}"
+    )
+
+
+def test_a_broken_committed_history_changes_no_verdict(
+    kata_repo: KataRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kata_repo.write(str(verify_history.SEED_PATH), "{not json")
+    broken, _ = _runs_logged(kata_repo, monkeypatch, "broken.jsonl")
+    kata_repo.write(
+        str(verify_history.SEED_PATH),
+        json.dumps(
+            {"kata/verify/killers": {"adder/mutant:absolute": "test_that_no_longer_exists"}}
+        ),
+    )
+    stale, stale_runs = _runs_logged(kata_repo, monkeypatch, "stale.jsonl")
+    assert broken.ret == stale.ret == 0, broken.stdout.str() + stale.stdout.str()
+    assert _table(broken) == _table(stale), "a history is a hint: it never changes a verdict"
+    assert [r["failed"] for r in stale_runs if r["label"] == "mutant:absolute"] == [1]
 
 
 def test_a_timing_kata_never_runs_beside_another_run(

@@ -29,13 +29,15 @@ def scenario_settings(max_examples: int = 8) -> Callable[[F], F]:
     """Hypothesis settings for a probe over drawn scenarios: the same examples on every run
     (derandomized, no database), no per-example deadline (the test's budget bounds it), and
     no "explain" phase, whose list of the harness's own lines would bury the report. The
-    `probe` fixture is safe to share between examples: it holds only the seed and budget."""
+    `probe` fixture is safe to share between examples: it holds only the seed and budget.
+    Shrinking follows the loaded profile: the self-check's `verdict` profile has none."""
+    shrink = [Phase.shrink] if Phase.shrink in settings().phases else []
     chosen: Callable[[F], F] = settings(
         max_examples=max_examples,
         derandomize=True,
         database=None,
         deadline=None,
-        phases=[Phase.explicit, Phase.generate, Phase.shrink],
+        phases=[Phase.explicit, Phase.generate, *shrink],
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
     return chosen
