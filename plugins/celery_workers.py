@@ -13,6 +13,9 @@ waited for with a deadline and explained when they never come.
 - Fixtures `idle_queue` (a queue name nobody serves), `published` (the names of the tasks
   the test process sent during the test, in order) and `sent_at_first_wait` (how many of them
   it had sent when it first waited for a result).
+- Workers are forked from a warm server (plugins/celery_warm.py) that this run starts while it
+  collects the first `broker` kata, so each start skips Python's and Celery's imports; where
+  the server is missing (KATA_CELERY_COLD=1, or it failed) a worker starts as a fresh Python.
 - `check_app(app, broker)` fails the test, saying why, when an app's broker or result backend
   is not this run's, or when it would send or accept anything but JSON (pickle on the network
   lets whoever can write to the broker run code on the workers). `celery_worker(..., app=app)`
@@ -21,16 +24,17 @@ waited for with a deadline and explained when they never come.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
-from plugins import proctree
+from plugins import celery_warm, hardware, impl, isolation, proctree, redis_broker, settings
 from plugins.backends import BROKER_URL_VARIABLE as URL_VARIABLE
 from plugins.isolation import Namespace
 from plugins.redis_broker import Broker
@@ -44,6 +48,8 @@ LOG_TAIL_CHARACTERS = 3000
 
 # task id -> (task name, queue or routing key, exchange), for every task this run sent
 sent_key = pytest.StashKey[dict[str, tuple[str, str, str]]]()
+# The run's warm worker server, once a `broker` kata is collected; None where workers start cold.
+warm_key = pytest.StashKey[celery_warm.Server | None]()
 
 
 @dataclass
@@ -96,32 +102,35 @@ def launch_worker(
     name: str = "worker",
     options: Sequence[str] = (),
     app: Any = None,
+    warm: celery_warm.Server | None = None,
 ) -> Worker:
-    """Start `celery -A module worker` and return at once (see wait_until_ready): several
-    workers launched together start side by side."""
+    """Start `celery -A module worker` (forked from `warm` when it is ready) and return at once
+    (see wait_until_ready): several workers launched together start side by side."""
     hostname = f"{namespace.name(name)}@kata"
     chosen = tuple(queues) or (namespace.name("celery"),)
-    argv = [
-        sys.executable,
-        # celery's own command, with the queue-polling option of plugins/celery_worker_main.py.
-        *(
-            "-m",
-            "plugins.celery_worker_main",
-            "-A",
-            module,
-            "worker",
-            "--pool",
-            pool,
-            "-c",
-            str(concurrency),
-        ),
+    arguments = [
+        *("-A", module, "worker", "--pool", pool, "-c", str(concurrency)),
         # No gossip, mingle or heartbeat: they cost start-up time and chatter between workers
         # that the katas do not need.
         *("--without-gossip", "--without-mingle", "--without-heartbeat"),
         *("-n", hostname, "-Q", ",".join(chosen), "--loglevel", "INFO", *options),
     ]
+    label = f"celery-{name}"
+    if warm is not None and warm.ready():
+        log = namespace.scratch / f"{namespace.name(label)}.log"
+        try:
+            forked = warm.launch(arguments, namespace.environment(), log)
+        except OSError:
+            pass  # the server is gone: this worker starts cold
+        else:
+            # A ForkedProcess does what Service asks of a Popen (args, pid, poll, returncode).
+            service = Service(label, cast(subprocess.Popen[bytes], forked), log)
+            namespace.services.append(service)  # spared by the per-test cleanup until stopped
+            return Worker(hostname, chosen, service, log, app)
+    # celery's own command, with the queue-polling option of plugins/celery_worker_main.py.
+    argv = [sys.executable, "-m", "plugins.celery_worker_main", *arguments]
     try:
-        service = namespace.start_service(argv, name=f"celery-{name}")
+        service = namespace.start_service(argv, name=label)
     except ServiceError as error:
         raise WorkerError(str(error)) from error
     return Worker(hostname, chosen, service, service.log, app)
@@ -303,6 +312,31 @@ def json_only(app: Any) -> None:
 # -- collection ------------------------------------------------------------------------------
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> Any:
+    """Start the warm worker server while pytest goes on collecting (its imports take about
+    half a second of the other core). The self-check's parent starts one for all its runs."""
+    config = parent.config
+    if warm_key not in config.stash and impl.kata_marked(config, module_path, redis_broker.MARKER):
+        config.stash[warm_key] = _warm_server(config)
+    return (yield)
+
+
+def _warm_server(config: pytest.Config) -> celery_warm.Server | None:
+    if celery_warm.cold() or hardware.absence(config, redis_broker.MARKER) is not None:
+        return None
+    if settings.of(config).verify:
+        server = celery_warm.start_server(isolation.of(config))
+        server.share()  # the runs inherit the variable, each run its own broker and queues
+        return server
+    shared = celery_warm.Server.shared()
+    if shared is not None:
+        return shared
+    if redis_broker.ensure_broker(config) is None:
+        return None
+    return celery_warm.start_server(isolation.of(config))
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Record where every task sent from here goes (once a kata has imported Celery)."""
@@ -324,6 +358,17 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     )
 
 
+# -- summary ---------------------------------------------------------------------------------
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop the warm server before isolation's sweep (which would call it a stray)."""
+    warm = session.config.stash.get(warm_key, None)
+    if warm is not None:
+        warm.stop()
+
+
 # -- fixtures --------------------------------------------------------------------------------
 
 
@@ -343,19 +388,20 @@ def celery_worker(
 
 @pytest.fixture(scope="module")
 def celery_workers(
-    kata_namespace: Namespace, broker: Broker
+    kata_namespace: Namespace, broker: Broker, pytestconfig: pytest.Config
 ) -> Iterator[Callable[..., list[Worker]]]:
     """`celery_workers(module, [options, ...])`: one worker per dict of celery_worker's keyword
     options, started side by side (each costs most of a second), returned once all are ready;
     stopped at the end of the test module."""
     started: list[Worker] = []
+    warm = pytestconfig.stash.get(warm_key, None)
 
     def start(module: str, specs: Sequence[dict[str, Any]]) -> list[Worker]:
         for spec in specs:
             if spec.get("app") is not None:
                 check_app(spec["app"], broker)
         try:
-            workers = [launch_worker(kata_namespace, module, **spec) for spec in specs]
+            workers = [launch_worker(kata_namespace, module, warm=warm, **spec) for spec in specs]
             started.extend(workers)
             for worker in workers:
                 wait_until_ready(worker)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,11 +135,31 @@ def broker(pytestconfig: pytest.Config) -> Broker:
 # -- summary ---------------------------------------------------------------------------------
 
 
+def forget_result_subscriptions() -> None:
+    """Make every Celery app in this process forget the results it listens for.
+
+    The Redis result backend subscribes to each task it sends and unsubscribes when that
+    AsyncResult is deleted. One that outlives the server (a failed test's frames keep theirs
+    until the process exits) would try to reach it then, and reconnect for 20 s before giving
+    up: the run would hang at its very end. With nothing left subscribed, nothing is sent."""
+    state = sys.modules.get("celery._state")
+    if state is None:
+        return
+    for app in list(state._get_active_apps()):
+        # Only a backend already made (creating one now would connect).
+        per_thread = getattr(getattr(app, "_local", None), "__dict__", {})
+        backend = vars(app).get("_backend") or per_thread.get("backend")
+        subscribed = getattr(getattr(backend, "result_consumer", None), "subscribed_to", None)
+        if isinstance(subscribed, set):
+            subscribed.clear()
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Stop the server before isolation's sweep (which would call it a stray)."""
     found = session.config.stash.get(broker_key, None)
     if found is not None and found.service is not None:
+        forget_result_subscriptions()
         found.service.stop()
         for variable in (URL_VARIABLE, OWNED_VARIABLE):
             if os.environ.get(variable) == found.url:

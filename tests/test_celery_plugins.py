@@ -71,7 +71,9 @@ def listening_addresses(port):
 
 @pytest.mark.clause(1)
 @pytest.mark.budget(60)  # a worker starts in 2 s or more on a loaded machine
-def test_runs_a_task_on_a_real_worker(broker, celery_worker, get_result, kata_namespace):
+def test_runs_a_task_on_a_real_worker(broker, celery_worker, get_result, kata_namespace, pytestconfig):
+    from plugins.celery_workers import warm_key
+
     queue = kata_namespace.name("q")
     worker = celery_worker("celeryapp", queues=[queue], concurrency=3, app=app)
     assert get_result(add.apply_async((2, 40), queue=queue), 10) == 42
@@ -82,11 +84,15 @@ def test_runs_a_task_on_a_real_worker(broker, celery_worker, get_result, kata_na
         client.sendall(b"PING\\r\\n")
         reply = client.recv(200)
     assert reply.startswith(b"-NOAUTH"), reply
+    warm = pytestconfig.stash[warm_key]
     OUT.write_text(json.dumps({
         "redis": broker.service.pid,
         "worker": [worker.pid, *worker.pool_pids()],
         "pool": len(worker.pool_pids()),
         "url": broker.url,
+        "warm": warm.pid,
+        "worker_parent": proctree.read(worker.pid).ppid,
+        "worker_group": proctree.read(worker.pid).pgid,
     }))
 
 
@@ -146,7 +152,11 @@ def test_redis_and_workers_are_private_to_the_run_and_gone_after_it(
     assert "the app has no result backend" in output, output
     facts = json.loads(out.read_text())
     assert facts["pool"] == 3, facts
+    # Forked from the run's warm server (plugins/celery_warm.py), leading a process group of its
+    # own, which the plugin ends with it.
+    assert facts["worker_parent"] == facts["warm"], facts
+    assert facts["worker_group"] == facts["worker"][0], facts
     assert facts["url"].startswith("redis://:") and "@127.0.0.1:" in facts["url"], facts
     assert facts["url"] not in output, "the broker's password must not be printed"
-    for pid in [facts["redis"], *facts["worker"]]:
+    for pid in [facts["redis"], facts["warm"], *facts["worker"]]:
         assert process_gone(pid), f"process {pid} outlived the run"

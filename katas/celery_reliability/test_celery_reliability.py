@@ -10,12 +10,14 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import celery.exceptions
 import pytest
 import redis
 from celery.result import AsyncResult
+from celery.signals import before_task_publish
 from celery_reliability import (
     BACKOFF,
     MAX_RETRIES,
@@ -43,6 +45,8 @@ POOL_CHECK = 5.0
 # A record's time and the worker's clock agree to the microsecond (one machine); this allows
 # for the two clocks' rounding only.
 CLOCK_SLACK = 0.01
+# convert's items in the soft-limit test: 30 steps of 0.05 s, 1.5 s of work, far past both limits
+CONVERT_ITEMS = 30
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +55,129 @@ def queue(kata_namespace: Any) -> str:
     return str(kata_namespace.name("reliable"))
 
 
+@dataclass
+class HeadStart:
+    """A slow scenario sent as soon as the module's worker is up: its waits (backoffs, time
+    limits) then run beside the other tests instead of one after another."""
+
+    key: str  # the name its records in Redis are made from
+    sent: datetime.datetime
+    result: AsyncResult | None = None
+    error: BaseException | None = None  # raised in this process when it was sent
+    ready_when_sent: bool = False  # whether the result was there as soon as the send returned
+    # The time limits its message carried, [time_limit, soft_time_limit] (Celery's "timelimit"
+    # header), as the test process sent it.
+    time_limits: list[Any] | None = None
+    worker: Worker | None = None  # the worker killed mid-task, in the scenario that has one
+    first: dict[str, Any] | None = None  # that task's first run, from its record
+
+    def sent_result(self) -> AsyncResult:
+        """Its AsyncResult; what sending it raised is raised again, in the test that reads it."""
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
 @pytest.fixture(scope="module")
-def worker(celery_worker: Callable[..., Worker], queue: str) -> Worker:
-    # 3 processes, not Celery's default of one per core (2 here).
-    return celery_worker("celery_reliability", queues=[queue], concurrency=3, app=app)
+def head_starts() -> dict[str, HeadStart]:
+    """The slow scenarios, by name, once the `worker` fixture has sent them."""
+    return {}
+
+
+def head_start(kata_namespace: Any, send: Callable[[str], AsyncResult]) -> HeadStart:
+    key = str(kata_namespace.name("key"))
+    started = HeadStart(key, now())
+    limits: list[Any] = []
+
+    def record(headers: Any = None, **_: Any) -> None:
+        limits.append((headers or {}).get("timelimit"))
+
+    before_task_publish.connect(record, weak=False, dispatch_uid=f"head-start-{key}")
+    try:
+        started.result = send(key)
+        started.ready_when_sent = bool(started.result.ready())
+    except Exception as error:  # the learner's submit_limited: its own test reports it
+        started.error = error
+    finally:
+        before_task_publish.disconnect(dispatch_uid=f"head-start-{key}")
+    started.time_limits = list(limits[0] or []) if limits else None
+    return started
+
+
+def assert_sent_with_both_limits(started: HeadStart, task: str) -> None:
+    """The message itself carries the two limits: whether the hard one also fires first (they
+    are swapped) is a race on a loaded machine, the message is not."""
+    __tracebackhide__ = True
+    wanted = [TIME_LIMIT, SOFT_TIME_LIMIT]
+    assert started.time_limits == wanted, (
+        f"submit_limited sent {task} with [time_limit, soft_time_limit] = "
+        f"{started.time_limits}, not {wanted}: pass soft_time_limit=SOFT_TIME_LIMIT and "
+        "time_limit=TIME_LIMIT to apply_async (the soft limit lets the task clean up, the "
+        "hard one, later, kills a task that does not stop)"
+    )
+
+
+def deposit_on_a_dying_worker(doomed: Worker, key: str, url: str) -> HeadStart:
+    """Send a deposit to `doomed` alone and kill that worker while the deposit waits in
+    notify() (at most WAIT seconds for it to get there)."""
+    client = redis.Redis.from_url(url, decode_responses=True)
+    started = HeadStart(key, now(), worker=doomed)
+    try:
+        client.set(f"{key}:hold", 1)  # notify() waits while this key exists
+        result = started.result = deposit.apply_async((key, "p-7", 25), queue=doomed.queues[0])
+        deadline = time.monotonic() + WAIT
+        while not (runs := records(client, f"{key}:runs")) and time.monotonic() < deadline:
+            if result.ready():  # it failed before it got there
+                break
+            time.sleep(0.01)
+        started.first = runs[0] if runs else None
+    except Exception as error:
+        started.error = error
+    finally:
+        doomed.stop()  # SIGKILL to the whole worker: nothing is left to report or give back
+        client.delete(f"{key}:hold")
+        client.close()
+    return started
+
+
+@pytest.fixture(scope="module")
+def worker(
+    celery_workers: Callable[..., list[Worker]],
+    queue: str,
+    kata_namespace: Any,
+    broker: Any,
+    head_starts: dict[str, HeadStart],
+) -> Worker:
+    # 3 processes, not Celery's default of one per core (2 here); beside it, started at the
+    # same time, the worker that test_a_deposit_whose_worker_dies_... kills mid-task.
+    started, doomed = celery_workers(
+        "celery_reliability",
+        [
+            {"queues": [queue], "concurrency": 3, "app": app},
+            # One pool process: it is killed with its worker, whatever their number.
+            {
+                "queues": [kata_namespace.name("doomed")],
+                "concurrency": 1,
+                "app": app,
+                "name": "doomed",
+            },
+        ],
+    )
+    scenarios: dict[str, Callable[[str], AsyncResult]] = {
+        # The service answers at the last retry: 0.75 s of backoff in all.
+        "backoff": lambda key: fetch.apply_async((key, MAX_RETRIES), queue=queue),
+        # A service that never answers: every retry, then the end.
+        "give-up": lambda key: fetch.apply_async((key, 1000), queue=queue),
+        "soft-limit": lambda key: submit_limited(convert, [key, CONVERT_ITEMS], queue),
+        "hard-limit": lambda key: submit_limited(stubborn, [key], queue),
+    }
+    for name, send in scenarios.items():
+        head_starts[name] = head_start(kata_namespace, send)
+    head_starts["worker-dies"] = deposit_on_a_dying_worker(
+        doomed, str(kata_namespace.name("key")), broker.url
+    )
+    return started
 
 
 @pytest.fixture
@@ -230,9 +353,13 @@ def test_fetch_retries_a_connection_error_until_the_service_answers(
 
 @pytest.mark.clause(6, 7)
 def test_fetch_backs_off_exponentially_and_may_succeed_at_its_last_retry(
-    worker: Worker, queue: str, key: str, store: redis.Redis, get_result: Callable[..., Any]
+    worker: Worker,
+    head_starts: dict[str, HeadStart],
+    store: redis.Redis,
+    get_result: Callable[..., Any],
 ) -> None:
-    result = fetch.apply_async((key, MAX_RETRIES), queue=queue)
+    # fetch(key, MAX_RETRIES), sent when the worker started
+    key, result = head_starts["backoff"].key, head_starts["backoff"].sent_result()
     try:
         value = outcome(get_result, result, why_fetch_is_late(result, store, key))
     except ConnectionError as error:
@@ -267,9 +394,13 @@ def test_fetch_backs_off_exponentially_and_may_succeed_at_its_last_retry(
 
 @pytest.mark.clause(7)
 def test_fetch_gives_up_after_max_retries_with_the_last_connection_error(
-    worker: Worker, queue: str, key: str, store: redis.Redis, get_result: Callable[..., Any]
+    worker: Worker,
+    head_starts: dict[str, HeadStart],
+    store: redis.Redis,
+    get_result: Callable[..., Any],
 ) -> None:
-    result = fetch.apply_async((key, 1000), queue=queue)
+    # fetch(key, 1000), sent when the worker started
+    key, result = head_starts["give-up"].key, head_starts["give-up"].sent_result()
     limit = MAX_RETRIES + 1
     total_backoff = sum(BACKOFF * 2**n for n in range(MAX_RETRIES))
     wait_until(
@@ -383,35 +514,30 @@ def test_a_deposit_whose_pool_process_dies_runs_again_and_counts_once(
 
 
 @pytest.mark.clause(2, 4, 9)
-@pytest.mark.budget(60)  # two worker starts: each may take 20 s before the plugin gives up
+@pytest.mark.budget(60)  # a worker start may take 20 s before the plugin gives up
 def test_a_deposit_whose_worker_dies_is_run_by_a_worker_started_after(
+    worker: Worker,
+    head_starts: dict[str, HeadStart],
     celery_worker: Callable[..., Worker],
-    kata_namespace: Any,
-    key: str,
     store: redis.Redis,
     get_result: Callable[..., Any],
 ) -> None:
-    doomed_queue = kata_namespace.name("doomed")
-    doomed = celery_worker(
-        "celery_reliability", queues=[doomed_queue], concurrency=3, app=app, name="doomed"
-    )
-    try:
-        store.set(f"{key}:hold", 1)
-        result = deposit.apply_async((key, "p-7", 25), queue=doomed_queue)
-        first = wait_until(
-            lambda: records(store, f"{key}:runs"),
-            WAIT,
+    # deposit(key, "p-7", 25) sent to a worker of its own, killed while the deposit was in
+    # notify(): both done when the module's worker started
+    started = head_starts["worker-dies"]
+    key, result, doomed, first = started.key, started.sent_result(), started.worker, started.first
+    assert doomed is not None
+    if first is None:
+        pytest.fail(
             "deposit never reached notify(): it must record the payment, then call notify()",
-        )[0]
-    finally:
-        doomed.stop()  # SIGKILL to the whole worker: nothing is left to report or give back
-    store.delete(f"{key}:hold")
+            pytrace=False,
+        )
     # Redis hands the message out again once it has been unacknowledged for the visibility
     # timeout, and a worker looks for such messages when it starts: so the next worker starts
     # only after that (the first run began after the delivery, so this is later still).
     time.sleep(max(0.0, first["at"] + VISIBILITY_TIMEOUT + CLOCK_SLACK - time.time()))
     second = celery_worker(
-        "celery_reliability", queues=[doomed_queue], concurrency=3, app=app, name="second"
+        "celery_reliability", queues=list(doomed.queues), concurrency=1, app=app, name="second"
     )
     try:
         value = outcome(
@@ -516,12 +642,15 @@ def test_convert_stores_all_its_output_at_the_end(
 
 @pytest.mark.clause(13, 14)
 def test_the_soft_time_limit_lets_convert_clean_up_and_fail(
-    worker: Worker, queue: str, key: str, store: redis.Redis, get_result: Callable[..., Any]
+    worker: Worker,
+    head_starts: dict[str, HeadStart],
+    store: redis.Redis,
+    get_result: Callable[..., Any],
 ) -> None:
-    items = 30  # 30 steps of 0.05 s: 1.5 s of work, far past both limits
-    sent = now()
-    result = submit_limited(convert, [key, items], queue)
-    assert isinstance(result, AsyncResult) and not result.ready(), (
+    # submit_limited(convert, [key, CONVERT_ITEMS], queue), called when the worker started
+    started, items = head_starts["soft-limit"], CONVERT_ITEMS
+    key, sent, result = started.key, started.sent, started.sent_result()
+    assert isinstance(result, AsyncResult) and not started.ready_when_sent, (
         f"submit_limited returned {result!r}: it must send the task and return its "
         "AsyncResult at once"
     )
@@ -565,14 +694,19 @@ def test_the_soft_time_limit_lets_convert_clean_up_and_fail(
         f"convert was stopped {took:.3f} s after it was sent, before its {SOFT_TIME_LIMIT} s "
         "soft time limit"
     )
+    assert_sent_with_both_limits(started, "convert")
 
 
 @pytest.mark.clause(14)
 def test_the_hard_time_limit_kills_a_task_that_ignores_the_soft_one(
-    worker: Worker, queue: str, key: str, store: redis.Redis, get_result: Callable[..., Any]
+    worker: Worker,
+    head_starts: dict[str, HeadStart],
+    store: redis.Redis,
+    get_result: Callable[..., Any],
 ) -> None:
-    sent = now()
-    result = submit_limited(stubborn, [key], queue)
+    # submit_limited(stubborn, [key], queue), called when the worker started
+    started = head_starts["hard-limit"]
+    key, sent, result = started.key, started.sent, started.sent_result()
     get_result(result, WAIT, propagate=False)
     error = result.result
     assert store.exists(f"{key}:soft-limit-seen"), (
@@ -593,3 +727,4 @@ def test_the_hard_time_limit_kills_a_task_that_ignores_the_soft_one(
     )
     runs = records(store, f"{key}:runs")
     assert len(runs) == 1, f"stubborn ran {len(runs)} times, not once"
+    assert_sent_with_both_limits(started, "stubborn")
