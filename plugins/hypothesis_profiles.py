@@ -2,8 +2,8 @@
 `verdict` in the self-check's child runs.
 
 One environment variable picks the profile: KATA_HYPOTHESIS_PROFILE=dev|ci|verdict. Unset, it is
-`ci` when the CI variable is set (as CI services do) and `dev` otherwise. `pytest --kata-verify`
-sets `verdict` for its children: `ci` without the shrink phase. The self-check needs only
+`ci` when the CI variable is set (as CI services do) and `dev` otherwise. The self-check's children
+(KATA_VERDICT_ONLY=1, set by `pytest --kata-verify`) use `verdict`: `ci` without the shrink phase. The self-check needs only
 whether a suite fails and which test failed first; a failing example is found, and replayed to
 fail the test, the same way with or without shrinking, so no verdict changes. A learner's own
 run still shrinks, to show the smallest example.
@@ -16,7 +16,7 @@ import os
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 
-from plugins import settings as run_settings
+from plugins.settings import VERDICT_ONLY_VARIABLE
 
 PROFILE_VARIABLE = "KATA_HYPOTHESIS_PROFILE"
 PROFILES = ("dev", "ci", "verdict")
@@ -40,27 +40,13 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     default = "ci" if os.environ.get("CI") else "dev"
     profile = os.environ.get(PROFILE_VARIABLE, default)
+    if os.environ.get(VERDICT_ONLY_VARIABLE, "") == "1":
+        profile = "verdict"
     if profile not in PROFILES:
         raise pytest.UsageError(
             f"{PROFILE_VARIABLE}={profile}: valid profiles are {', '.join(PROFILES)}"
         )
     settings.load_profile(profile)
-    if run_settings.of(config).verify:
-        _children_judge_only(config)
-
-
-def _children_judge_only(config: pytest.Config) -> None:
-    """The self-check's child runs (forked or started after this) inherit the verdict profile."""
-    inherited = os.environ.get(PROFILE_VARIABLE)
-    os.environ[PROFILE_VARIABLE] = "verdict"
-
-    def restore() -> None:
-        if inherited is None:
-            os.environ.pop(PROFILE_VARIABLE, None)
-        else:
-            os.environ[PROFILE_VARIABLE] = inherited
-
-    config.add_cleanup(restore)
 
 
 def pytest_report_header(config: pytest.Config) -> str:

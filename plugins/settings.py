@@ -29,6 +29,9 @@ HTML_OPTION, HTML_INI = "--kata-html", "kata_html"
 VERIFY_OPTION = "--kata-verify"
 VERIFY_CHANGED_OPTION = "--kata-verify-changed"
 VERIFY_FIRST_OPTION = "--kata-verify-first"  # internal: the self-check's child runs
+# "1" in the self-check's child runs: only the verdict counts, so neither Hypothesis nor the
+# probe shrinks a failure (the same test fails the same way, sooner).
+VERDICT_ONLY_VARIABLE = "KATA_VERDICT_ONLY"
 DEFAULT_PROBE_BUDGET = 250
 STUB = "stub"
 

@@ -11,6 +11,7 @@ mutants killed / seconds, and the total.
 
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import Future, wait
 from dataclasses import asdict, dataclass, field
@@ -74,6 +75,21 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[started_key] = time.monotonic()
     if settings.of(config).verify:
         config.pluginmanager.register(RowRecorder(config), "kata-verify-recorder")
+        _children_judge_only(config)
+
+
+def _children_judge_only(config: pytest.Config) -> None:
+    """Every child run (forked or started after this) inherits KATA_VERDICT_ONLY=1."""
+    inherited = os.environ.get(settings.VERDICT_ONLY_VARIABLE)
+    os.environ[settings.VERDICT_ONLY_VARIABLE] = "1"
+
+    def restore() -> None:
+        if inherited is None:
+            os.environ.pop(settings.VERDICT_ONLY_VARIABLE, None)
+        else:
+            os.environ[settings.VERDICT_ONLY_VARIABLE] = inherited
+
+    config.add_cleanup(restore)
 
 
 # -- collection ------------------------------------------------------------------------------

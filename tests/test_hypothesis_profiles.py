@@ -63,7 +63,8 @@ def test_the_self_check_runs_its_children_under_the_verdict_profile(
         "\n\n@pytest.mark.clause(1)\ndef test_profile_is_recorded():\n"
         "    import os, pathlib\n"
         "    with pathlib.Path(os.environ['PROFILE_LOG']).open('a') as log:\n"
-        "        log.write(os.environ.get('KATA_HYPOTHESIS_PROFILE', 'unset') + '\\n')\n"
+        "        from hypothesis import settings\n"
+        "        log.write(settings._current_profile + '\\n')\n"
         "    assert add(2, 2) == 4\n"
     )
     kata_repo.write("katas/adder/test_adder.py", ADDER_TESTS + spy)
