@@ -14,8 +14,10 @@ version it measures the seconds to finish the budget (or to prove it) and the ve
 How each tool is invoked:
 
 - ours, in this process: `plugins.probe.explore(setup, workers, check, modules=[pair's
-  module], budget=250, seed=0)`, the default portfolio. Its time includes shrinking the
-  failing schedule; the "preemptions" column is the count its report shows, next to the
+  module], budget=250, seed=0, exhaustive=5000, exhaustive_s=5)`: every distinct
+  interleaving first (partial-order reduced), and the default portfolio of 250 seeded
+  schedules if that does not finish. Its time includes shrinking the failing schedule to the
+  fewest preemptions; the "preemptions" column is the count its report shows, next to the
   fewest that break the pair (`MIN_PREEMPTIONS`, reasoned out in each module's docstring).
 - frontrun (0.7.0), in one subprocess per pair, version and mode, under its CLI wrapper:
   `python -m frontrun.cli python -m plugins.probe_compare --frontrun-child PAIR VERSION MODE`.
@@ -31,8 +33,8 @@ How each tool is invoked:
   repetition (both DPOR and seeded random are deterministic, so the rest would repeat it).
 
 Verdicts: broken versions are "found", "MISSED" (the tool reported a pass) or "inconclusive";
-fixed ones "pass" (sampled, or DPOR within its preemption bound), "proved" (unbounded DPOR
-explored every distinct interleaving), "FALSE ALARM" or "inconclusive". Inconclusive means
+fixed ones "pass" (sampled, or DPOR within its preemption bound), "proved" (ours or unbounded
+DPOR explored every distinct interleaving), "FALSE ALARM" or "inconclusive". Inconclusive means
 the tool said so, ran out of TIMEOUT seconds, or was killed.
 """
 
@@ -63,6 +65,10 @@ from plugins.probe_compare_cases import PAIRS, PAIRS_BY_NAME, Pair
 ROOT = Path(__file__).resolve().parent.parent
 BUDGET = 250
 SEED = 0
+# Ours first tries every distinct interleaving: up to EXHAUSTIVE_RUNS runs and
+# EXHAUSTIVE_S seconds, then samples BUDGET schedules.
+EXHAUSTIVE_RUNS = 5000
+EXHAUSTIVE_S = 2.0
 RANDOM_ATTEMPTS = 200
 FRONTRUN_MODES: dict[str, dict[str, Any]] = {
     "dpor": {"strategy": "dpor"},
@@ -71,7 +77,7 @@ FRONTRUN_MODES: dict[str, dict[str, Any]] = {
 }
 TOOLS = ("ours", *FRONTRUN_MODES)
 TOOL_LABELS = {
-    "ours": f"ours (portfolio, {BUDGET})",
+    "ours": f"ours (exhaustive, else portfolio {BUDGET})",
     "dpor": "frontrun DPOR (bound 2)",
     "dpor-unbounded": "frontrun DPOR (no bound)",
     "random": f"frontrun random ({RANDOM_ATTEMPTS})",
@@ -125,6 +131,8 @@ def run_ours(pair: Pair, variant: str) -> Attempt:
             modules=[pair.module],
             budget=BUDGET,
             seed=SEED,
+            exhaustive=EXHAUSTIVE_RUNS,
+            exhaustive_s=EXHAUSTIVE_S,
         )
     except ProbeFailure as failure:
         first = failure.stats.first_failure
@@ -135,7 +143,8 @@ def run_ours(pair: Pair, variant: str) -> Attempt:
             kind=failure.kind,
             report=str(failure),
         )
-    return Attempt("passed", time.perf_counter() - started, schedules=stats.schedules)
+    kind = f"proved: {stats.verdict}" if stats.proved else stats.verdict
+    return Attempt("passed", time.perf_counter() - started, schedules=stats.schedules, kind=kind)
 
 
 def _frontrun_child(pair_name: str, variant: str, mode: str, repeat: int, timeout: float) -> int:
@@ -263,6 +272,8 @@ def _verdict(cell: Cell) -> str:
         word = "found" if failed else "MISSED"
     elif failed:
         word = "FALSE ALARM"
+    elif cell.tool == "ours":
+        word = "proved" if all(a.kind.startswith("proved") for a in cell.attempts) else "pass"
     else:
         word = "proved" if cell.tool == "dpor-unbounded" else "pass"
     if 0 < failed < len(outcomes):

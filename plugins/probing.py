@@ -19,12 +19,15 @@ from plugins import impl, settings
 from plugins.probe import Prober
 
 PROBE_MARKER = "probe"
+# Explorations this process ran that passed: [proved exhaustively, sampled].
+tally_key = pytest.StashKey[list[int]]()
 
 
 # -- configure -------------------------------------------------------------------------------
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.stash[tally_key] = [0, 0]
     config.addinivalue_line(
         "markers",
         f"{PROBE_MARKER}: the test runs workers under the controlled scheduler; given "
@@ -56,6 +59,8 @@ def probe(request: pytest.FixtureRequest) -> Prober:
     stats_path = run.probe_stats
 
     def record(entry: dict[str, object]) -> None:
+        if not entry.get("failed"):
+            config.stash[tally_key][0 if entry.get("proved") else 1] += 1
         if stats_path:
             entry = {"test": request.node.nodeid, "impl": _impl_label(config), **entry}
             with Path(stats_path).open("a", encoding="utf-8") as stream:
@@ -67,6 +72,17 @@ def probe(request: pytest.FixtureRequest) -> Prober:
         budget=run.probe_budget,
         record=record,
     )
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line on what the passing explorations established: a proof or a sample."""
+    proved, sampled = terminalreporter.config.stash.get(tally_key, [0, 0])
+    if proved or sampled:
+        budget = settings.of(terminalreporter.config).probe_budget
+        terminalreporter.write_line(
+            f"probe: {proved + sampled} explorations passed: {proved} proved (every distinct "
+            f"interleaving checked), {sampled} on {budget} sampled schedules each"
+        )
 
 
 def _module_under_test(request: pytest.FixtureRequest) -> ModuleType:

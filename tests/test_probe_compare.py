@@ -11,23 +11,8 @@ import pytest
 from plugins import probe_compare
 from plugins.probe_compare_cases import PAIRS, Pair
 
-BROKEN = [
-    pytest.param(
-        pair,
-        id=pair.name,
-        marks=pytest.mark.xfail(
-            reason="issue 17: the portfolio's PCT has at most 2 change points, and seed 0's "
-            "random walks miss a bug that needs 3 preemptions within 250 schedules",
-            strict=True,
-        ),
-    )
-    if pair.min_preemptions > 2
-    else pytest.param(pair, id=pair.name)
-    for pair in PAIRS
-]
 
-
-@pytest.mark.parametrize("pair", BROKEN)
+@pytest.mark.parametrize("pair", PAIRS, ids=[p.name for p in PAIRS])
 def test_our_scheduler_finds_each_broken_version(pair: Pair) -> None:
     attempt = probe_compare.run_ours(pair, "broken")
     assert attempt.outcome == "failed", (
@@ -35,6 +20,8 @@ def test_our_scheduler_finds_each_broken_version(pair: Pair) -> None:
         f"failing interleaving with {pair.min_preemptions} preemptions"
     )
     assert f"{pair.name}.py:" in attempt.report, "the report should cite the pair's source lines"
+    shown = probe_compare._preemptions(attempt.report)
+    assert shown is not None and shown <= pair.min_preemptions, attempt.report
 
 
 @pytest.mark.parametrize("pair", PAIRS, ids=[p.name for p in PAIRS])
@@ -43,7 +30,19 @@ def test_our_scheduler_passes_each_fixed_version(pair: Pair) -> None:
     assert attempt.outcome == "passed", (
         f"{pair.title}: false alarm on the fixed version\n{attempt.report}"
     )
-    assert attempt.schedules == probe_compare.BUDGET
+    if attempt.kind.startswith("proved"):
+        assert attempt.kind.endswith("distinct interleavings checked"), attempt.kind
+    else:
+        # Too big for the exhaustive search (the 4-worker Condition buffer): sampled instead.
+        assert attempt.schedules == probe_compare.BUDGET, attempt
+
+
+@pytest.mark.parametrize("name", ["lost_update", "check_then_act", "three_preemptions"])
+def test_small_fixed_pairs_are_proved_exhaustively(name: str) -> None:
+    from plugins.probe_compare_cases import PAIRS_BY_NAME
+
+    attempt = probe_compare.run_ours(PAIRS_BY_NAME[name], "fixed")
+    assert attempt.kind.startswith("proved: all "), attempt
 
 
 def test_script_prints_both_tables_and_writes_json(
@@ -56,7 +55,7 @@ def test_script_prints_both_tables_and_writes_json(
     verdicts = [
         row.split("|")[3].strip() for row in printed.splitlines() if "| lost update " in row
     ]
-    assert verdicts == ["found", "pass"], printed
+    assert verdicts == ["found", "proved"], printed
     assert "(fewest 1)" in printed, "the broken table should show the fewest preemptions"
     cells = json.loads(out.read_text(encoding="utf-8"))["cells"]
     assert [(c["variant"], len(c["attempts"])) for c in cells] == [("broken", 2), ("fixed", 2)]

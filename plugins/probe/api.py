@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from . import exploration
 from .cooperative import Cooperative
+from .exhaustive import Tracker
 from .exploration import Execute, ExploreStats, Outcome, named_workers
 from .failures import Check, checked
 from .finding import Failure
@@ -117,11 +118,16 @@ def _execute(
     finally:
         _EXCLUSIVE.release()
     results = [w.result for w in run.workers[: len(named)]]
+    cut = isinstance(strategy, Tracker) and strategy.cut
     failure = (
-        run.failure
-        or _post_checks(run)
-        or checked(check, state, results, files)
-        or run.lock_order_cycle()
+        None
+        if cut
+        else (
+            run.failure
+            or _post_checks(run)
+            or checked(check, state, results, files)
+            or run.lock_order_cycle()
+        )
     )
     return Outcome(
         failure,
@@ -166,15 +172,26 @@ def explore(
     max_steps: int = 20_000,
     strategies: str = "portfolio",
     watchdog_s: float = 2.0,
+    exhaustive: int = 0,
+    exhaustive_s: float = exploration.EXHAUSTIVE_SECONDS,
 ) -> ExploreStats:
     """Run ``budget`` seeded schedules; raise ProbeFailure (shrunk) on the first failing one.
 
-    ``watchdog_s`` is the real time a schedule may go without any switch point before the
-    running worker is reported as blocked outside the harness's control.
+    With ``exhaustive=N``, first check every distinct interleaving, if that takes at most N
+    runs and ``exhaustive_s`` seconds: the stats then say ``proved``. Past either, the
+    ``budget`` seeded schedules run as without it. ``watchdog_s`` is the real time a schedule
+    may go without any switch point before the running worker is reported as blocked
+    outside the harness's control.
     """
     execute = _executor(setup, workers, check, modules, max_steps, watchdog_s)
     return exploration.explore_schedules(
-        execute, _replay_call(modules), budget=budget, seed=seed, strategies=strategies
+        execute,
+        _replay_call(modules),
+        budget=budget,
+        seed=seed,
+        strategies=strategies,
+        mode=exploration.THREADS,
+        exhaustive=exploration.Exhaustive(exhaustive, exhaustive_s) if exhaustive else None,
     )
 
 

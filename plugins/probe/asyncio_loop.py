@@ -258,11 +258,22 @@ def _replay_call(schedule: list[int]) -> str:
 
 
 def _explore(
-    execute: Execute, budget: int, seed: int, strategies: str, schedule: Sequence[int] | None
+    execute: Execute,
+    budget: int,
+    seed: int,
+    strategies: str,
+    schedule: Sequence[int] | None,
+    exhaustive: exploration.Exhaustive | None,
 ) -> ExploreStats:
     if schedule is None:
         return exploration.explore_schedules(
-            execute, _replay_call, budget=budget, seed=seed, strategies=strategies
+            execute,
+            _replay_call,
+            budget=budget,
+            seed=seed,
+            strategies=strategies,
+            mode=exploration.ASYNCIO,
+            exhaustive=exhaustive,
         )
     _outcome, stats = exploration.replay_schedule(
         execute, _replay_call, schedule, seed=seed, strategies=strategies
@@ -282,17 +293,22 @@ def explore_async(
     modules: Sequence[types.ModuleType] = (),
     schedule: Sequence[int] | None = None,
     timeout_s: float = 120.0,
+    exhaustive: int = 0,
+    exhaustive_s: float = exploration.EXHAUSTIVE_SECONDS,
 ) -> ExploreStats:
     """Explore asyncio interleavings of ``workers`` (coroutine functions taking the state).
 
     ``modules`` only selects the files shown in reports (default: the module of the class
-    that ``setup()`` returns). ``schedule`` replays one recorded schedule. Called from inside
-    a running event loop, the exploration runs in a helper thread.
+    that ``setup()`` returns). ``schedule`` replays one recorded schedule. ``exhaustive=N``
+    first tries every order of ready callbacks, within N runs and ``exhaustive_s`` seconds
+    (as in ``explore``). Called from inside a running event loop, the exploration runs in a
+    helper thread.
     """
     execute = functools.partial(
         _execute_async, setup, named_workers(workers), check, modules, max_steps
     )
-    run = functools.partial(_explore, execute, budget, seed, strategies, schedule)
+    search = exploration.Exhaustive(exhaustive, exhaustive_s) if exhaustive else None
+    run = functools.partial(_explore, execute, budget, seed, strategies, schedule, search)
     try:
         asyncio.get_running_loop()
     except RuntimeError:

@@ -14,6 +14,7 @@ from .clock import REAL_MONOTONIC
 from .cooperative import Acquirable, poll
 from .locks import Lock, RLock
 from .scheduler import Run, Worker
+from .tracing import untraced
 
 REAL_CONDITION = threading.Condition
 
@@ -70,8 +71,12 @@ class Condition(Acquirable):
 
     def wait(self, timeout: float | None = None) -> bool:
         lock = self._coop
-        if lock is None:
+        if lock is None:  # the real condition may call a lock that is the learner's code
             return bool(self._real.wait(timeout))
+        return self._wait(lock, timeout)
+
+    @untraced
+    def _wait(self, lock: Lock, timeout: float | None) -> bool:
         ctl = self._ctl()
         if ctl is None:
             return self._wait_outside(lock, timeout)
@@ -124,6 +129,10 @@ class Condition(Acquirable):
         if lock is None:
             self._real.notify(n)
             return
+        self._notify(lock, n)
+
+    @untraced
+    def _notify(self, lock: Lock, n: int) -> None:
         ctl = self._ctl()
         if ctl is not None:
             self._owned(lock, ctl[0], ctl[1], "notify")

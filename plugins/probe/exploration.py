@@ -7,20 +7,33 @@ the k-estimate for PCT, the shrinker and the learner-facing report live here, on
 
 from __future__ import annotations
 
-import itertools
+import os
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, NoReturn, TypeVar
 
+from . import exhaustive as exhaustive_search
 from . import report
 from .clock import REAL_PERF_COUNTER
+from .exhaustive import Tracker
 from .finding import Failure
 from .strategies import Replay, Strategy, make_strategy
 
 W = TypeVar("W")
 
 SHRINK_LIMIT = 300
+VERDICT_ONLY_VARIABLE = "KATA_VERDICT_ONLY"  # plugins.settings names it too (no pytest here)
+# Re-runs and seconds the search for fewer preemptions may spend on one failure: enough to
+# check every schedule with up to 2 preemptions of a small scenario, and far below a test's
+# time budget.
+FEWEST_RUNS = 3000
+FEWEST_SECONDS = 3.0
+# Real seconds the exhaustive search may take before the exploration samples instead: only a
+# safety net. Whether a scenario is proved must not depend on the machine's speed (a proof
+# skips the sampled schedules, so a slower machine would run other schedules): callers cap
+# the search by its number of runs, which this never cuts at those caps.
+EXHAUSTIVE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -35,6 +48,18 @@ class ExploreStats:
     strategies: str = "portfolio"
     first_failure: int | None = None
     shrink_runs: int = 0
+    # The exhaustive search covered every distinct interleaving (``interleavings`` of them,
+    # in ``exhaustive_runs`` runs); otherwise ``schedules`` were sampled after it gave up.
+    proved: bool = False
+    interleavings: int = 0
+    exhaustive_runs: int = 0
+
+    @property
+    def verdict(self) -> str:
+        """What a pass means, in words: a proof or a sample."""
+        if self.proved:
+            return f"all {self.interleavings} distinct interleavings checked"
+        return f"{self.schedules} sampled schedules passed"
 
 
 class ProbeFailure(AssertionError):
@@ -79,6 +104,29 @@ Execute = Callable[[Strategy], Outcome]
 ReplayCall = Callable[[list[int]], str]
 
 
+@dataclass(frozen=True)
+class Mode:
+    """How the exhaustive searches may treat a mode's decisions. ``reduce``: its runs report
+    what each step touched (threads), so commuting steps are tried in one order only.
+    ``every_switch_preempts``: every choice other than 0 is a preemption (asyncio)."""
+
+    reduce: bool
+    every_switch_preempts: bool
+
+
+THREADS = Mode(reduce=True, every_switch_preempts=False)
+ASYNCIO = Mode(reduce=False, every_switch_preempts=True)
+
+
+@dataclass(frozen=True)
+class Exhaustive:
+    """Try every distinct interleaving first, up to ``max_runs`` runs and ``max_seconds``;
+    past either the exploration samples its budget as if this had not run."""
+
+    max_runs: int
+    max_seconds: float
+
+
 def named_workers(workers: Sequence[W] | Mapping[str, W]) -> list[tuple[str, W]]:
     """A mapping keeps its names; a list is named ``worker-1``, ``worker-2``, …"""
     if isinstance(workers, Mapping):
@@ -97,16 +145,19 @@ def _size(choices: list[int]) -> tuple[int, int, int]:
     return (sum(1 for c in choices if c), len(choices), sum(choices))
 
 
-def shrink(
-    choices: list[int],
+def _greedy(
+    best: list[int],
+    best_out: Outcome | None,
     failure: Failure,
     rerun: Callable[[list[int]], Outcome],
-    limit: int = SHRINK_LIMIT,
+    limit: int,
 ) -> tuple[Outcome | None, list[int], int]:
-    """Greedy: cut the tail, zero entries, lower values; keep only same-kind failures."""
-    best = _strip(choices)
-    best_out: Outcome | None = None
+    """Cut the tail, zero entries, lower values; keep a change only if the run still fails the
+    same way with no more preemptions and a smaller schedule."""
     runs = 0
+
+    def key(out: Outcome, choices: list[int]) -> tuple[int, int, int, int]:
+        return (preemptions(out), *_size(choices))
 
     def better(candidate: list[int]) -> bool:
         nonlocal best, best_out, runs
@@ -117,7 +168,7 @@ def shrink(
         if not failure.same_as(out.failure):
             return False
         got = _strip(out.choices)
-        if _size(got) >= _size(best) and best_out is not None:
+        if best_out is not None and key(out, got) >= key(best_out, best):
             return False
         best, best_out = got, out
         return True
@@ -142,12 +193,53 @@ def shrink(
             if best[i] > 1 and better([*best[:i], best[i] - 1, *best[i + 1 :]]):
                 progress = True
                 break
-    if best_out is not None and runs < limit:
-        fewer, tries = fewest_preemptions(best, best_out, failure, rerun, limit - runs)
-        runs += tries
-        if fewer is not None:
-            best_out, best = fewer, _strip(fewer.choices)
     return best_out, best, runs
+
+
+@dataclass
+class Shrunk:
+    outcome: Outcome | None
+    schedule: list[int]
+    runs: int
+    fewest: bool  # no schedule with fewer preemptions fails (every one was run)
+
+
+def shrink(
+    first: Outcome,
+    failure: Failure,
+    execute: Execute,
+    mode: Mode,
+    limit: int = SHRINK_LIMIT,
+) -> Shrunk:
+    """The fewest preemptions first (every schedule with fewer is run, by bound 0, 1, …),
+    then the fewest choices (greedy)."""
+    rerun: Callable[[list[int]], Outcome] = lambda c: execute(Replay(c))  # noqa: E731
+    best_out, best, runs = _greedy(_strip(first.choices), first, failure, rerun, limit)
+    fewest = False
+    if best_out is not None:
+        target = preemptions(best_out)
+
+        def run(tracker: Tracker) -> tuple[bool, object]:
+            out = execute(tracker)
+            return failure.same_as(out.failure) and preemptions(out) < target, out
+
+        found, tries, checked = exhaustive_search.fewest_preemptions(
+            run,
+            target,
+            max_runs=FEWEST_RUNS,
+            max_seconds=FEWEST_SECONDS,
+            every_switch_preempts=mode.every_switch_preempts,
+        )
+        runs += tries
+        if isinstance(found, Outcome):
+            fewer = preemptions(found)
+            fewest = fewer == 0 or checked == fewer - 1
+            more_out, more, extra = _greedy(_strip(found.choices), found, failure, rerun, limit)
+            runs += extra
+            best_out, best = more_out or found, more
+        else:
+            fewest = target == 0 or checked == target - 1
+    return Shrunk(best_out, best, runs, fewest)
 
 
 def preemptions(outcome: Outcome) -> int:
@@ -155,37 +247,6 @@ def preemptions(outcome: Outcome) -> int:
     if outcome.switches is not None:
         return outcome.switches
     return sum(1 for e in outcome.events if e[0] == "x" and e[3] == "preempted")
-
-
-def fewest_preemptions(
-    choices: list[int],
-    outcome: Outcome,
-    failure: Failure,
-    rerun: Callable[[list[int]], Outcome],
-    limit: int,
-) -> tuple[Outcome | None, int]:
-    """Greedy cuts keep a schedule's shape, so a failure that needs one preemption could be
-    shown with three. Try every schedule with fewer switches than it, fewest first: one switch
-    at each decision, then two, ... (the k-th other worker for each), and keep the first that
-    fails the same way. Within ``limit`` re-runs the result has the fewest switches of any
-    failing schedule of this length; past it, the fewest found."""
-    target = preemptions(outcome)
-    span = min(len(outcome.choices), 60)
-    values = range(1, max(choices, default=1) + 1)
-    runs = 0
-    for count in range(0, target):
-        for positions in itertools.combinations(range(span), count):
-            for picks in itertools.product(values, repeat=count):
-                if runs >= limit:
-                    return None, runs
-                candidate = [0] * span
-                for position, pick in zip(positions, picks, strict=True):
-                    candidate[position] = pick
-                runs += 1
-                out = rerun(_strip(candidate))
-                if failure.same_as(out.failure) and preemptions(out) < target:
-                    return out, runs
-    return None, runs
 
 
 def raise_report(
@@ -221,14 +282,104 @@ def raise_report(
     ) from failure.error
 
 
+def _fail(
+    out: Outcome,
+    execute: Execute,
+    mode: Mode,
+    replay_call: ReplayCall,
+    found_by: str,
+    stats: ExploreStats,
+) -> NoReturn:
+    """Shrink a failing run and raise its report."""
+    failure = out.failure
+    assert failure is not None
+    if os.environ.get(VERDICT_ONLY_VARIABLE, "") == "1":
+        # The self-check's runs need only the verdict, which shrinking never changes.
+        executed = _strip(out.choices)
+        origin = f"found by: {found_by}; not shrunk ({VERDICT_ONLY_VARIABLE}=1)"
+        raise_report(out, failure, executed, replay_call(executed), origin, stats)
+    shrunk = shrink(out, failure, execute, mode)
+    final = shrunk.outcome or out
+    fewest = (
+        "; no schedule with fewer preemptions fails"
+        if shrunk.fewest
+        else "; fewer preemptions not ruled out within the re-run limit"
+    )
+    origin = (
+        f"found by: {found_by}; shrunk from {len(_strip(out.choices))} to "
+        f"{len(shrunk.schedule)} choices in {shrunk.runs} re-runs{fewest}"
+    )
+    stats = replace(stats, shrink_runs=shrunk.runs)
+    raise_report(
+        final,
+        final.failure or failure,
+        shrunk.schedule,
+        replay_call(shrunk.schedule),
+        origin,
+        stats,
+    )
+
+
 def explore_schedules(
-    execute: Execute, replay_call: ReplayCall, *, budget: int, seed: int, strategies: str
+    execute: Execute,
+    replay_call: ReplayCall,
+    *,
+    budget: int,
+    seed: int,
+    strategies: str,
+    mode: Mode = THREADS,
+    exhaustive: Exhaustive | None = None,
 ) -> ExploreStats:
-    """Run ``budget`` seeded schedules; raise ProbeFailure (shrunk) on the first failing one."""
+    """With ``exhaustive``, first try to check every distinct interleaving; if that is too
+    big, or without it, run ``budget`` seeded schedules. Raise ProbeFailure (shrunk) on the
+    first failing run."""
     started = REAL_PERF_COUNTER()
     times: list[float] = []
-    k_estimate = 0
     max_seen = 0
+    tried = 0
+    if exhaustive is not None and budget > 0:
+
+        def run(tracker: Tracker) -> tuple[bool, object]:
+            nonlocal max_seen
+            t0 = REAL_PERF_COUNTER()
+            out = execute(tracker)
+            times.append(REAL_PERF_COUNTER() - t0)
+            max_seen = max(max_seen, out.steps)
+            return out.failure is not None, out
+
+        search = exhaustive_search.prove(
+            run,
+            max_runs=exhaustive.max_runs,
+            max_seconds=exhaustive.max_seconds,
+            reduce=mode.reduce,
+            every_switch_preempts=mode.every_switch_preempts,
+        )
+        tried = search.runs
+        stats = ExploreStats(
+            schedules=search.runs,
+            median_ms=statistics.median(times) * 1000 if times else 0.0,
+            total_s=REAL_PERF_COUNTER() - started,
+            max_steps=max_seen,
+            seed=seed,
+            strategies="exhaustive",
+            proved=search.complete,
+            interleavings=search.distinct if search.complete else 0,
+            exhaustive_runs=search.runs,
+        )
+        if isinstance(search.failing, Outcome):
+            found_by = f"exhaustive search, interleaving #{search.runs}"
+            _fail(
+                search.failing,
+                execute,
+                mode,
+                replay_call,
+                found_by,
+                replace(stats, first_failure=search.runs - 1),
+            )
+        if search.complete:
+            return stats
+        times.clear()
+    k_estimate = 0
     for index in range(budget):
         strategy = make_strategy(strategies, seed, index, k_estimate)
         t0 = REAL_PERF_COUNTER()
@@ -238,11 +389,6 @@ def explore_schedules(
         max_seen = max(max_seen, out.steps)
         if out.failure is None:
             continue
-        failure = out.failure
-        shrunk, schedule, runs = shrink(
-            out.choices, failure, lambda choices: execute(Replay(choices))
-        )
-        final = shrunk or out
         stats = ExploreStats(
             schedules=index + 1,
             median_ms=statistics.median(times) * 1000,
@@ -251,16 +397,10 @@ def explore_schedules(
             seed=seed,
             strategies=strategies,
             first_failure=index,
-            shrink_runs=runs,
+            exhaustive_runs=tried,
         )
-        origin = (
-            f"found by: seed={seed}, strategy={strategy.name}, schedule #{index} of {budget}; "
-            f"shrunk from {len(_strip(out.choices))} to {len(schedule)} choices "
-            f"in {runs} re-runs"
-        )
-        raise_report(
-            final, final.failure or failure, schedule, replay_call(schedule), origin, stats
-        )
+        found_by = f"seed={seed}, strategy={strategy.name}, schedule #{index} of {budget}"
+        _fail(out, execute, mode, replay_call, found_by, stats)
     return ExploreStats(
         schedules=budget,
         median_ms=statistics.median(times) * 1000 if times else 0.0,
@@ -268,6 +408,7 @@ def explore_schedules(
         max_steps=max_seen,
         seed=seed,
         strategies=strategies,
+        exhaustive_runs=tried,
     )
 
 

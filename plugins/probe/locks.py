@@ -15,6 +15,7 @@ from typing import Any
 from .cooperative import Acquirable, poll
 from .scheduler import Run, Worker
 from .sites import NO_SITE, Site
+from .tracing import untraced
 
 REAL_LOCK = threading.Lock
 REAL_RLOCK = threading.RLock
@@ -69,15 +70,17 @@ class Lock(Acquirable):
     def _reentrant(self) -> bool:
         return False
 
+    @untraced
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         if self._real is not None:
             return bool(self._real.acquire(blocking, timeout))
-        _check_lock_args(blocking, timeout)
+        if timeout != -1 or not blocking:  # the defaults need no check (the usual case)
+            _check_lock_args(blocking, timeout)
         ctl = self._ctl()
         if ctl is None:
             return self._acquire_outside(blocking, timeout)
         run, w = ctl
-        if self._reentrant() and self._owner is w:
+        if self._owner is w and self._reentrant():
             self._count += 1
             return True
         site = run.site()
@@ -110,6 +113,7 @@ class Lock(Acquirable):
         self._count = 1
         return True
 
+    @untraced
     def release(self) -> None:
         if self._real is not None:
             self._real.release()
@@ -157,6 +161,14 @@ class Lock(Acquirable):
         if self._real is not None:
             return bool(self._real.locked())
         return self._owner is not None
+
+    @untraced
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    @untraced
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
     acquire_lock = acquire
     release_lock = release
@@ -225,6 +237,7 @@ class RLock(Lock):
     def _unlocked_message(self) -> str:
         return "cannot release un-acquired lock"
 
+    @untraced
     def release(self) -> None:
         if self._real is None:
             ctl = self._ctl()

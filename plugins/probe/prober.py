@@ -20,6 +20,7 @@ S = TypeVar("S")
 Record = Callable[[dict[str, object]], None]
 # What a failure's kind means, for `explain={kind: text}`: a text leads only the report of a
 # failure of its kind, so an off-by-one is never prefaced by a lecture about circular waits.
+EXHAUSTIVE_SHARE = 10  # the exhaustive attempt's runs: a tenth of the sampling budget
 FAILURE_KINDS = {
     "deadlock": "every thread or task waits and nothing can wake them (a lost wakeup too)",
     "livelock": "they keep running and none makes progress",
@@ -40,6 +41,8 @@ class ExploreOptions(TypedDict, total=False):
     max_steps: int
     strategies: str
     watchdog_s: float
+    exhaustive: int
+    exhaustive_s: float
 
 
 class AsyncExploreOptions(TypedDict, total=False):
@@ -52,10 +55,19 @@ class AsyncExploreOptions(TypedDict, total=False):
     modules: Sequence[ModuleType]
     schedule: Sequence[int] | None
     timeout_s: float
+    exhaustive: int
+    exhaustive_s: float
 
 
 class Prober:
-    """`explore` bound to the kata module under test and to this run's seed and budget."""
+    """`explore` bound to the kata module under test and to this run's seed and budget.
+
+    Each exploration first tries every distinct interleaving, in at most ``budget //
+    EXHAUSTIVE_SHARE`` runs (a count, not seconds, so that the same scenario is proved or
+    sampled on every machine; a tracked run costs about three sampled ones): a small
+    scenario is then proved, and its stats say "all N distinct interleavings checked". A
+    bigger one samples ``budget`` seeded schedules, as before. ``exhaustive=0`` samples
+    only."""
 
     def __init__(
         self, modules: Sequence[ModuleType], seed: int, budget: int, record: Record
@@ -79,6 +91,7 @@ class Prober:
         __tracebackhide__ = True  # pytest hides this frame: the report points at the test
         options.setdefault("budget", self.budget)
         options.setdefault("seed", self.seed)
+        options.setdefault("exhaustive", options["budget"] // EXHAUSTIVE_SHARE)
         return self._explored(
             "threads",
             explain,
@@ -100,6 +113,7 @@ class Prober:
         options.setdefault("budget", self.budget)
         options.setdefault("seed", self.seed)
         options.setdefault("modules", self.modules)
+        options.setdefault("exhaustive", options["budget"] // EXHAUSTIVE_SHARE)
         return self._explored(
             "asyncio",
             explain,

@@ -21,9 +21,12 @@ from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any
 
 from . import diagnosis
+from .bytecode_paths import Footprint
 from .clock import REAL_MONOTONIC, VirtualClock
+from .exhaustive import Tracker
 from .failures import raised
 from .finding import Failure
+from .footprints import AT_END, AT_START, Loc, footprint, frame_of, op_loc, sync_loc
 from .lockorder import LockOrder
 from .sites import NO_SITE, Site, assigned_name, caller_site, find_site, short
 from .strategies import Strategy, normalize
@@ -72,6 +75,7 @@ class Worker:
         self.result: object = None
         self.ident = 0
         self.stuck = False
+        self.loc: Loc | None = AT_START  # where it is parked (exhaustive search only)
 
 
 class Run:
@@ -109,6 +113,11 @@ class Run:
         self.lock_order = LockOrder()
         self.workers_launched = False
         self.use_settrace = not use_monitoring()
+        self._notes: dict[int, str] = {}  # id(primitive) -> its wait note; prims keeps ids
+        # The exhaustive search's strategy sees every scheduling point and what each step
+        # touched; other strategies are asked only at decisions and cost nothing extra here.
+        self.tracker = strategy if isinstance(strategy, Tracker) else None
+        self._ended: Footprint = None
 
     # ----- identity -------------------------------------------------------------------
     def current_worker(self) -> Worker | None:
@@ -124,6 +133,10 @@ class Run:
         self.prims.append(obj)
         site = find_site(sys._getframe(2), self.learner_files)
         self.prim_info[id(obj)] = (len(self.prims), kind, site)
+
+    def _number(self, obj: object) -> int | None:
+        info = self.prim_info.get(id(obj))
+        return None if info is None else info[0]
 
     def made_by_learner(self, obj: object) -> bool:
         """Whether the code under test created `obj` (not the test's own setup)."""
@@ -216,14 +229,21 @@ class Run:
             return
         if what is BACK_EDGE:
             self.back_edge(w, code.co_filename, code, offset)
+        elif self.tracker is not None:
+            frame = frame_of(code, sys._getframe(1))
+            at = None if frame is None else op_loc(frame, offset, self.learner_files)
+            self._step(w, (code.co_filename, line_of(code, offset)), what, at)
         else:
-            self.step(w, (code.co_filename, line_of(code, offset)), what)
+            self._step(w, (code.co_filename, line_of(code, offset)), what, None)
 
     def _on_opcode(self, w: Worker, frame: FrameType, what: str) -> None:
         if what is BACK_EDGE:
             self.back_edge(w, frame.f_code.co_filename, frame.f_code, frame.f_lasti)
         else:
-            self.step(w, (frame.f_code.co_filename, frame.f_lineno), what)
+            at = None
+            if self.tracker is not None:
+                at = op_loc(frame, frame.f_lasti, self.learner_files)
+            self._step(w, (frame.f_code.co_filename, frame.f_lineno), what, at)
 
     def back_edge(self, w: Worker, filename: str, code: CodeType, offset: int) -> None:
         """A loop in the learner's code jumps back. Past BUSY_LOOP_S of real time since the
@@ -236,9 +256,23 @@ class Run:
             raise Unwind
 
     def step(self, w: Worker, site: Site, note: str = "") -> None:
-        """A switch point: the strategy may hand the token to another worker here."""
+        """A switch point in a primitive: the strategy may hand the token to another worker."""
+        self._primitive_step(w, site, note, False, False)
+
+    def _primitive_step(self, w: Worker, site: Site, note: str, timed: bool, blocks: bool) -> None:
+        at = None
+        if self.tracker is not None:
+            frame = sys._getframe(1)
+            at = sync_loc(frame, self.learner_files, self._number, timed, blocks)
+        self._step(w, site, note, at)
+
+    def _step(self, w: Worker, site: Site, note: str, at: Loc | None) -> None:
+        """A switch point; ``at`` is where, for the exhaustive search's footprints."""
         if self.aborted:
             raise Unwind
+        if self.tracker is not None:
+            self._ended = footprint(w.loc, at)
+            w.loc = at
         self.events.append(("s", w.index, site, note))
         self.steps += 1
         self.last_progress = REAL_MONOTONIC()
@@ -264,13 +298,21 @@ class Run:
         w.waiting_on = obj
         w.wait_site = site
         try:
-            self.step(w, site, "waits for " + self.label(obj).split(" (created")[0])
+            self._primitive_step(w, site, self._wait_note(obj), deadline is not None, True)
         finally:
             w.status = READY
             w.pred = None
             w.deadline = None
             w.waiting_on = None
         return pred()
+
+    def _wait_note(self, obj: Cooperative) -> str:
+        """The report's "waits for Lock 'state.lock'" (a label reads the source: once per object;
+        names are fixed before the workers start, so it never changes)."""
+        note = self._notes.get(id(obj))
+        if note is None:
+            note = self._notes[id(obj)] = "waits for " + self.label(obj).split(" (created")[0]
+        return note
 
     def _enabled(self, w: Worker) -> bool:
         if w.status == READY:
@@ -282,16 +324,17 @@ class Run:
         return False
 
     def _pick(self, running: Worker | None) -> Worker | None:
+        # At every switch point: the workers after the running one, in ring order, that may
+        # run; the running one first if it may go on ("0" = no preemption).
+        workers = self.workers
+        enabled = self._enabled
         while True:
-            n = len(self.workers)
             start = running.index + 1 if running is not None else 0
-            others = [
-                x
-                for x in (self.workers[(start + j) % n] for j in range(n))
-                if x is not running and self._enabled(x)
-            ]
-            run_ok = running is not None and self._enabled(running)
-            options = [running, *others] if run_ok and running is not None else others
+            ring = workers[start:] + workers[:start] if start else workers
+            options = [x for x in ring if x is not running and (x.status == READY or enabled(x))]
+            run_ok = running is not None and (running.status == READY or enabled(running))
+            if run_ok and running is not None:
+                options.insert(0, running)
             if options:
                 break
             deadlines = [
@@ -301,9 +344,21 @@ class Run:
                 self.clock.advance_to(min(deadlines))  # autojump: nobody can run before it
                 continue
             if all(x.status == DONE for x in self.workers):
+                if self.tracker is not None:
+                    self.tracker.finish(self._ended)
                 return None
             self.fail(diagnosis.deadlock(self, [x for x in self.workers if x.status != DONE]))
             raise Unwind
+        if self.tracker is not None:
+            preemptible = run_ok and running is not None and running.status == READY
+            idx = self.tracker.point([x.index for x in options], preemptible, self._ended)
+            if idx < 0:  # every enabled worker's step is covered by another run: stop here
+                self.abort()
+                raise Unwind
+            if len(options) > 1:
+                self.decisions += 1
+                self.choices.append(idx)
+            return options[idx]
         if len(options) == 1:
             return options[0]
         keys: list[Hashable] = [x.index for x in options]
@@ -344,6 +399,9 @@ class Run:
             self.fail(diagnosis.held_at_exit(self, w, still_held))
             raise Unwind
         w.status = DONE
+        if self.tracker is not None:
+            self._ended = footprint(w.loc, AT_END)
+            w.loc = AT_END
         nxt = self._pick(w)
         if nxt is None:
             self.done.release()

@@ -7,6 +7,7 @@ from typing import Any
 
 from .cooperative import Acquirable, poll
 from .scheduler import Run
+from .tracing import untraced
 
 REAL_SEMAPHORE = threading.Semaphore
 REAL_BOUNDED_SEMAPHORE = threading.BoundedSemaphore
@@ -30,6 +31,7 @@ class Semaphore(Acquirable):
     def _bounded(self) -> bool:
         return False
 
+    @untraced
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
         if self._real is not None:
             return bool(self._real.acquire(blocking, timeout))
@@ -56,6 +58,7 @@ class Semaphore(Acquirable):
             return True
         return False
 
+    @untraced
     def release(self, n: int = 1) -> None:
         if self._real is not None:
             self._real.release(n)
@@ -75,6 +78,14 @@ class Semaphore(Acquirable):
         self._value += n
         if ctl is not None:
             ctl[0].step(ctl[1], ctl[0].site())
+
+    @untraced
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    @untraced
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
     def wait_text(self, run: Run) -> str:
         return f"{run.label(self)} (count 0)"

@@ -9,6 +9,7 @@ from typing import Any
 
 from .cooperative import Primitive, poll
 from .scheduler import Run, Worker
+from .tracing import untraced
 
 REAL_EVENT = threading.Event
 REAL_BARRIER = threading.Barrier
@@ -33,6 +34,7 @@ class Event(Primitive):
 
     isSet = is_set
 
+    @untraced
     def set(self) -> None:
         if self._real is not None:
             self._real.set()
@@ -43,6 +45,7 @@ class Event(Primitive):
         if ctl is not None:
             ctl[0].step(ctl[1], ctl[0].site())
 
+    @untraced
     def clear(self) -> None:
         if self._real is not None:
             self._real.clear()
@@ -52,6 +55,7 @@ class Event(Primitive):
         if ctl is not None:
             ctl[0].step(ctl[1], ctl[0].site())
 
+    @untraced
     def wait(self, timeout: float | None = None) -> bool:
         if self._real is not None:
             return bool(self._real.wait(timeout))

@@ -19,21 +19,31 @@ NO_SITE: Site = ("?", 0)
 
 
 def is_plumbing(filename: str) -> bool:
-    return filename.startswith(_HARNESS_DIR) or os.path.abspath(filename) in _PLUMBING
+    known = _IS_PLUMBING.get(filename)
+    if known is None:
+        known = filename.startswith(_HARNESS_DIR) or os.path.abspath(filename) in _PLUMBING
+        _IS_PLUMBING[filename] = known
+    return known
+
+
+# A frame walk asks about the same few files at every switch point: a fact about a file name
+# (abspath alone costs more than the walk), kept for the life of the process.
+_IS_PLUMBING: dict[str, bool] = {}
 
 
 def find_site(frame: FrameType | None, learner_files: frozenset[str]) -> Site:
     """Innermost learner frame at or above ``frame``; else the innermost non-plumbing one."""
-    fallback: Site | None = None
+    f = frame
+    while f is not None:  # at every switch point: the learner's frame is the usual answer
+        if f.f_code.co_filename in learner_files:
+            return (f.f_code.co_filename, f.f_lineno)
+        f = f.f_back
     f = frame
     while f is not None:
-        name = f.f_code.co_filename
-        if name in learner_files:
-            return (name, f.f_lineno)
-        if fallback is None and not is_plumbing(name):
-            fallback = (name, f.f_lineno)
+        if not is_plumbing(f.f_code.co_filename):
+            return (f.f_code.co_filename, f.f_lineno)
         f = f.f_back
-    return fallback if fallback is not None else NO_SITE
+    return NO_SITE
 
 
 def caller_site(learner_files: frozenset[str]) -> Site:

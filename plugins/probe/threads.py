@@ -15,6 +15,7 @@ from typing import Any
 from .cooperative import Cooperative, poll
 from .scheduler import DONE, Run, Unwind, Worker, active_run
 from .signals import Event
+from .tracing import untraced
 
 REAL_THREAD = threading.Thread
 REAL_CURRENT_THREAD = threading.current_thread
@@ -66,6 +67,7 @@ class Thread(Cooperative):
         finally:
             del self._target, self._args, self._kwargs
 
+    @untraced
     def start(self) -> None:
         if self._started:
             raise RuntimeError("threads can only be started once")
@@ -95,6 +97,7 @@ class Thread(Cooperative):
         finally:
             self._real_done.release()
 
+    @untraced
     def join(self, timeout: float | None = None) -> None:
         if not self._started:
             raise RuntimeError("cannot join thread before it is started")
@@ -176,6 +179,7 @@ class Thread(Cooperative):
         return f"<probe Thread({self._name}, {status})>"
 
 
+@untraced
 def current_thread() -> Any:
     run = active_run()
     w = run.current_worker() if run is not None else None

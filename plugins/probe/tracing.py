@@ -11,15 +11,18 @@ opcode-level ``settrace`` in threads), and per-worker ``sys.settrace`` with
 from __future__ import annotations
 
 import dis
+import functools
 import linecache
 import os
 import sys
 import types
 from collections.abc import Callable
 from types import CodeType, FrameType
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 TraceFn = Callable[[FrameType, str, Any], Any]
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _SKIP = frozenset({"PRECALL", "KW_NAMES", "CALL_INTRINSIC_1", "CALL_INTRINSIC_2"})
 _MARKS = (
@@ -57,7 +60,10 @@ def _named(argrepr: str) -> str:
 
 def describe(ins: dis.Instruction) -> str:
     """What the instruction is about to do, in words (shown where a worker was preempted)."""
-    name, arg = ins.opname, ins.argrepr
+    return _describe(ins.opname, ins.argrepr)
+
+
+def _describe(name: str, arg: str) -> str:
     if "ATTR" in name or "METHOD" in name or "SUPER" in name:
         attr = _named(arg)
         return f"writes .{attr}" if name.startswith(("STORE", "DELETE")) else f"reads .{attr}"
@@ -86,24 +92,99 @@ def switch_points(code: CodeType) -> dict[int, str]:
     and BACK_EDGE for a loop's jump back to its start."""
     found = _POINTS.get(code)
     if found is None:
-        found = {}
-        for ins in dis.get_instructions(code):
-            if ins.opcode in INTERESTING_OPCODES:
-                found[ins.offset] = describe(ins)
-            elif ins.opcode in BACK_EDGE_OPCODES:
-                found[ins.offset] = BACK_EDGE
-                _LOOP_HEADS[(code, ins.offset)] = int(ins.argval)  # where the loop starts over
+        found = _scanned(code)
+        if found is None:
+            found = described(code)
         _POINTS[code] = found
     return found
 
 
-_LOOP_HEADS: dict[tuple[CodeType, int], int] = {}
+def described(code: CodeType) -> dict[int, str]:
+    """``switch_points`` the slow way, each instruction as ``dis`` describes it."""
+    return {
+        ins.offset: describe(ins) if ins.opcode in INTERESTING_OPCODES else BACK_EDGE
+        for ins in dis.get_instructions(code)
+        if ins.opcode in INTERESTING_OPCODES or ins.opcode in BACK_EDGE_OPCODES
+    }
+
+
+# ``dis`` builds a full Instruction (argument, positions, jump labels) for every instruction:
+# about 0.1 ms a function, paid by the first schedule that enters it, which is most of a
+# one-schedule probe's cost. ``_scanned`` reads the raw bytecode and names only the switch
+# points, from these tables; an instruction they do not know sends the function back to dis.
+# Both agreed on all 36-40k functions of the standard library on 3.11, 3.12 and 3.13;
+# tests/probe/test_probe_speed.py checks the references, the samples and threading/queue.
+_OP = dis.opmap
+_EXTENDED_ARG = _OP["EXTENDED_ARG"]
+_BINARY_OP = _OP.get("BINARY_OP", -1)
+_NB_OPS: list[tuple[str, str]] = getattr(dis, "_nb_ops", [])
+_CELL_OPS = (
+    "LOAD_DEREF",
+    "STORE_DEREF",
+    "DELETE_DEREF",
+    "LOAD_CLASSDEREF",
+    "LOAD_FROM_DICT_OR_DEREF",
+)
+_CELLS = frozenset(_OP[n] for n in _CELL_OPS if n in _OP)
+
+
+def _name_shift(name: str) -> int:
+    """co_names index = oparg >> shift: the low bits flag a NULL, a method or a super call."""
+    if name == "LOAD_GLOBAL" or (name == "LOAD_ATTR" and sys.version_info >= (3, 12)):
+        return 1
+    return 2 if name == "LOAD_SUPER_ATTR" else 0
+
+
+_NAMED_OPS = (
+    *("LOAD_ATTR", "STORE_ATTR", "DELETE_ATTR", "LOAD_METHOD", "LOAD_SUPER_ATTR"),
+    *("LOAD_GLOBAL", "STORE_GLOBAL", "DELETE_GLOBAL", "LOAD_NAME", "STORE_NAME"),
+)
+# opcode -> (what describe() puts before the name, shift); then the cells, then the rest.
+_NAMED = {_OP[n]: (_describe(n, ""), _name_shift(n)) for n in _NAMED_OPS if n in _OP}
+_CELL_PREFIX = {op: _describe(dis.opname[op], "") for op in _CELLS}
+_FIXED = {  # descriptions that never depend on the argument: calls, items
+    op: text
+    for name, op in _OP.items()
+    if op in INTERESTING_OPCODES and op not in _NAMED and op not in _CELLS and op != _BINARY_OP
+    for text in [_describe(name, "")]
+    if text in ("makes a call", "reads an item", "writes an item")
+}
+
+
+def _scanned(code: CodeType) -> dict[int, str] | None:
+    """``switch_points`` from the raw bytecode; None where an instruction needs ``dis``."""
+    raw = code.co_code
+    names = code.co_names
+    found: dict[int, str] = {}
+    extended = 0
+    for offset in range(0, len(raw), 2):
+        op = raw[offset]
+        arg = raw[offset + 1] | extended
+        extended = arg << 8 if op == _EXTENDED_ARG else 0
+        if op in INTERESTING_OPCODES:
+            text = _FIXED.get(op)
+            if text is None:
+                named = _NAMED.get(op)
+                if named is not None:
+                    text = named[0] + names[arg >> named[1]]
+                elif op in _CELLS:
+                    text = _CELL_PREFIX[op] + code._varname_from_oparg(arg)  # type: ignore[attr-defined]
+                elif op == _BINARY_OP and arg < len(_NB_OPS):
+                    text = f"computes {_NB_OPS[arg][1]}"
+                else:
+                    return None
+            found[offset] = text
+        elif op in BACK_EDGE_OPCODES:
+            found[offset] = BACK_EDGE
+    return found
 
 
 def loop_line(code: CodeType, back_edge: int) -> int:
     """The line a loop starts at (its `while`/`for`), from the offset of its back edge."""
-    switch_points(code)
-    line = line_of(code, _LOOP_HEADS.get((code, back_edge), back_edge))
+    head = next(
+        (int(i.argval) for i in dis.get_instructions(code) if i.offset == back_edge), back_edge
+    )  # where the loop starts over: only a busy loop's report asks
+    line = line_of(code, head)
     # `while True:` compiles to no instruction of its own: the jump goes to the body's first
     # line. Show the `while`/`for` above it, as the learner wrote it.
     body = linecache.getline(code.co_filename, line)
@@ -213,6 +294,32 @@ class Monitor:
         mon.free_tool_id(self.TOOL)
 
 
+def untraced(method: Callable[P, R]) -> Callable[P, R]:
+    """Run ``method`` with this thread's settrace hook off (3.11); unchanged on 3.12+.
+
+    The hook is called for every frame a worker enters, the harness's own included, only to
+    learn that it is not the learner's: in a primitive that is most of a switch point's cost
+    (the scheduler's frames, the frame walk to the learner's line). Only for methods that never
+    call the learner's code (no callback, predicate or learner object): a frame of the
+    learner's run with the hook off would lose its switch points."""
+    if sys.version_info >= (3, 12):
+        return method  # sys.monitoring never sees the harness; settrace there is slow to toggle
+    gettrace, settrace = sys.gettrace, sys.settrace
+
+    @functools.wraps(method)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        hook = gettrace()
+        if hook is None:
+            return method(*args, **kwargs)
+        settrace(None)
+        try:
+            return method(*args, **kwargs)
+        finally:
+            settrace(hook)
+
+    return call
+
+
 def make_tracer(
     learner_files: frozenset[str], on_point: Callable[[FrameType, str], None]
 ) -> TraceFn:
@@ -228,11 +335,15 @@ def make_tracer(
 
         return local
 
+    by_code: dict[CodeType, TraceFn] = {}  # one local hook per code object, not per call
+
     def global_trace(frame: FrameType, event: str, arg: Any) -> Any:
         code = frame.f_code
         if code.co_filename not in learner_files:
             return None
-        local = local_for(switch_points(code))
+        local = by_code.get(code)
+        if local is None:
+            local = by_code[code] = local_for(switch_points(code))
         # 3.12+ only enables opcode events when f_trace is already set (frame_settrace_opcodes).
         frame.f_trace = local
         frame.f_trace_opcodes = True

@@ -14,6 +14,7 @@ from .clock import (
 )
 from .cooperative import Cooperative
 from .scheduler import Run, Unwind, active_run
+from .tracing import untraced
 
 
 class _Sleeping(Cooperative):
@@ -31,6 +32,7 @@ def _virtual_now() -> float | None:
     return run.clock.now
 
 
+@untraced
 def sleep(secs: float) -> None:
     run = active_run()
     w = run.current_worker() if run is not None else None
@@ -48,16 +50,19 @@ def sleep(secs: float) -> None:
     run.block(w, lambda: False, run.clock.now + secs, _SLEEPING, site)
 
 
+@untraced
 def monotonic() -> float:
     now = _virtual_now()
     return REAL_MONOTONIC() if now is None else MONOTONIC_ORIGIN + now
 
 
+@untraced
 def perf_counter() -> float:
     now = _virtual_now()
     return REAL_PERF_COUNTER() if now is None else MONOTONIC_ORIGIN + now
 
 
+@untraced
 def time() -> float:
     now = _virtual_now()
     return REAL_TIME() if now is None else EPOCH_ORIGIN + now

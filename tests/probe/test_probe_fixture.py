@@ -45,3 +45,35 @@ def test_a_probe_whose_workers_never_run_the_kata_code_fails_instead_of_passing(
         "found no imported module 'adder' for kata adder" in output
         or "never reached a switch point in adder" in output
     ), output
+
+
+ADDER_UNDER_PROBE = """
+from adder import add
+
+
+class Sums:
+    def __init__(self):
+        self.got = []
+
+
+def add_into(sums, a, b):
+    sums.got.append(add(a, b))  # one append each: nothing shared is read before the call
+
+
+def test_two_adds_in_turn(probe):
+    def both_done(sums, _results):
+        assert sorted(sums.got) == [2, 5], f"got {sums.got}"
+
+    probe.explore(Sums, [lambda s: add_into(s, 3, 2), lambda s: add_into(s, 1, 1)], both_done)
+"""
+
+
+def test_the_summary_says_how_many_explorations_were_proved_and_how_many_sampled(
+    kata_repo: KataRepo,
+) -> None:
+    kata_repo.write("katas/adder/test_probe_adder.py", ADDER_UNDER_PROBE)
+    result = kata_repo.run("katas/adder/test_probe_adder.py", "--kata-impl=reference")
+    output = " ".join(result.stdout.str().split())
+    assert "probe: 1 explorations passed: 1 proved (every distinct interleaving checked)" in (
+        output
+    ), output

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import queue
 import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import CodeType, FrameType
+from typing import Any
 
 import pytest
 
 from plugins.probe import explore
-from plugins.probe.tracing import switch_points
+from plugins.probe.tracing import described, switch_points
 from tests.probe.samples import counter_unlocked
 from tests.probe.scenarios import CORRECT, Scenario
 
+# The bar is 1 ms per schedule (`python -m plugins.probe_bench`); these scenarios take 0.1-0.8 ms
+# on an idle 2-core machine and up to three times that while other jobs share it. 5 ms catches a
+# hot path gone wrong (a frame walk or a label per step, the harness traced again) without
+# failing on a busy machine: it is a median over 200 schedules, so a stall or two cannot move it.
+MEDIAN_BOUND_MS = 5.0
+TIMED = [s for s in CORRECT if s.name != "latch"]  # locks, Condition, Barrier, Queue, sleep
 
-@pytest.mark.parametrize("scenario", CORRECT[:4], ids=lambda s: s.name)
+
+@pytest.mark.parametrize("scenario", TIMED, ids=lambda s: s.name)
 def test_median_cost_per_schedule_stays_in_the_low_milliseconds(scenario: Scenario) -> None:
     stats = explore(
         scenario.setup, scenario.workers, scenario.check, modules=[scenario.module], budget=200
@@ -21,7 +34,82 @@ def test_median_cost_per_schedule_stays_in_the_low_milliseconds(scenario: Scenar
         f"\n{sys.version_info[0]}.{sys.version_info[1]} {scenario.name}: "
         f"{stats.median_ms:.3f} ms/schedule, max {stats.max_steps} steps"
     )
-    assert stats.median_ms < 5.0  # target <= 1 ms on an idle 2-core machine
+    assert stats.median_ms < MEDIAN_BOUND_MS, (
+        f"{scenario.name}: {stats.median_ms:.2f} ms per schedule, past {MEDIAN_BOUND_MS} ms "
+        "(the bar is 1 ms): profile it with one seed"
+    )
+
+
+HARNESS = str(Path(__file__).resolve().parents[2] / "plugins" / "probe")
+
+
+@pytest.mark.skipif(
+    sys.version_info >= (3, 12), reason="3.12+ uses sys.monitoring, which never sees the harness"
+)
+@pytest.mark.parametrize("name", ["counter_locked", "bounded_buffer_while"])
+def test_the_trace_hook_skips_the_harness_inside_a_primitive(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On 3.11 each frame a worker enters calls the trace hook; a Lock or Condition call ran
+    five to seven harness frames through it per switch point (the scheduler's own, the walk to
+    the learner's line), most of a switch point's cost. Primitives now run with the hook off.
+    Counted, not timed: the same seed runs the same schedules, so this never flakes."""
+    real_settrace = sys.settrace
+    frames = harness_frames = 0
+
+    def counting_settrace(hook: Callable[[FrameType, str, Any], Any] | None) -> None:
+        if hook is None:
+            real_settrace(None)
+            return
+        inner = hook
+
+        def counted(frame: FrameType, event: str, arg: Any) -> Any:
+            nonlocal frames, harness_frames
+            frames += 1
+            if frame.f_code.co_filename.startswith(HARNESS):
+                harness_frames += 1
+            return inner(frame, event, arg)
+
+        real_settrace(counted)
+
+    monkeypatch.setattr(sys, "settrace", counting_settrace)
+    scenario = next(s for s in CORRECT if s.name == name)
+    budget = 50
+    stats = explore(
+        scenario.setup, scenario.workers, scenario.check, modules=[scenario.module], budget=budget
+    )
+    per_schedule = harness_frames / budget
+    assert frames > 0, "the workers' trace hook never ran: this test no longer measures anything"
+    assert per_schedule < stats.max_steps, (
+        f"{per_schedule:.0f} harness frames went through the trace hook per schedule, for at "
+        f"most {stats.max_steps} switch points: a primitive runs with the hook on again"
+    )
+
+
+def _functions(code: CodeType) -> Iterator[CodeType]:
+    yield code
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            yield from _functions(const)
+
+
+def test_switch_points_read_from_the_bytecode_are_the_ones_dis_describes() -> None:
+    """The fast reading of the bytecode must find the same switch points, in the same words, as
+    ``dis`` (a wrong word misleads a report; a missed point loses interleavings)."""
+    root = Path(__file__).resolve().parents[2]
+    sources = [
+        *sorted((root / "reference").rglob("*.py")),
+        *sorted((root / "tests" / "probe" / "samples").glob("*.py")),
+        Path(threading.__file__),
+        Path(queue.__file__),
+    ]
+    checked = 0
+    for source in sources:
+        module = compile(source.read_text(encoding="utf-8"), str(source), "exec")
+        for code in _functions(module):
+            assert switch_points(code) == described(code), f"{source}: {code.co_name}"
+            checked += 1
+    assert checked > 500  # the references alone hold more functions than that
 
 
 def test_the_one_line_increment_has_a_switch_point_between_its_read_and_its_write() -> None:

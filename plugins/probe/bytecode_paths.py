@@ -1,0 +1,246 @@
+"""What a learner frame's bytecode touches between two switch points, for ``footprints``.
+
+Read from ``dis``: the control-flow graph of each code object, the instructions on the paths
+between two offsets that are not switch points (local, a read of containers, or unknown),
+what a switch-point instruction itself touches, and what a call calls when it loads the
+callable by name right before its arguments.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dis
+import sys
+from dataclasses import dataclass
+from types import CodeType, FrameType
+
+from .tracing import BACK_EDGE, switch_points
+
+Footprint = frozenset[str] | None
+EMPTY: frozenset[str] = frozenset()
+
+_LOCAL = frozenset(
+    {
+        "NOP", "RESUME", "CACHE", "EXTENDED_ARG", "LOAD_FAST", "LOAD_FAST_CHECK",
+        "LOAD_FAST_AND_CLEAR", "LOAD_FAST_LOAD_FAST", "STORE_FAST", "STORE_FAST_LOAD_FAST",
+        "STORE_FAST_STORE_FAST", "DELETE_FAST", "LOAD_CONST", "POP_TOP", "PUSH_NULL", "COPY",
+        "SWAP", "JUMP_FORWARD", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT", "JUMP",
+        "JUMP_NO_INTERRUPT", "POP_JUMP_IF_NONE", "POP_JUMP_IF_NOT_NONE",
+        "POP_JUMP_FORWARD_IF_NONE", "POP_JUMP_FORWARD_IF_NOT_NONE",
+        "POP_JUMP_BACKWARD_IF_NONE", "POP_JUMP_BACKWARD_IF_NOT_NONE", "IS_OP", "BUILD_TUPLE",
+        "BUILD_LIST", "BUILD_SET", "BUILD_MAP", "BUILD_CONST_KEY_MAP", "BUILD_SLICE",
+        "LOAD_ASSERTION_ERROR", "MAKE_FUNCTION", "SET_FUNCTION_ATTRIBUTE", "MAKE_CELL",
+        "COPY_FREE_VARS", "LOAD_CLOSURE", "KW_NAMES", "PRECALL", "END_FOR", "NOT_TAKEN",
+        "POP_ITER", "LIST_APPEND", "SET_ADD", "MAP_ADD",
+    }
+)  # fmt: skip
+# Truth tests, comparisons, iteration and formatting read a container's items.
+_READS = frozenset(
+    {
+        "POP_JUMP_IF_TRUE", "POP_JUMP_IF_FALSE", "POP_JUMP_FORWARD_IF_TRUE",
+        "POP_JUMP_FORWARD_IF_FALSE", "POP_JUMP_BACKWARD_IF_TRUE", "POP_JUMP_BACKWARD_IF_FALSE",
+        "JUMP_IF_TRUE_OR_POP", "JUMP_IF_FALSE_OR_POP", "TO_BOOL", "UNARY_NOT",
+        "UNARY_NEGATIVE", "UNARY_INVERT", "COMPARE_OP", "CONTAINS_OP", "GET_ITER", "FOR_ITER",
+        "UNPACK_SEQUENCE", "UNPACK_EX", "LIST_EXTEND", "SET_UPDATE", "DICT_UPDATE",
+        "DICT_MERGE", "FORMAT_VALUE", "FORMAT_SIMPLE", "FORMAT_WITH_SPEC", "CONVERT_VALUE",
+        "LIST_TO_TUPLE", "BUILD_STRING", "CALL_INTRINSIC_1",
+    }
+)  # fmt: skip
+_RETURNS = frozenset({"RETURN_VALUE", "RETURN_CONST"})
+_UNCONDITIONAL = frozenset(
+    {"JUMP_FORWARD", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT", "JUMP", "JUMP_NO_INTERRUPT"}
+)
+READ_ITEMS = frozenset({"r:[]"})
+CONTAINERS = frozenset({"r:[]", "w:[]"})
+
+
+@dataclass
+class _Code:
+    ins: dict[int, dis.Instruction]
+    succ: dict[int, list[int]]
+    pred: dict[int, list[int]]
+    points: frozenset[int]  # switch points
+    first: int
+    offsets: list[int]
+
+
+_CODES: dict[CodeType, _Code] = {}
+_PATHS: dict[tuple[CodeType, int, int], Footprint] = {}
+EXIT = -2
+ENTRY = -1
+
+
+def _analysed(code: CodeType) -> _Code:
+    found = _CODES.get(code)
+    if found is None:
+        listing = list(dis.get_instructions(code))
+        ins = {i.offset: i for i in listing}
+        succ: dict[int, list[int]] = {}
+        for n, i in enumerate(listing):
+            out: list[int] = []
+            if i.opname not in _UNCONDITIONAL and i.opname not in _RETURNS and n + 1 < len(listing):
+                out.append(listing[n + 1].offset)
+            if (i.opcode in dis.hasjrel or i.opcode in dis.hasjabs) and isinstance(i.argval, int):
+                out.append(i.argval)
+            succ[i.offset] = out
+        pred: dict[int, list[int]] = {o: [] for o in ins}
+        for o, outs in succ.items():
+            for t in outs:
+                pred.setdefault(t, []).append(o)
+        points = frozenset(o for o, what in switch_points(code).items() if what != BACK_EDGE)
+        first = listing[0].offset if listing else 0
+        found = _Code(ins, succ, pred, points, first, [i.offset for i in listing])
+        _CODES[code] = found
+    return found
+
+
+def instruction_at(code: CodeType, lasti: int) -> int:
+    """The instruction a frame's ``f_lasti`` is in (3.11 points into a call's inline cache)."""
+    offsets = _analysed(code).offsets
+    n = bisect.bisect_right(offsets, lasti)
+    return offsets[n - 1] if n else lasti
+
+
+def _category(ins: dis.Instruction) -> Footprint:
+    if ins.opname in _LOCAL:
+        return EMPTY
+    if ins.opname in _READS:
+        return READ_ITEMS
+    return None
+
+
+def path(code: CodeType, start: int, end: int) -> Footprint:
+    """What a frame touches from after the instruction at ``start`` (ENTRY: from the first
+    instruction) up to, not including, the one at ``end`` (EXIT: through a return), running
+    only non-switch-point instructions; None if that includes anything unknown or ``end`` is
+    not reachable so."""
+    key = (code, start, end)
+    if key in _PATHS:
+        return _PATHS[key]
+    info = _analysed(code)
+    todo = [info.first] if start == ENTRY else list(info.succ.get(start, []))
+    seen: set[int] = set()
+    hit_end = False
+    while todo:
+        o = todo.pop()
+        if o in seen:
+            continue
+        if o == end:
+            hit_end = True
+            continue
+        if o in info.points or o not in info.ins:
+            continue
+        seen.add(o)
+        if end == EXIT and info.ins[o].opname in _RETURNS:
+            hit_end = True
+            continue
+        todo.extend(info.succ.get(o, []))
+    result: Footprint = None
+    if hit_end:
+        # Only instructions from which `end` can be reached count.
+        back = set()
+        if end == EXIT:
+            todo = [o for o in seen if info.ins[o].opname in _RETURNS]
+        else:
+            todo = [p for p in info.pred.get(end, []) if p in seen]
+        while todo:
+            o = todo.pop()
+            if o in back or o not in seen:
+                continue
+            back.add(o)
+            todo.extend(info.pred.get(o, []))
+        entries: set[str] = set()
+        result = EMPTY
+        for o in back:
+            ins = info.ins[o]
+            if end == EXIT and ins.opname in _RETURNS:
+                continue
+            got = _category(ins)
+            if got is None:
+                result = None
+                break
+            entries |= got
+        if result is not None:
+            result = frozenset(entries)
+    _PATHS[key] = result
+    return result
+
+
+def access(code: CodeType, offset: int) -> Footprint:
+    """What the switch-point instruction at ``offset`` itself touches; None for a call."""
+    ins = _analysed(code).ins.get(offset)
+    if ins is None:
+        return None
+    name, arg = ins.opname, ins.argval if isinstance(ins.argval, str) else "?"
+    write = name.startswith(("STORE", "DELETE"))
+    if "ATTR" in name or "METHOD" in name:
+        return frozenset({("w:." if write else "r:.") + arg})
+    if "GLOBAL" in name or "NAME" in name:
+        return frozenset({("w:g." if write else "r:g.") + arg})
+    if "DEREF" in name:
+        return frozenset({("w:d." if write else "r:d.") + arg})
+    if "SUBSCR" in name or "SLICE" in name:
+        return frozenset({"w:[]" if write else "r:[]"})
+    if name == "BINARY_OP":
+        # An in-place operator mutates a list or set in place; a plain one reads items.
+        return frozenset({"r:[]", "w:[]"}) if ins.argrepr.endswith("=") else READ_ITEMS
+    return None
+
+
+# Stack (pops, pushes) of the instructions a call's arguments are usually made of.
+_LOADS_ONE = frozenset(
+    {"LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_CONST", "LOAD_DEREF", "LOAD_CLOSURE", "LOAD_NAME"}
+)
+
+
+_CALLEES: dict[tuple[CodeType, int], str | None] = {}
+
+
+def _callee_name(code: CodeType, call: int) -> str | None:
+    """The name of what the call at ``call`` calls, if it is loaded by name right before its
+    arguments (``self.m(x, 1)``, ``f(a)``, ``super().m()``); None when unsure."""
+    key = (code, call)
+    if key not in _CALLEES:
+        _CALLEES[key] = _find_callee(code, call)
+    return _CALLEES[key]
+
+
+def _find_callee(code: CodeType, call: int) -> str | None:
+    info = _analysed(code)
+    ins = info.ins.get(call)
+    if ins is None or ins.opname != "CALL" or not isinstance(ins.arg, int):
+        return None
+    offsets = sorted(o for o in info.ins if o < call)
+    depth = ins.arg  # slots above the callable's own: the arguments
+    for o in reversed(offsets):
+        i = info.ins[o]
+        if i.is_jump_target and o != offsets[-1] and depth > 0:
+            return None
+        name = i.opname
+        if name in ("PRECALL", "KW_NAMES", "CACHE", "EXTENDED_ARG", "NOP"):
+            continue
+        if name in _LOADS_ONE or (name == "LOAD_GLOBAL" and not (i.arg or 0) & 1):
+            pops, pushes = 0, 1
+        elif name == "LOAD_GLOBAL" or name == "LOAD_METHOD":
+            pops, pushes = (0, 2) if name == "LOAD_GLOBAL" else (1, 2)
+        elif name == "LOAD_ATTR":
+            pops, pushes = (1, 2) if sys.version_info >= (3, 12) and (i.arg or 0) & 1 else (1, 1)
+        elif name == "PUSH_NULL":
+            pops, pushes = 0, 1
+        elif name in ("BINARY_OP", "BINARY_SUBSCR", "COMPARE_OP", "IS_OP", "CONTAINS_OP"):
+            pops, pushes = 2, 1
+        elif name in ("BUILD_TUPLE", "BUILD_LIST", "BUILD_SET") and isinstance(i.arg, int):
+            pops, pushes = i.arg, 1
+        else:
+            return None
+        if depth < pushes:
+            loads = name.startswith("LOAD_") and name != "LOAD_CONST"
+            return i.argval if loads and isinstance(i.argval, str) else None
+        depth += pops - pushes
+    return None
+
+
+def direct_call(caller: FrameType, call: int, name: str) -> bool:
+    if name == "<lambda>" or (name.startswith("__") and name != "__init__"):
+        return False
+    return _callee_name(caller.f_code, call) == name

@@ -1,0 +1,364 @@
+"""Exhaustive search over the scheduler's decisions: proofs for small scenarios, and the fewest
+preemptions any failing schedule has.
+
+Both searches are stateless: every interleaving is a fresh run that replays a prefix of
+choices and then keeps the running worker (choice 0). A ``Tracker`` is the strategy of such a
+run; it records each scheduling point (the enabled workers, who ran, and what the step that
+followed touched, from ``footprints``).
+
+``prove`` is depth-first with dynamic partial-order reduction (source sets, Abdulla et al.
+2014): after each run, every pair of dependent steps of different workers with nothing
+ordering them in between is a race; the search makes sure some other run reverses it, by
+adding a worker that can start the reversal to the decision point before the race's first
+step. Steps that commute are never tried in both orders. A mode without footprints (asyncio,
+whose ready callbacks have no stable identity) branches on every option: plain depth-first.
+Interleavings are counted by their canonical order (Mazurkiewicz traces), so "N distinct
+interleavings" counts runs no reordering of commuting steps can turn into one another.
+
+``fewest_preemptions`` enumerates schedules by preemption bound, 0, 1, 2, …: the first bound
+with a failing schedule is the fewest any failing schedule has.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+
+from .bytecode_paths import Footprint
+from .clock import REAL_PERF_COUNTER
+from .footprints import dependent
+
+Key = Hashable
+
+
+@dataclass
+class Point:
+    """One scheduling point of a run: the enabled workers, the one that ran, and what it
+    touched until the next point (None: unknown, or nothing recorded)."""
+
+    options: tuple[Key, ...]
+    chosen: Key
+    decision: int | None  # index among the run's choices, None when only one could run
+    preemptible: bool  # a choice other than 0 here preempts a running worker
+    footprint: Footprint = None
+    # Workers whose step here another run covers (sleep set), past the replayed prefix.
+    sleep: dict[Key, Footprint] = field(default_factory=dict)
+
+
+CUT = -1  # Tracker.point's answer when every enabled worker sleeps: the run adds nothing
+
+
+class Tracker:
+    """A strategy that replays ``prefix`` (option indices, one per decision) and then keeps
+    the running worker; it records every scheduling point it is shown. Past the prefix it
+    never runs a sleeping worker (``sleep``: those whose step at the prefix's last decision
+    other runs cover, with what that step touches), and cuts the run when all sleep."""
+
+    name = "exhaustive"
+
+    def __init__(
+        self,
+        prefix: Sequence[int],
+        *,
+        every_switch_preempts: bool = False,
+        sleep: dict[Key, Footprint] | None = None,
+    ) -> None:
+        self.prefix = list(prefix)
+        self.points: list[Point] = []
+        self.decisions = 0
+        self.cut = False
+        self._every = every_switch_preempts
+        self._initial = dict(sleep or {})
+        self._sleep: dict[Key, Footprint] = {}
+        self._active = not self.prefix
+
+    def _next(self, n: int) -> int:
+        idx = self.prefix[self.decisions] if self.decisions < len(self.prefix) else 0
+        self.decisions += 1
+        return idx if idx < n else 0
+
+    def choose(self, running: Hashable | None, options: Sequence[Hashable], step: int) -> int:
+        """For a mode that only shows decisions (asyncio): options are told apart by index."""
+        decision = self.decisions
+        idx = self._next(len(options))
+        preemptible = self._every or (running is not None and options[0] == running)
+        self.points.append(Point(tuple(range(len(options))), idx, decision, preemptible))
+        return idx
+
+    def point(self, options: Sequence[Key], preemptible: bool, ended: Footprint) -> int:
+        """Threads mode: every scheduling point, with the footprint of the step that just
+        ended (ignored at the first point). Returns an index into options, or CUT."""
+        if self.points:
+            last = self.points[-1]
+            last.footprint = ended
+            if self._active:
+                self._sleep = {
+                    u: f
+                    for u, f in self._sleep.items()
+                    if u != last.chosen and not dependent(f, ended)
+                }
+        idx, decision = 0, None
+        sleep: dict[Key, Footprint] = {}
+        if len(options) > 1:
+            decision = self.decisions
+            if decision < len(self.prefix):
+                idx = self._next(len(options))
+                if decision == len(self.prefix) - 1:
+                    self._active = True
+                    self._sleep = {u: f for u, f in self._initial.items() if u != options[idx]}
+            else:
+                sleep = dict(self._sleep)
+                awake = [n for n, u in enumerate(options) if u not in self._sleep]
+                if not awake:
+                    self.cut = True
+                    return CUT
+                idx = awake[0]
+                self.decisions += 1
+        elif self._active and options[0] in self._sleep:
+            self.cut = True
+            return CUT
+        self.points.append(Point(tuple(options), options[idx], decision, preemptible, None, sleep))
+        return idx
+
+    def finish(self, ended: Footprint) -> None:
+        if self.points:
+            self.points[-1].footprint = ended
+
+
+Run = Callable[[Tracker], tuple[bool, object]]  # (failed, outcome)
+
+
+@dataclass
+class _Node:
+    options: tuple[Key, ...]
+    chosen: Key
+    preemptible: bool
+    backtrack: set[Key] = field(default_factory=set)
+    done: set[Key] = field(default_factory=set)
+    sleep: dict[Key, Footprint] = field(default_factory=dict)
+    footprints: dict[Key, Footprint] = field(default_factory=dict)  # of each explored step
+
+
+@dataclass
+class Search:
+    """What a search did: runs, whether it covered every interleaving, the distinct ones, and
+    the first failing run's outcome (if any)."""
+
+    runs: int = 0
+    complete: bool = False
+    distinct: int = 0
+    failing: object | None = None
+
+
+def _clocks(events: list[tuple[Key, Footprint]]) -> tuple[list[dict[Key, int]], list[int]]:
+    """Vector clocks of happens-before (program order plus dependent steps, in run order) and
+    each step's number within its worker."""
+    clocks: list[dict[Key, int]] = []
+    seq: list[int] = []
+    count: dict[Key, int] = {}
+    last: dict[Key, int] = {}
+    for j, (tj, fj) in enumerate(events):
+        base = dict(clocks[last[tj]]) if tj in last else {}
+        for i in range(j - 1, -1, -1):
+            ti, fi = events[i]
+            if ti != tj and base.get(ti, -1) < seq[i] and dependent(fi, fj):
+                for k, v in clocks[i].items():
+                    if base.get(k, -1) < v:
+                        base[k] = v
+        seq.append(count.get(tj, 0))
+        count[tj] = seq[-1] + 1
+        base[tj] = seq[-1]
+        clocks.append(base)
+        last[tj] = j
+    return clocks, seq
+
+
+def _races(
+    events: list[tuple[Key, Footprint]], clocks: list[dict[Key, int]], seq: list[int]
+) -> list[tuple[int, int]]:
+    """Pairs (i, j): dependent steps of different workers, i before j, with no step between
+    them ordered after i and before j."""
+    races = []
+    for j, (tj, fj) in enumerate(events):
+        before: dict[Key, int] = {}
+        prev = [i for i in range(j) if events[i][0] == tj]
+        if prev:
+            before = dict(clocks[prev[-1]])
+        for i in range(j - 1, -1, -1):
+            ti, fi = events[i]
+            if ti == tj or before.get(ti, -1) >= seq[i] or not dependent(fi, fj):
+                continue
+            races.append((i, j))
+            for k, v in clocks[i].items():
+                if before.get(k, -1) < v:
+                    before[k] = v
+    return races
+
+
+def _initials(
+    i: int,
+    j: int,
+    events: list[tuple[Key, Footprint]],
+    clocks: list[dict[Key, int]],
+    seq: list[int],
+) -> list[Key]:
+    """Workers that can start the reversal of race (i, j): the first steps, with nothing
+    before them, of the steps after i that do not depend on i, followed by j."""
+    ti = events[i][0]
+    chain = [k for k in range(i + 1, j) if clocks[k].get(ti, -1) < seq[i]] + [j]
+    found: list[Key] = []
+    seen: set[Key] = set()
+    for n, k in enumerate(chain):
+        tk = events[k][0]
+        if tk in seen:
+            continue
+        seen.add(tk)
+        if all(clocks[k].get(events[m][0], -1) < seq[m] for m in chain[:n]):
+            found.append(tk)
+    return found
+
+
+def _canonical(events: list[tuple[Key, Footprint]]) -> tuple[Key, ...]:
+    """The run's trace as one order: repeatedly the lowest worker whose next step has all its
+    predecessors done. Two runs have the same canonical order iff they reorder only
+    commuting steps."""
+    n = len(events)
+    preds = [0] * n
+    succs: list[list[int]] = [[] for _ in range(n)]
+    for j in range(n):
+        for i in range(j):
+            if events[i][0] == events[j][0] or dependent(events[i][1], events[j][1]):
+                preds[j] += 1
+                succs[i].append(j)
+    ready = [(repr(events[k][0]), k) for k in range(n) if preds[k] == 0]
+    heapq.heapify(ready)
+    order: list[Key] = []
+    while ready:
+        _, k = heapq.heappop(ready)
+        order.append(events[k][0])
+        for s in succs[k]:
+            preds[s] -= 1
+            if preds[s] == 0:
+                heapq.heappush(ready, (repr(events[s][0]), s))
+    return tuple(order)
+
+
+def prove(
+    run: Run, *, max_runs: int, max_seconds: float, reduce: bool, every_switch_preempts: bool
+) -> Search:
+    """Depth-first over every interleaving (partial-order reduced when ``reduce``); stops at
+    the first failing run, or incomplete at ``max_runs`` runs or ``max_seconds``."""
+    started = REAL_PERF_COUNTER()
+    nodes: list[_Node] = []
+    prefix: list[int] = []
+    sleep: dict[Key, Footprint] = {}
+    traces: set[tuple[Key, ...]] = set()
+    search = Search()
+    while True:
+        if search.runs >= max_runs or REAL_PERF_COUNTER() - started > max_seconds:
+            search.distinct = len(traces)
+            return search
+        tracker = Tracker(prefix, every_switch_preempts=every_switch_preempts, sleep=sleep)
+        failed, outcome = run(tracker)
+        search.runs += 1
+        if failed and not tracker.cut:
+            search.failing = outcome
+            search.distinct = len(traces)
+            return search
+        decisions = [p for p in tracker.points if p.decision is not None]
+        for p in decisions[len(nodes) :]:
+            node = _Node(p.options, p.chosen, p.preemptible, {p.chosen}, {p.chosen}, p.sleep)
+            if not reduce:
+                node.backtrack = set(p.options)
+            nodes.append(node)
+        for p in decisions:
+            if p.decision is not None and p.decision < len(nodes):
+                nodes[p.decision].footprints[p.chosen] = p.footprint
+        events = [(p.chosen, p.footprint) for p in tracker.points]
+        if reduce:
+            _add_backtracks(tracker.points, nodes, events)
+            if not tracker.cut:
+                traces.add(_canonical(events))
+        else:
+            traces.add(tuple(p.chosen for p in decisions))
+
+        def todo(node: _Node) -> set[Key]:
+            return node.backtrack - node.done - set(node.sleep)
+
+        while nodes and not todo(nodes[-1]):
+            nodes.pop()
+        if not nodes:
+            search.complete = True
+            search.distinct = len(traces)
+            return search
+        last = nodes[-1]
+        last.chosen = min(todo(last), key=last.options.index)
+        sleep = dict(last.sleep)
+        sleep.update({u: last.footprints.get(u) for u in last.done})
+        last.done.add(last.chosen)
+        prefix = [node.options.index(node.chosen) for node in nodes]
+
+
+def _add_backtracks(
+    points: list[Point], nodes: list[_Node], events: list[tuple[Key, Footprint]]
+) -> None:
+    clocks, seq = _clocks(events)
+    for i, j in _races(events, clocks, seq):
+        decision = points[i].decision
+        if decision is None or decision >= len(nodes):
+            continue  # only one worker could run there: the race cannot be reversed there
+        node = nodes[decision]
+        starts = _initials(i, j, events, clocks, seq)
+        if node.backtrack & set(starts):
+            continue
+        usable = [t for t in starts if t in node.options]
+        if events[j][0] in usable:
+            node.backtrack.add(events[j][0])
+        elif usable:
+            node.backtrack.add(usable[0])
+        else:
+            node.backtrack |= set(node.options)
+
+
+def fewest_preemptions(
+    run: Run,
+    below: int,
+    *,
+    max_runs: int,
+    max_seconds: float,
+    every_switch_preempts: bool,
+) -> tuple[object | None, int, int | None]:
+    """Iterative bounding: every schedule with at most 0, then 1, … ``below - 1`` preemptions.
+    Returns the first failing run's outcome (or None), the runs used, and the bound up to
+    which every schedule was checked (None if even bound 0 was not finished)."""
+    started = REAL_PERF_COUNTER()
+    runs = 0
+    checked: int | None = None
+    for bound in range(below):
+        prefix: list[int] = []
+        nodes: list[tuple[int, bool, int]] = []  # (options, preemptible, chosen index)
+        while True:
+            if runs >= max_runs or REAL_PERF_COUNTER() - started > max_seconds:
+                return None, runs, checked
+            tracker = Tracker(prefix, every_switch_preempts=every_switch_preempts)
+            failed, outcome = run(tracker)
+            runs += 1
+            if failed:
+                return outcome, runs, checked
+            decisions = [p for p in tracker.points if p.decision is not None]
+            for p in decisions[len(nodes) :]:
+                nodes.append((len(p.options), p.preemptible, 0))
+            advanced = False
+            while nodes:
+                count, preemptible, chosen = nodes.pop()
+                used = sum(1 for n, pre, c in nodes if pre and c)
+                if chosen + 1 < count and not (preemptible and used + 1 > bound):
+                    nodes.append((count, preemptible, chosen + 1))
+                    advanced = True
+                    break
+            if not advanced:
+                break
+            prefix = [c for _, _, c in nodes]
+        checked = bound
+    return None, runs, checked
