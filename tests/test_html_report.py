@@ -58,7 +58,11 @@ def test_a_lost_update_is_drawn_with_one_lane_per_thread_and_the_conflict_marked
 
 
 def test_a_deadlock_is_drawn_as_lanes_and_as_its_wait_for_circle(deadlock_page: Path) -> None:
+    # Opposite lock orders: reported as a deadlock, or (found sooner, by the exhaustive
+    # search's first interleaving) as the lock-order cycle that leads to one; either way the
+    # page draws who would wait for whom.
     page = deadlock_page.read_text(encoding="utf-8")
+    assert "deadlock" in page
     assert "<svg class='cycle'" in page
     assert page.count("marker-end='url(#arrow)'") == 2, "each thread points at the other"
     assert html.escape("held by second-to-first") in page

@@ -65,6 +65,17 @@ class LockOrder:
                 f"{label(e.second).split(' (created')[0]} at {short(e.second_site)}"
                 for e in path
             )
+            # The deadlock this cycle leads to, drawn as a wait-for circle: each worker holds
+            # its first lock and waits for its second, which the next worker in the cycle holds.
+            graph = [
+                (
+                    e.worker,
+                    label(e.first).split(" (created")[0],
+                    f"{label(e.second).split(' (created')[0]} held by "
+                    f"{path[(i + 1) % len(path)].worker} in the interleaving that deadlocks",
+                )
+                for i, e in enumerate(path)
+            ]
             return Failure(
                 "lock-order",
                 "lock-order cycle (potential deadlock): " + steps,
@@ -73,6 +84,7 @@ class LockOrder:
                     "always acquire these locks in one global order."
                 ],
                 signature="lock-order",
+                graph=graph,
             )
         return None
 
