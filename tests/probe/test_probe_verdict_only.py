@@ -46,3 +46,30 @@ def test_a_verdict_only_run_fails_the_same_way_without_shrinking(
     assert shrunk.stats.shrink_runs > 0, "a learner's run shrinks its failure"
     assert judged.stats.shrink_runs == 0, "a verdict-only run must not re-run to shrink"
     assert "not shrunk" in str(judged), str(judged)
+
+
+def test_only_hypothesis_final_scenario_is_shrunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Hypothesis tries many scenarios while it shrinks; only its last run, the smallest failing
+    # scenario, is what the learner reads. Shrinking every try made one queues test take 10 s.
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from plugins.probe.scenarios import scenario_settings
+
+    monkeypatch.delenv("KATA_VERDICT_ONLY", raising=False)
+    shrink_runs: list[int] = []
+
+    @scenario_settings(max_examples=10)
+    @given(workers=st.integers(2, 4))
+    def lost_updates(workers: int) -> None:
+        try:
+            explore(Counter, [unlocked_increment] * workers, all_counted, modules=[HERE])
+        except ProbeFailure as failure:
+            shrink_runs.append(failure.stats.shrink_runs)
+            raise
+
+    with pytest.raises(ProbeFailure):
+        lost_updates()
+    assert len(shrink_runs) >= 2, f"Hypothesis replays the failing scenario: {shrink_runs}"
+    assert shrink_runs[-1] > 0, f"the final scenario's schedule is shrunk: {shrink_runs}"
+    assert not any(shrink_runs[:-1]), f"no scenario before it is: {shrink_runs}"
