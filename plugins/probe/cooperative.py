@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from .clock import REAL_MONOTONIC, REAL_SLEEP
 from .scheduler import Unwind, active_run
+from .tracing import untraced
 
 if TYPE_CHECKING:
     from .scheduler import Run, Worker
@@ -73,6 +74,19 @@ class Acquirable(Primitive):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self.release()
+
+
+class PlainAcquirable(Acquirable):
+    """An Acquirable whose acquire and release never call the learner's code (Lock, Semaphore),
+    so `with obj:` needs no tracing of its own frames (a Condition may wrap a learner's lock)."""
+
+    @untraced
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    @untraced
+    def __exit__(self, *exc: object) -> None:
         self.release()
 
 

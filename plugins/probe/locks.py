@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from .cooperative import Acquirable, poll
+from .cooperative import PlainAcquirable, poll
 from .scheduler import Run, Worker
 from .sites import NO_SITE, Site
 from .tracing import untraced
@@ -36,7 +36,7 @@ def _owner_name(owner: object) -> str:
     return "a thread outside the run"
 
 
-class Lock(Acquirable):
+class Lock(PlainAcquirable):
     """Cooperative ``threading.Lock``."""
 
     kind = "Lock"
@@ -161,14 +161,6 @@ class Lock(Acquirable):
         if self._real is not None:
             return bool(self._real.locked())
         return self._owner is not None
-
-    @untraced
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    @untraced
-    def __exit__(self, *exc: object) -> None:
-        self.release()
 
     acquire_lock = acquire
     release_lock = release

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from .cooperative import Acquirable, poll
+from .cooperative import PlainAcquirable, poll
 from .scheduler import Run
 from .tracing import untraced
 
@@ -13,7 +13,7 @@ REAL_SEMAPHORE = threading.Semaphore
 REAL_BOUNDED_SEMAPHORE = threading.BoundedSemaphore
 
 
-class Semaphore(Acquirable):
+class Semaphore(PlainAcquirable):
     """Cooperative ``threading.Semaphore``."""
 
     kind = "Semaphore"
@@ -78,14 +78,6 @@ class Semaphore(Acquirable):
         self._value += n
         if ctl is not None:
             ctl[0].step(ctl[1], ctl[0].site())
-
-    @untraced
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    @untraced
-    def __exit__(self, *exc: object) -> None:
-        self.release()
 
     def wait_text(self, run: Run) -> str:
         return f"{run.label(self)} (count 0)"
