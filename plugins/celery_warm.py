@@ -38,7 +38,7 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from plugins import proctree, pycache, services
+from plugins import proctree, pycache, services, warm_socket
 
 if TYPE_CHECKING:
     from plugins.isolation import Namespace
@@ -195,13 +195,7 @@ def serve(path: Path) -> None:
     for name in WORKER_MODULES:
         importlib.import_module(name)
     gc.freeze()  # each worker's collections skip what is preloaded
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    # Bound under another name and renamed: the socket's name appearing means "ready".
-    staging = path.with_name(path.name + ".new")
-    listener.bind(str(staging))
-    listener.listen(64)
-    os.rename(staging, path)
-    _Workers(listener).serve_forever()
+    _Workers(warm_socket.listen_when_ready(path, 64)).serve_forever()
 
 
 # -- the parent's side -----------------------------------------------------------------------

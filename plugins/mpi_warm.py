@@ -39,7 +39,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from plugins import pycache
+from plugins import pycache, warm_socket
 from plugins.mpi_shim import SERVER_VARIABLE as SERVER_VARIABLE  # the ranks find the server by it
 from plugins.mpi_shim import STATUS
 from plugins.verify_worker import exit_after, run_pytest
@@ -182,13 +182,7 @@ def serve(path: Path, modules: list[str]) -> None:
 
     preload([*modules, *RANK_MODULES])
     gc.freeze()  # as in the verify worker: the ranks' collections skip what is preloaded
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    # Bound under another name and renamed: the socket's name appearing means "ready".
-    staging = path.with_name(path.name + ".new")
-    listener.bind(str(staging))
-    listener.listen(128)
-    os.rename(staging, path)
-    _Ranks(listener).serve_forever()
+    _Ranks(warm_socket.listen_when_ready(path, 128)).serve_forever()
 
 
 # -- the parent's side -----------------------------------------------------------------------
