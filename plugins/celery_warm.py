@@ -38,7 +38,7 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from plugins import proctree, pycache, services, warm_socket
+from plugins import proctree, pycache, served_cpu, services, warm_socket
 
 if TYPE_CHECKING:
     from plugins.isolation import Namespace
@@ -92,6 +92,7 @@ class _Workers:
         signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so that it writes there
         proctree.become_subreaper()
         self.running: dict[int, socket.socket] = {}  # pid -> connection
+        self.environments: dict[int, dict[str, str]] = {}  # pid -> the worker's environment
 
     def serve_forever(self) -> None:
         while True:
@@ -119,6 +120,7 @@ class _Workers:
         if pid == 0:
             self.become_the_worker(argv, dict(request["env"]), str(request["cwd"]), log)
         self.running[pid] = connection
+        self.environments[pid] = dict(request["env"])
         with contextlib.suppress(OSError):  # the client is gone: the worker ends unwatched
             connection.sendall(STATUS.pack(pid))
         self.reap()  # one that ended before it was recorded
@@ -127,12 +129,14 @@ class _Workers:
         """Every child that has ended: a worker's status goes to its connection."""
         while True:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
             connection = self.running.pop(pid, None)
+            # Before the run hears of the end: its self-check counts the worker's CPU as its own.
+            served_cpu.record(self.environments.pop(pid, {}), usage)
             if connection is not None:
                 with contextlib.suppress(OSError):
                     connection.sendall(STATUS.pack(os.waitstatus_to_exitcode(status)))

@@ -6,9 +6,11 @@ and the hardware needs live in one file (`katas/curriculum.toml`).
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,7 +62,7 @@ class Curriculum:
         return {kata.name: kata for kata in self.katas}
 
     def get(self, name: str) -> Kata | None:
-        return self.by_name().get(name)
+        return next((kata for kata in self.katas if kata.name == name), None)
 
     def next_after(self, kata: Kata) -> Kata | None:
         later = [k for k in self.katas if k.order > kata.order]
@@ -83,12 +85,20 @@ class Curriculum:
 
     def kata_for_path(self, path: Path) -> Kata | None:
         """The kata whose folder holds `path`, if any (used to attribute tests to katas)."""
-        katas_root = (self.root / KATAS_DIR).resolve()
-        try:
-            relative = path.resolve().relative_to(katas_root)
-        except ValueError:
-            return None
-        return self.get(relative.parts[0]) if relative.parts else None
+        folder = _first_folder_under(self.root / KATAS_DIR, path)
+        return self.get(folder) if folder else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _first_folder_under(top: Path, path: Path) -> str:
+    """The name of the folder right under `top` that holds `path` ('' if none). Cached: several
+    plugins ask it for every test, and resolving a path reads the file system (about a tenth of
+    a short run's time, profiled)."""
+    try:
+        relative = path.resolve().relative_to(top.resolve())
+    except ValueError:
+        return ""
+    return relative.parts[0] if relative.parts else ""
 
 
 def find_root(start: Path) -> Path | None:
@@ -103,7 +113,8 @@ def load(root: Path) -> Curriculum:
     """Parse `root/katas/curriculum.toml`, raising CurriculumError with the reason."""
     path = root / KATAS_DIR / MANIFEST_NAME
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        stat = path.stat()
+        data = _parsed(path, stat.st_mtime_ns, stat.st_size)
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise CurriculumError(f"cannot read {path}: {error}") from error
     default_budget = float(data.get("defaults", {}).get("budget_seconds", DEFAULT_BUDGET_SECONDS))
@@ -129,6 +140,14 @@ def load(root: Path) -> Curriculum:
         except KeyError as missing:
             raise CurriculumError(f"{path}: kata #{order + 1} lacks the key {missing}") from None
     return Curriculum(root=root, katas=tuple(katas), tracks=tracks)
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(path: Path, mtime_ns: int, size: int) -> dict[str, Any]:
+    """The manifest's data, parsed once per version of the file: the self-check's warm workers
+    parse it before they fork, so that each of its runs skips the parse. Only read, never
+    changed."""
+    return tomllib.loads(path.read_text(encoding="utf-8"))
 
 
 curriculum_key = pytest.StashKey["Curriculum | None"]()

@@ -39,7 +39,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from plugins import pycache, warm_socket
+from plugins import installed_snapshot, pycache, served_cpu, warm_socket
 from plugins.mpi_shim import SERVER_VARIABLE as SERVER_VARIABLE  # the ranks find the server by it
 from plugins.mpi_shim import STATUS
 from plugins.verify_worker import exit_after, run_pytest
@@ -69,7 +69,8 @@ class _Ranks:
         self.listener = listener
         self.selector = selectors.DefaultSelector()
         self.selector.register(listener, selectors.EVENT_READ)
-        self.running: dict[int, tuple[int, socket.socket]] = {}  # pidfd -> (pid, connection)
+        # pidfd -> (pid, connection, the rank's environment)
+        self.running: dict[int, tuple[int, socket.socket, dict[str, str]]] = {}
 
     def serve_forever(self) -> None:
         while True:
@@ -104,14 +105,15 @@ class _Ranks:
             self.become_the_rank(request, fds, connection)
         self.close_all(fds)
         pidfd = os.pidfd_open(pid)
-        self.running[pidfd] = (pid, connection)
+        self.running[pidfd] = (pid, connection, request["env"])
         self.selector.register(pidfd, selectors.EVENT_READ)
 
     def ended(self, pidfd: int) -> None:
         self.selector.unregister(pidfd)
         os.close(pidfd)
-        pid, connection = self.running.pop(pidfd)
-        _, status = os.waitpid(pid, 0)
+        pid, connection, environment = self.running.pop(pidfd)
+        _, status, usage = os.wait4(pid, 0)
+        served_cpu.record(environment, usage)  # before the run can hear that the rank ended
         with contextlib.suppress(OSError):  # the shim is gone already: nobody to tell
             connection.sendall(STATUS.pack(os.waitstatus_to_exitcode(status)))
         connection.close()
@@ -130,7 +132,7 @@ class _Ranks:
         def start() -> int:
             self.selector.close()
             self.listener.close()
-            for pidfd, (_, other) in self.running.items():
+            for pidfd, (_, other, _) in self.running.items():
                 os.close(pidfd)
                 other.close()
             for number in (signal.SIGTERM, signal.SIGIO, signal.SIGCHLD):
@@ -181,6 +183,7 @@ def serve(path: Path, modules: list[str]) -> None:
     from plugins.verify_worker import preload
 
     preload([*modules, *RANK_MODULES])
+    installed_snapshot.take()  # each rank's plugin lookups read package metadata from memory
     gc.freeze()  # as in the verify worker: the ranks' collections skip what is preloaded
     _Ranks(warm_socket.listen_when_ready(path, 128)).serve_forever()
 

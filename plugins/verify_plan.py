@@ -1,9 +1,9 @@
 """The self-check's plan: which runs verify a kata, and the one pool of job slots that runs them.
 
 The pool is warm workers (plugins/verify_runs.py) unless KATA_VERIFY_COLD=1; it has
-KATA_VERIFY_JOBS slots (default: one per CPU), plus runs that mostly wait while a core idles, up to
-KATA_VERIFY_MAX_RUNS in flight (default: two per slot); KATA_VERIFY_LOG=PATH appends one JSON line
-per run.
+KATA_VERIFY_JOBS slots (default: one per CPU), plus runs that mostly wait beside them, up to
+KATA_VERIFY_MAX_RUNS in flight (default: four per slot); KATA_VERIFY_LOG=PATH appends one JSON
+line per run.
 """
 
 from __future__ import annotations
@@ -139,6 +139,9 @@ def runs(
                 timing=alone,
                 expected=history.durations.get(f"{kata.name}/{label}"),
                 then_timing=common + extra + ("-m", TIMING) if split else None,
+                # MPICH's ranks poll while they wait: an MPI run that waits still keeps cores
+                # busy, and under contention it only looks like waiting (it waits for a core).
+                polls="mpi" in kata.markers,
             )
         )
     return runs, problems

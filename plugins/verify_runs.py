@@ -73,6 +73,10 @@ def suite_argv(test_file: Path, target: str, junit: Path, *extra: str) -> list[s
         "no:cacheprovider",
         "-q",
         "--no-header",
+        # Nobody reads a run's terminal output (the verdict comes from the junit file, whose
+        # messages are the same): one line per failure spares parsing the test file for its
+        # source, about 30 ms of a 230 ms mutant run.
+        "--tb=line",
         "-p",
         "no:randomly",
         f"--junitxml={junit}",

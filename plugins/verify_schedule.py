@@ -4,8 +4,8 @@ Each slot is a thread with its own runner (a warm worker, or cold processes). Ru
 with their expected duration (from earlier verifies, kept in the verify parent's pytest cache)
 and started longest first across all katas, so that two cores stay busy until the end. A run of a
 `timing` kata measures speed and so runs alone: it starts only when nothing else runs, and nothing
-starts while it runs. Beyond one run per job slot, runs that mostly wait may start while a core
-idles (plugins/verify_admission.py). The cache also remembers which test killed each mutant, so
+starts while it runs. A slot goes to the longest busy run; runs that mostly wait start beside the
+busy ones while the cores they are expected to use leave room (plugins/verify_admission.py). The cache also remembers which test killed each mutant, so
 that the next verify runs that test first, and how much CPU each run used. A fresh clone has no
 cache: it starts from the history committed in `reference/verify-history.json` (written by
 `python -m plugins.verify_history` after a verify), and its own cache wins where it has a value.
@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from plugins import verify_admission
-from plugins.verify_admission import Admission
+from plugins.verify_admission import LIGHT_LOAD, Admission
 from plugins.verify_runs import Outcome, Runner, is_killed, run_suite
 
 KILLERS_KEY = "kata/verify/killers"
@@ -34,7 +34,7 @@ CPU_KEY = "kata/verify/cpu"
 FIRST_OPTION = "--kata-verify-first"
 UNMEASURED_SECONDS = 2.0  # a guess for a run never measured, before any run of this verify ends
 STOP_SECONDS = 5.0
-RECHECK_SECONDS = 0.25  # how often an idle slot asks again whether a core idles
+RECHECK_SECONDS = 0.25  # a backstop: a run that ends or is queued notifies the slots
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ class Run:
     # if they all pass does it run its timing tests, alone (these are the extra arguments).
     then_timing: tuple[str, ...] | None = None
     phase: str = ""  # "" or "timing": the second run of such a mutant
+    polls: bool = False  # its processes keep cores busy even while they wait: never light
 
     @property
     def key(self) -> str:
@@ -99,12 +100,17 @@ class History:
             self.cache.set(CPU_KEY, dict(sorted(self.cpu.items())))
 
     def load(self, run: Run) -> float:
-        """The cores the run used on average last time (never measured: a whole core)."""
+        """The cores the run used on average last time (never measured, or polling: a whole
+        core)."""
+        if run.polls:
+            return 1.0
         return verify_admission.load(self.cpu.get(run.key), self.durations.get(run.key))
 
     def light(self, run: Run) -> bool:
         """Whether the run mostly waited last time (under LIGHT_LOAD cores on average)."""
-        return verify_admission.is_light(self.cpu.get(run.key), self.durations.get(run.key))
+        return not run.polls and verify_admission.is_light(
+            self.cpu.get(run.key), self.durations.get(run.key)
+        )
 
 
 def read_seed(path: Path | None) -> dict[str, Any]:
@@ -152,6 +158,7 @@ class Scheduler:
         self.changed = threading.Condition()
         self.queue: list[tuple[Run, Future[Outcome]]] = []
         self.running: dict[str, float] = {}  # run key -> when it started
+        self.loads: dict[str, float] = {}  # run key -> the cores it is expected to use
         self.alone = False  # a timing run is running
         self.closed = False
         self.slots: list[threading.Thread] = []
@@ -193,14 +200,18 @@ class Scheduler:
             return None
         if self.queue[0][0].timing:
             return None if self.running else 0
-        if len(self.running) < self.jobs:
-            return 0
-        # An extra run: the longest of those that mostly wait, if the CPU has room for it.
-        chosen = next((i for i, (run, _) in enumerate(self.queue) if self.history.light(run)), None)
-        if chosen is None:
+        loads = list(self.loads.values())
+        busy = sum(load >= LIGHT_LOAD for load in loads)
+        light = [self.history.light(run) for run, _ in self.queue]
+        if busy < self.jobs and not all(light):
+            # A core has no busy run: the longest busy run takes it (or waits for room).
+            chosen = light.index(False)
+        elif any(light):
+            chosen = light.index(True)  # the longest of those that mostly wait
+        else:
             return None
-        load = self.history.load(self.queue[chosen][0])
-        return chosen if self.admission.may_add(len(self.running), load) else None
+        expected = self.history.load(self.queue[chosen][0])
+        return chosen if self.admission.may_add(loads, expected) else None
 
     def _slot(self) -> None:
         runner = self.make_runner()
@@ -217,7 +228,7 @@ class Scheduler:
                     return
                 run, future = self.queue.pop(chosen)
                 self.running[run.key] = time.monotonic()
-                self.admission.started(len(self.running))
+                self.loads[run.key] = self.history.load(run)
                 self.alone = run.timing
                 self.katas[run.kata].stage = run.label
             try:
@@ -227,6 +238,7 @@ class Scheduler:
             finally:  # whatever happens, the slot is free again and the pool goes on
                 with self.changed:
                     del self.running[run.key]
+                    del self.loads[run.key]
                     self.alone = False
                     self.changed.notify_all()
 

@@ -12,7 +12,8 @@ Protocol, one JSON object per line. The worker says {"ready": true} once its imp
 Request on stdin: {"argv": [...], "env": {...}, "output": PATH, "timeout": SECONDS}. Answers on
 stdout: {"pid": N} when the child has started, then {"returncode": N, "timed_out": BOOL, "cpu": S}
 when it has ended (killed, with its whole process group, after `timeout`); S is the CPU seconds
-the run used, its reaped descendants included. EOF on stdin ends the worker.
+the run used, its reaped descendants included, and those of the MPI ranks and Celery workers warm
+servers forked for it (plugins/served_cpu.py). EOF on stdin ends the worker.
 
 This module is also `__main__` for the children's own `spawn`ed processes, so its top level
 imports only the standard library.
@@ -24,6 +25,7 @@ import atexit
 import contextlib
 import gc
 import importlib
+import importlib.util
 import json
 import os
 import select
@@ -32,20 +34,25 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from types import ModuleType
 from typing import Any, NoReturn
 
-from plugins import pycache  # standard library only, like this module
+from plugins import installed_snapshot, pycache, served_cpu  # standard library only, like this
 
 # Imported by every child run: the worker pays for them once.
 ALWAYS_PRELOADED = ("pytest", "hypothesis", "hypothesis.strategies")
+OPTIONAL_PRELOADED = ("mpi4py",)  # where installed
 POLL_SECONDS = 0.02  # only where pidfd_open is missing (not Linux)
 
 
 def preload(modules: list[str]) -> None:
     """Import what every run imports. Not numpy: its BLAS starts threads, and a process with
     threads must not fork; the one kata that uses numpy imports it itself."""
-    for name in (*ALWAYS_PRELOADED, *modules):
+    # mpi4py's package only (not mpi4py.MPI, which loads MPI): every run's MPI plugin imports it
+    # to keep MPI from starting in the runs themselves.
+    optional = [name for name in OPTIONAL_PRELOADED if importlib.util.find_spec(name) is not None]
+    for name in (*ALWAYS_PRELOADED, *optional, *modules):
         try:
             importlib.import_module(name)
         except Exception:  # a plugin the child will fail to load anyway, with its own report
@@ -79,6 +86,17 @@ def answer(message: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def warm_the_curriculum() -> None:
+    """Parse the curriculum's manifest here, once: each run finds it parsed (cached by the file's
+    modification time, so an edited manifest is parsed again)."""
+    try:
+        from plugins import curriculum
+
+        curriculum.load(Path.cwd())
+    except Exception:  # the runs will report it themselves
+        traceback.print_exc()
+
+
 def run_child(request: dict[str, Any]) -> None:
     """In the forked child: become a process group of its own, take the request's environment and
     output file, run pytest, and exit without ever returning into the worker's loop."""
@@ -95,9 +113,15 @@ def run_child(request: dict[str, Any]) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         os.environ.clear()
         os.environ.update(request["env"])
+        os.environ[served_cpu.VARIABLE] = served_file(request)
         return run_pytest(list(request["argv"]))
 
     exit_after(start)
+
+
+def served_file(request: dict[str, Any]) -> str:
+    """Where warm servers record the CPU seconds of the processes they forked for this run."""
+    return f"{request['output']}.served-cpu"
 
 
 def run_pytest(arguments: list[str]) -> int:
@@ -171,6 +195,8 @@ def main() -> None:
     # Each run rewrites and compiles the kata's test module (~30 ms); cached, it only reads it.
     pycache.enable_here()
     preload(sys.argv[1:])
+    installed_snapshot.take()  # each run's plugin lookups read package metadata from memory
+    warm_the_curriculum()
     # Everything imported so far lives as long as the worker: moved out of the collector's
     # reach, so that each child's collections (pytest runs several per session) scan only
     # what the run itself made. About a quarter of a short run's CPU time, measured.
@@ -183,6 +209,7 @@ def main() -> None:
             run_child(request)
         answer({"pid": pid})
         returncode, timed_out, cpu = wait_for(pid, float(request["timeout"]))
+        cpu += served_cpu.collect(Path(served_file(request)))  # its MPI ranks, Celery workers
         answer({"returncode": returncode, "timed_out": timed_out, "cpu": round(cpu, 3)})
 
 

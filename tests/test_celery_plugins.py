@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from plugins import served_cpu
 from plugins.backends import BACKENDS
 from tests.kata_repo import MANIFEST, KataRepo, process_gone
 
@@ -137,6 +138,8 @@ def test_redis_and_workers_are_private_to_the_run_and_gone_after_it(
     out = kata_repo.root / "out.json"
     monkeypatch.setenv("KATA_TEST_OUT", str(out))
     monkeypatch.delenv("KATA_BROKER_URL", raising=False)
+    served = kata_repo.root / "served-cpu"
+    monkeypatch.setenv(served_cpu.VARIABLE, str(served))
     result = kata_repo.run("katas/adder", "-p", "no:randomly", "-rA", timeout=120)
     result.assert_outcomes(passed=1, failed=5)
     output = result.stdout.str()
@@ -160,3 +163,7 @@ def test_redis_and_workers_are_private_to_the_run_and_gone_after_it(
     assert facts["url"] not in output, "the broker's password must not be printed"
     for pid in [facts["redis"], facts["warm"], *facts["worker"]]:
         assert process_gone(pid), f"process {pid} outlived the run"
+    # The warm server recorded the worker's CPU seconds, which the self-check counts as the
+    # run's own (plugins/served_cpu.py); a worker that ran Celery used well over 10 ms.
+    recorded = served.read_text(encoding="ascii").split() if served.exists() else []
+    assert recorded and float(recorded[0]) > 0.01, f"worker CPU not recorded: {recorded}"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from plugins import mpi_job, mpi_warm
+from plugins import mpi_job, mpi_warm, served_cpu
 from plugins.backends import mpi_launcher
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,6 +85,23 @@ def test_warm_ranks_start_mpi_and_the_launcher_sees_their_success(
     output, _ = job.communicate(timeout=60)
     assert job.returncode == 0, output.decode()
     assert output.decode().count("3 passed") == 3, output.decode()
+
+
+def test_the_server_records_each_rank_s_cpu_seconds_for_the_run_that_launched_it(
+    server: mpi_warm.Server, tmp_path: Path
+) -> None:
+    """The self-check counts these as the run's own: a run whose ranks keep cores busy must not
+    look like a run that waits."""
+    record = tmp_path / "served-cpu"
+    job = launch(tmp_path, 3, str(server.path), **{served_cpu.VARIABLE: str(record)})
+    output, _ = job.communicate(timeout=60)
+    assert job.returncode == 0, output.decode()
+    lines = record.read_text(encoding="ascii").split()
+    assert len(lines) == 3, f"expected one line per rank, got {lines}"
+    # Each rank ran pytest and MPI_Init: well over 10 ms of CPU, on any machine.
+    assert all(float(line) > 0.01 for line in lines), lines
+    assert served_cpu.collect(record) == pytest.approx(sum(map(float, lines)))
+    assert not record.exists(), "collecting removes the record"
 
 
 def test_a_failing_warm_rank_makes_the_launcher_fail(
