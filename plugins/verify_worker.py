@@ -41,9 +41,20 @@ from typing import Any, NoReturn
 from plugins import installed_snapshot, pycache, served_cpu  # standard library only, like this
 
 # Imported by every child run: the worker pays for them once.
-ALWAYS_PRELOADED = ("pytest", "hypothesis", "hypothesis.strategies")
-OPTIONAL_PRELOADED = ("mpi4py",)  # where installed
+# pdb: pytest's debugging plugin imports it (and readline) in every session.
+ALWAYS_PRELOADED = (
+    *("pytest", "_pytest._argcomplete", "hypothesis", "hypothesis.strategies"),
+    *("pdb", "packaging.version"),
+)
+OPTIONAL_PRELOADED = ("mpi4py", "xdist.newhooks", "readline")  # where installed
 POLL_SECONDS = 0.02  # only where pidfd_open is missing (not Linux)
+
+
+def _installed(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:  # its package is missing
+        return False
 
 
 def preload(modules: list[str]) -> None:
@@ -51,8 +62,12 @@ def preload(modules: list[str]) -> None:
     threads must not fork; the one kata that uses numpy imports it itself."""
     # mpi4py's package only (not mpi4py.MPI, which loads MPI): every run's MPI plugin imports it
     # to keep MPI from starting in the runs themselves.
-    optional = [name for name in OPTIONAL_PRELOADED if importlib.util.find_spec(name) is not None]
-    for name in (*ALWAYS_PRELOADED, *optional, *modules):
+    optional = [name for name in OPTIONAL_PRELOADED if _installed(name)]
+    # pytest's own plugins: a session imports those not imported yet, each a search of sys.path.
+    from _pytest.config import default_plugins
+
+    builtin = [f"_pytest.{name}" for name in default_plugins]
+    for name in (*ALWAYS_PRELOADED, *builtin, *optional, *modules):
         try:
             importlib.import_module(name)
         except Exception:  # a plugin the child will fail to load anyway, with its own report
