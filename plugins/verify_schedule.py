@@ -177,8 +177,7 @@ class Scheduler:
                 progress = self.katas.setdefault(run.kata, KataProgress())
                 progress.runs += 1
                 progress.mutants += run.label.startswith("mutant:")
-            # Timing runs first, while nothing else runs yet; then the longest first.
-            self.queue.sort(key=lambda queued: (not queued[0].timing, -self.expected(queued[0])))
+            self.queue.sort(key=self._order)
             if not self.slots:
                 self.started = time.monotonic()
                 for n in range(self.admission.limit):
@@ -187,6 +186,14 @@ class Scheduler:
                     slot.start()
             self.changed.notify_all()
         return futures
+
+    def _order(self, queued: tuple[Run, Future[Outcome]]) -> tuple[int, float]:
+        """Timing runs first, while nothing else runs yet; then the longest first; a mutant's
+        timing tests last: to run alone, they wait until every run in flight has ended, and
+        at the end that costs nothing (mid-way, the cores idled while the runs drained)."""
+        run = queued[0]
+        rank = 2 if run.phase == "timing" else 0 if run.timing else 1
+        return rank, -self.expected(run)
 
     def expected(self, run: Run) -> float:
         if run.expected is not None:
@@ -202,11 +209,12 @@ class Scheduler:
             return None if self.running else 0
         loads = list(self.loads.values())
         busy = sum(load >= LIGHT_LOAD for load in loads)
-        light = [self.history.light(run) for run, _ in self.queue]
-        if busy < self.jobs and not all(light):
+        # None for a timing run: it starts only from the head of the queue, alone (above).
+        light = [None if run.timing else self.history.light(run) for run, _ in self.queue]
+        if busy < self.jobs and False in light:
             # A core has no busy run: the longest busy run takes it (or waits for room).
             chosen = light.index(False)
-        elif any(light):
+        elif True in light:
             chosen = light.index(True)  # the longest of those that mostly wait
         else:
             return None
@@ -290,7 +298,7 @@ class Scheduler:
             self._log(run, outcome, began)
             self.katas[run.kata].seconds += outcome.seconds
             self.queue.append((follow, future))
-            self.queue.sort(key=lambda queued: (not queued[0].timing, -self.expected(queued[0])))
+            self.queue.sort(key=self._order)
             self.changed.notify_all()
 
     def _log(self, run: Run, outcome: Outcome, began: float) -> None:
