@@ -51,6 +51,9 @@ _UNCONDITIONAL = frozenset(
     {"JUMP_FORWARD", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT", "JUMP", "JUMP_NO_INTERRUPT"}
 )
 READ_ITEMS = frozenset({"r:[]"})
+_CALLS = frozenset({"CALL", "CALL_KW"})  # CALL_KW: 3.13's call with keyword arguments
+# In untraced code's path, a call at an offset: the caller resolves it (footprints._path).
+CALL_AT = "c:"
 CONTAINERS = frozenset({"r:[]", "w:[]"})
 
 
@@ -65,7 +68,7 @@ class _Code:
 
 
 _CODES: dict[CodeType, _Code] = {}
-_PATHS: dict[tuple[CodeType, int, int], Footprint] = {}
+_PATHS: dict[tuple[CodeType, int, int, bool], Footprint] = {}
 EXIT = -2
 ENTRY = -1
 
@@ -94,6 +97,9 @@ def _analysed(code: CodeType) -> _Code:
     return found
 
 
+analysed = _analysed  # for builtin_calls, which reads the same listing
+
+
 def instruction_at(code: CodeType, lasti: int) -> int:
     """The instruction a frame's ``f_lasti`` is in (3.11 points into a call's inline cache)."""
     offsets = _analysed(code).offsets
@@ -109,14 +115,20 @@ def _category(ins: dis.Instruction) -> Footprint:
     return None
 
 
-def path(code: CodeType, start: int, end: int) -> Footprint:
+def path(code: CodeType, start: int, end: int, traced: bool = True) -> Footprint:
     """What a frame touches from after the instruction at ``start`` (ENTRY: from the first
     instruction) up to, not including, the one at ``end`` (EXIT: through a return), running
     only non-switch-point instructions; None if that includes anything unknown or ``end`` is
-    not reachable so."""
-    key = (code, start, end)
+    not reachable so. Code that is not ``traced`` (a test's own worker function) has no
+    switch points: its attribute and item accesses are read like the rest."""
+    key = (code, start, end, traced)
     if key in _PATHS:
         return _PATHS[key]
+    if not traced and code.co_exceptiontable:
+        # A handler may have run instead (a worker function catching what the learner's
+        # code raised): with no switch point in it, nothing would show which way it went.
+        _PATHS[key] = None
+        return None
     info = _analysed(code)
     todo = [info.first] if start == ENTRY else list(info.succ.get(start, []))
     seen: set[int] = set()
@@ -128,7 +140,7 @@ def path(code: CodeType, start: int, end: int) -> Footprint:
         if o == end:
             hit_end = True
             continue
-        if o in info.points or o not in info.ins:
+        if (traced and o in info.points) or o not in info.ins:
             continue
         seen.add(o)
         if end == EXIT and info.ins[o].opname in _RETURNS:
@@ -156,6 +168,8 @@ def path(code: CodeType, start: int, end: int) -> Footprint:
             if end == EXIT and ins.opname in _RETURNS:
                 continue
             got = _category(ins)
+            if o in info.points:  # untraced code: what the switch point would have touched
+                got = frozenset({CALL_AT + str(o)}) if ins.opname in _CALLS else access(code, o)
             if got is None:
                 result = None
                 break
@@ -193,49 +207,79 @@ _LOADS_ONE = frozenset(
 )
 
 
-_CALLEES: dict[tuple[CodeType, int], str | None] = {}
+_LOADERS: dict[tuple[CodeType, int], int | None] = {}
+
+
+def callee_loader(code: CodeType, call: int) -> int | None:
+    """The offset of the instruction that loads what the CALL at ``call`` calls, if it is
+    loaded right before the call's arguments (``self.m(x, 1)``, ``f(a)``, ``super().m()``,
+    ``sorted(t, key=lambda a: a.n)``); None when unsure."""
+    key = (code, call)
+    if key not in _LOADERS:
+        _LOADERS[key] = _find_loader(code, call)
+    return _LOADERS[key]
 
 
 def _callee_name(code: CodeType, call: int) -> str | None:
-    """The name of what the call at ``call`` calls, if it is loaded by name right before its
-    arguments (``self.m(x, 1)``, ``f(a)``, ``super().m()``); None when unsure."""
-    key = (code, call)
-    if key not in _CALLEES:
-        _CALLEES[key] = _find_callee(code, call)
-    return _CALLEES[key]
+    """The name of what the call at ``call`` calls, if ``callee_loader`` finds it loaded by
+    name; None when unsure."""
+    loader = callee_loader(code, call)
+    if loader is None:
+        return None
+    i = _analysed(code).ins[loader]
+    loads = i.opname.startswith("LOAD_") and i.opname != "LOAD_CONST"
+    return i.argval if loads and isinstance(i.argval, str) else None
 
 
-def _find_callee(code: CodeType, call: int) -> str | None:
+def _stack_effect(i: dis.Instruction) -> tuple[int, int] | None:
+    """(pops, pushes) of the instructions a call's arguments are usually made of."""
+    name = i.opname
+    if name in _LOADS_ONE or (name == "LOAD_GLOBAL" and not (i.arg or 0) & 1):
+        return 0, 1
+    if name == "LOAD_GLOBAL":
+        return 0, 2
+    if name == "LOAD_METHOD":
+        return 1, 2
+    if name == "LOAD_ATTR":
+        return (1, 2) if sys.version_info >= (3, 12) and (i.arg or 0) & 1 else (1, 1)
+    if name == "PUSH_NULL":
+        return 0, 1
+    if name in ("BINARY_OP", "BINARY_SUBSCR", "COMPARE_OP", "IS_OP", "CONTAINS_OP"):
+        return 2, 1
+    if name in ("BUILD_TUPLE", "BUILD_LIST", "BUILD_SET") and isinstance(i.arg, int):
+        return i.arg, 1
+    if name in _CALLS and isinstance(i.arg, int):  # a call's result as an argument: len(x)
+        return i.arg + 2 + (name == "CALL_KW"), 1
+    if name == "LOAD_FAST_LOAD_FAST":  # 3.13
+        return 0, 2
+    if name == "MAKE_FUNCTION":
+        # The code object, and (up to 3.12) one more item per flag: defaults, closure, …
+        return 1 + (bin(i.arg & 0x0F).count("1") if isinstance(i.arg, int) else 0), 1
+    if name == "SET_FUNCTION_ATTRIBUTE":  # 3.13: what MAKE_FUNCTION's flags did
+        return 2, 1
+    return None
+
+
+def _find_loader(code: CodeType, call: int) -> int | None:
     info = _analysed(code)
     ins = info.ins.get(call)
-    if ins is None or ins.opname != "CALL" or not isinstance(ins.arg, int):
+    if ins is None or ins.opname not in _CALLS or not isinstance(ins.arg, int):
         return None
     offsets = sorted(o for o in info.ins if o < call)
-    depth = ins.arg  # slots above the callable's own: the arguments
+    # Slots above the callable's own: the arguments, and CALL_KW's tuple of keyword names.
+    depth = ins.arg + (ins.opname == "CALL_KW")
     for o in reversed(offsets):
         i = info.ins[o]
         if i.is_jump_target and o != offsets[-1] and depth > 0:
             return None
-        name = i.opname
-        if name in ("PRECALL", "KW_NAMES", "CACHE", "EXTENDED_ARG", "NOP"):
+        if i.opname in ("PRECALL", "KW_NAMES", "CACHE", "EXTENDED_ARG", "NOP"):
             continue
-        if name in _LOADS_ONE or (name == "LOAD_GLOBAL" and not (i.arg or 0) & 1):
-            pops, pushes = 0, 1
-        elif name == "LOAD_GLOBAL" or name == "LOAD_METHOD":
-            pops, pushes = (0, 2) if name == "LOAD_GLOBAL" else (1, 2)
-        elif name == "LOAD_ATTR":
-            pops, pushes = (1, 2) if sys.version_info >= (3, 12) and (i.arg or 0) & 1 else (1, 1)
-        elif name == "PUSH_NULL":
-            pops, pushes = 0, 1
-        elif name in ("BINARY_OP", "BINARY_SUBSCR", "COMPARE_OP", "IS_OP", "CONTAINS_OP"):
-            pops, pushes = 2, 1
-        elif name in ("BUILD_TUPLE", "BUILD_LIST", "BUILD_SET") and isinstance(i.arg, int):
-            pops, pushes = i.arg, 1
-        else:
+        effect = _stack_effect(i)
+        if effect is None:
             return None
+        pops, pushes = effect
         if depth < pushes:
-            loads = name.startswith("LOAD_") and name != "LOAD_CONST"
-            return i.argval if loads and isinstance(i.argval, str) else None
+            return o
         depth += pops - pushes
     return None
 

@@ -21,15 +21,13 @@ with a failing schedule is the fewest any failing schedule has.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
 from .bytecode_paths import Footprint
 from .clock import REAL_PERF_COUNTER
 from .footprints import dependent
-
-Key = Hashable
+from .races import Key, canonical, clocks_of, initials, races, redirect
 
 
 @dataclass
@@ -151,99 +149,6 @@ class Search:
     failing: object | None = None
 
 
-def _clocks(events: list[tuple[Key, Footprint]]) -> tuple[list[dict[Key, int]], list[int]]:
-    """Vector clocks of happens-before (program order plus dependent steps, in run order) and
-    each step's number within its worker."""
-    clocks: list[dict[Key, int]] = []
-    seq: list[int] = []
-    count: dict[Key, int] = {}
-    last: dict[Key, int] = {}
-    for j, (tj, fj) in enumerate(events):
-        base = dict(clocks[last[tj]]) if tj in last else {}
-        for i in range(j - 1, -1, -1):
-            ti, fi = events[i]
-            if ti != tj and base.get(ti, -1) < seq[i] and dependent(fi, fj):
-                for k, v in clocks[i].items():
-                    if base.get(k, -1) < v:
-                        base[k] = v
-        seq.append(count.get(tj, 0))
-        count[tj] = seq[-1] + 1
-        base[tj] = seq[-1]
-        clocks.append(base)
-        last[tj] = j
-    return clocks, seq
-
-
-def _races(
-    events: list[tuple[Key, Footprint]], clocks: list[dict[Key, int]], seq: list[int]
-) -> list[tuple[int, int]]:
-    """Pairs (i, j): dependent steps of different workers, i before j, with no step between
-    them ordered after i and before j."""
-    races = []
-    for j, (tj, fj) in enumerate(events):
-        before: dict[Key, int] = {}
-        prev = [i for i in range(j) if events[i][0] == tj]
-        if prev:
-            before = dict(clocks[prev[-1]])
-        for i in range(j - 1, -1, -1):
-            ti, fi = events[i]
-            if ti == tj or before.get(ti, -1) >= seq[i] or not dependent(fi, fj):
-                continue
-            races.append((i, j))
-            for k, v in clocks[i].items():
-                if before.get(k, -1) < v:
-                    before[k] = v
-    return races
-
-
-def _initials(
-    i: int,
-    j: int,
-    events: list[tuple[Key, Footprint]],
-    clocks: list[dict[Key, int]],
-    seq: list[int],
-) -> list[Key]:
-    """Workers that can start the reversal of race (i, j): the first steps, with nothing
-    before them, of the steps after i that do not depend on i, followed by j."""
-    ti = events[i][0]
-    chain = [k for k in range(i + 1, j) if clocks[k].get(ti, -1) < seq[i]] + [j]
-    found: list[Key] = []
-    seen: set[Key] = set()
-    for n, k in enumerate(chain):
-        tk = events[k][0]
-        if tk in seen:
-            continue
-        seen.add(tk)
-        if all(clocks[k].get(events[m][0], -1) < seq[m] for m in chain[:n]):
-            found.append(tk)
-    return found
-
-
-def _canonical(events: list[tuple[Key, Footprint]]) -> tuple[Key, ...]:
-    """The run's trace as one order: repeatedly the lowest worker whose next step has all its
-    predecessors done. Two runs have the same canonical order iff they reorder only
-    commuting steps."""
-    n = len(events)
-    preds = [0] * n
-    succs: list[list[int]] = [[] for _ in range(n)]
-    for j in range(n):
-        for i in range(j):
-            if events[i][0] == events[j][0] or dependent(events[i][1], events[j][1]):
-                preds[j] += 1
-                succs[i].append(j)
-    ready = [(repr(events[k][0]), k) for k in range(n) if preds[k] == 0]
-    heapq.heapify(ready)
-    order: list[Key] = []
-    while ready:
-        _, k = heapq.heappop(ready)
-        order.append(events[k][0])
-        for s in succs[k]:
-            preds[s] -= 1
-            if preds[s] == 0:
-                heapq.heappush(ready, (repr(events[s][0]), s))
-    return tuple(order)
-
-
 def prove(
     run: Run, *, max_runs: int, max_seconds: float, reduce: bool, every_switch_preempts: bool
 ) -> Search:
@@ -279,7 +184,7 @@ def prove(
         if reduce:
             _add_backtracks(tracker.points, nodes, events)
             if not tracker.cut:
-                traces.add(_canonical(events))
+                traces.add(canonical(events))
         else:
             traces.add(tuple(p.chosen for p in decisions))
 
@@ -303,13 +208,17 @@ def prove(
 def _add_backtracks(
     points: list[Point], nodes: list[_Node], events: list[tuple[Key, Footprint]]
 ) -> None:
-    clocks, seq = _clocks(events)
-    for i, j in _races(events, clocks, seq):
+    clocks, seq = clocks_of(events)
+    for first, j in races(events, clocks, seq):
+        i = redirect(first, j, events)
+        moved = points[i].decision
+        if moved is None or moved >= len(nodes):
+            i = first  # only one worker could run there: reverse the race as it is
         decision = points[i].decision
         if decision is None or decision >= len(nodes):
             continue  # only one worker could run there: the race cannot be reversed there
         node = nodes[decision]
-        starts = _initials(i, j, events, clocks, seq)
+        starts = initials(i, j, events, clocks, seq)
         if node.backtrack & set(starts):
             continue
         usable = [t for t in starts if t in node.options]

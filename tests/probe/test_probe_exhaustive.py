@@ -6,11 +6,13 @@ from __future__ import annotations
 import re
 import sys
 import threading
+from collections.abc import Callable
 
 import pytest
 
 from plugins.probe import ProbeFailure, explore, explore_async, run_schedule
-from plugins.probe_compare_cases import PAIRS_BY_NAME, Pair
+from plugins.probe.bytecode_paths import ENTRY, EXIT, path
+from plugins.probe_compare_cases import PAIRS_BY_NAME, Pair, condition_buffer
 from tests.probe.samples import async_cache as ac
 
 HERE = sys.modules[__name__]
@@ -22,6 +24,8 @@ class Box:
     def __init__(self) -> None:
         self.v = 0
         self.w = 0
+        self.items: list[int] = []
+        self.seen = -1
         self.lock = threading.Lock()
 
 
@@ -117,7 +121,12 @@ def test_a_failure_found_by_sampling_is_shrunk_to_the_fewest_preemptions_too() -
     assert "strategy=" in str(caught.value), "sampling found it, and the report says so"
 
 
-@pytest.mark.parametrize("name", ["lost_update", "check_then_act", "three_preemptions"])
+# Distinct interleavings of each fixed pair, by hand: every shared step is under one lock
+# (lost update: 2 critical sections per worker, 4!/(2!2!) = 6; the others: one each, 2).
+PROVED = {"lost_update": 6, "check_then_act": 2, "lock_order": 2, "three_preemptions": 2}
+
+
+@pytest.mark.parametrize("name", sorted(PROVED))
 def test_small_fixed_pairs_are_proved(name: str) -> None:
     pair = PAIRS_BY_NAME[name]
     stats = explore(
@@ -130,6 +139,7 @@ def test_small_fixed_pairs_are_proved(name: str) -> None:
     )
     assert stats.proved, stats
     assert stats.interleavings == stats.schedules, "sleep sets: no interleaving twice"
+    assert stats.interleavings == PROVED[name], stats
 
 
 def test_a_scenario_too_big_for_the_cap_is_sampled_and_never_called_proved() -> None:
@@ -155,7 +165,9 @@ def _locked_increment(box: Box) -> None:
 
 def test_a_lock_s_critical_sections_are_proved_in_both_orders_only() -> None:
     # Two workers, one critical section each: the lock makes them run one after the other,
-    # in either order; a worker may also find the lock taken and block, or not.
+    # in either order. A worker that finds the lock taken only blocks: that is not a third
+    # interleaving, and the search does not run it as one (a release and the next acquire
+    # are reversed as whole critical sections).
     checks: list[int] = []
 
     def check(box: Box, results: list[object]) -> None:
@@ -167,7 +179,108 @@ def test_a_lock_s_critical_sections_are_proved_in_both_orders_only() -> None:
     )
     assert stats.proved, stats
     assert checks and set(checks) == {2}
-    assert 2 <= stats.interleavings <= 6, stats
+    assert (stats.interleavings, stats.exhaustive_runs) == (2, 2), stats
+
+
+def _two_locked_increments(box: Box) -> None:
+    _locked_increment(box)
+    _locked_increment(box)
+
+
+def test_two_critical_sections_each_are_the_six_orders_of_four() -> None:
+    # Everything shared is under the lock, so an interleaving is an order of the four
+    # critical sections that keeps each worker's own two in order: 4! / (2! * 2!) = 6.
+    stats = explore(
+        Box,
+        [_two_locked_increments, _two_locked_increments],
+        nothing_to_check,
+        modules=[HERE],
+        exhaustive=250,
+    )
+    assert stats.proved, stats
+    assert (stats.interleavings, stats.exhaustive_runs) == (6, 6), stats
+
+
+def _count_items(box: Box) -> None:
+    box.seen = len(box.items)
+
+
+def _append_item(box: Box) -> None:
+    box.items.append(1)
+
+
+def _extend_items(box: Box) -> None:
+    box.items += [1]
+
+
+def _add_to_v(box: Box) -> None:
+    box.v += 1
+
+
+def test_a_builtin_call_reading_a_list_commutes_with_an_unrelated_write() -> None:
+    # len() of a list reads its items and nothing else: once it was "unknown", dependent on
+    # every step, and this scenario counted 2.
+    stats = explore(
+        Box, [_count_items, write_w_twice], nothing_to_check, modules=[HERE], exhaustive=250
+    )
+    assert (stats.proved, stats.interleavings) == (True, 1), stats
+
+
+# list.append is one step that writes the list; `box.items += [1]` is two that race with
+# the reader: the `+=` mutating the list, then the store back into .items (which the
+# reader's load of .items does not commute with): reader before, between or after.
+@pytest.mark.parametrize(("writer", "orders"), [(_append_item, 2), (_extend_items, 3)])
+def test_a_list_written_while_another_worker_reads_it_is_run_in_both_orders(
+    writer: Callable[[Box], None], orders: int
+) -> None:
+    seen: set[int] = set()
+
+    def check(box: Box, results: list[object]) -> None:
+        seen.add(box.seen)
+
+    stats = explore(Box, [_count_items, writer], check, modules=[HERE], exhaustive=250)
+    assert stats.proved, stats
+    assert seen == {0, 1}, f"the reader saw {sorted(seen)} items, never the other order"
+    assert stats.interleavings == orders, stats
+
+
+def test_an_increment_of_an_int_does_not_touch_containers() -> None:
+    # `box.v += 1` on an int reads .v and writes .v; its `+=` mutates nothing (it used to
+    # count as a write of every container, a race with the append).
+    stats = explore(
+        Box, [_add_to_v, _append_item], nothing_to_check, modules=[HERE], exhaustive=250
+    )
+    assert (stats.proved, stats.interleavings) == (True, 1), stats
+
+
+def _put_one(buffer: condition_buffer.Broken) -> None:
+    buffer.put(1)
+
+
+def _get_one(buffer: condition_buffer.Broken) -> None:
+    buffer.get()
+
+
+def test_a_condition_handoff_between_one_producer_and_one_consumer_is_proved() -> None:
+    # The producer's critical section first (the consumer then finds the item), or the
+    # consumer's first: it finds the buffer empty and waits, the producer puts and notifies,
+    # the consumer takes the lock back and the item. 2 interleavings; a woken consumer that
+    # finds the lock still taken only looks, which is no third one.
+    taken: list[list[int]] = []
+
+    def check(buffer: condition_buffer.Broken, results: list[object]) -> None:
+        taken.append(list(buffer.taken))
+
+    stats = explore(
+        condition_buffer.Fixed,
+        [_put_one, _get_one],
+        check,
+        modules=[condition_buffer],
+        exhaustive=250,
+    )
+    assert stats.proved, stats
+    assert stats.interleavings == 2, stats
+    assert taken and all(t == [1] for t in taken), taken
 
 
 async def _first(c: ac.RacyAsyncCache) -> int:
@@ -213,3 +326,18 @@ def test_exhaustive_failures_replay_with_the_schedule_in_the_report() -> None:
             modules=[pair.module],
             schedule=failure.schedule,
         )
+
+
+def _take_or_note(box: Box) -> None:
+    try:
+        box.v = box.items[0]
+    except IndexError:
+        box.w = 1  # runs only when the list is empty: no normal path goes through it
+
+
+def test_an_untraced_worker_function_is_read_whole_unless_a_handler_may_have_run() -> None:
+    # A test's own worker function has no switch points: its bytecode is read as a whole.
+    # One with an exception handler is unknown: the handler's write may have run instead
+    # of the normal path, and nothing would show it.
+    assert path(write_v_twice.__code__, ENTRY, EXIT, traced=False) == {"w:.v"}
+    assert path(_take_or_note.__code__, ENTRY, EXIT, traced=False) is None

@@ -1,0 +1,158 @@
+"""What one run of the exhaustive search tells about its steps' order: happens-before (vector
+clocks), the races in it (pairs of dependent steps of different workers with nothing ordering
+them in between), the workers that can start each race's reversal, and the run's canonical
+order (its Mazurkiewicz trace, for counting distinct interleavings).
+
+A step is (worker, footprint); ``footprints.dependent`` says which steps may not commute.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Hashable
+
+from .bytecode_paths import Footprint
+from .footprints import GLOBAL_SYNC, RELEASES, TAKES, dependent
+
+Key = Hashable
+
+
+def clocks_of(events: list[tuple[Key, Footprint]]) -> tuple[list[dict[Key, int]], list[int]]:
+    """Vector clocks of happens-before (program order plus dependent steps, in run order) and
+    each step's number within its worker."""
+    clocks: list[dict[Key, int]] = []
+    seq: list[int] = []
+    count: dict[Key, int] = {}
+    last: dict[Key, int] = {}
+    for j, (tj, fj) in enumerate(events):
+        base = dict(clocks[last[tj]]) if tj in last else {}
+        for i in range(j - 1, -1, -1):
+            ti, fi = events[i]
+            if ti != tj and base.get(ti, -1) < seq[i] and dependent(fi, fj):
+                for k, v in clocks[i].items():
+                    if base.get(k, -1) < v:
+                        base[k] = v
+        seq.append(count.get(tj, 0))
+        count[tj] = seq[-1] + 1
+        base[tj] = seq[-1]
+        clocks.append(base)
+        last[tj] = j
+    return clocks, seq
+
+
+def races(
+    events: list[tuple[Key, Footprint]], clocks: list[dict[Key, int]], seq: list[int]
+) -> list[tuple[int, int]]:
+    """Pairs (i, j): dependent steps of different workers, i before j, with no step between
+    them ordered after i and before j."""
+    races = []
+    for j, (tj, fj) in enumerate(events):
+        before: dict[Key, int] = {}
+        prev = [i for i in range(j) if events[i][0] == tj]
+        if prev:
+            before = dict(clocks[prev[-1]])
+        for i in range(j - 1, -1, -1):
+            ti, fi = events[i]
+            if ti == tj or before.get(ti, -1) >= seq[i] or not dependent(fi, fj):
+                continue
+            races.append((i, j))
+            for k, v in clocks[i].items():
+                if before.get(k, -1) < v:
+                    before[k] = v
+    return races
+
+
+def initials(
+    i: int,
+    j: int,
+    events: list[tuple[Key, Footprint]],
+    clocks: list[dict[Key, int]],
+    seq: list[int],
+) -> list[Key]:
+    """Workers that can start the reversal of race (i, j): the first steps, with nothing
+    before them, of the steps after i that do not depend on i, followed by j."""
+    ti = events[i][0]
+    chain = [k for k in range(i + 1, j) if clocks[k].get(ti, -1) < seq[i]] + [j]
+    found: list[Key] = []
+    seen: set[Key] = set()
+    for n, k in enumerate(chain):
+        tk = events[k][0]
+        if tk in seen:
+            continue
+        seen.add(tk)
+        if all(clocks[k].get(events[m][0], -1) < seq[m] for m in chain[:n]):
+            found.append(tk)
+    return found
+
+
+def _looks(step: Footprint) -> bool:
+    """A blocked acquire's step (or a woken wait's that finds the lock taken): it read the
+    lock and changed nothing; the run that skips it is the same interleaving."""
+    return bool(step) and all(x.startswith("r:sync:") and x != "r:sync:end" for x in step or ())
+
+
+def canonical(events: list[tuple[Key, Footprint]]) -> tuple[Key, ...]:
+    """The run's trace as one order: repeatedly the lowest worker whose next step has all its
+    predecessors done. Two runs have the same canonical order iff they reorder only
+    commuting steps (a step that only found a lock taken does not count)."""
+    events = [event for event in events if not _looks(event[1])]
+    n = len(events)
+    preds = [0] * n
+    succs: list[list[int]] = [[] for _ in range(n)]
+    for j in range(n):
+        for i in range(j):
+            if events[i][0] == events[j][0] or dependent(events[i][1], events[j][1]):
+                preds[j] += 1
+                succs[i].append(j)
+    ready = [(repr(events[k][0]), k) for k in range(n) if preds[k] == 0]
+    heapq.heapify(ready)
+    order: list[Key] = []
+    while ready:
+        _, k = heapq.heappop(ready)
+        order.append(events[k][0])
+        for s in succs[k]:
+            preds[s] -= 1
+            if preds[s] == 0:
+                heapq.heappush(ready, (repr(events[s][0]), s))
+    return tuple(order)
+
+
+def _handed_lock(a: Footprint, b: Footprint) -> str | None:
+    """The lock ("sync:<n>") that step ``a`` releases and step ``b`` then takes, when that is
+    all that makes them dependent; None otherwise."""
+    if a is None or b is None:
+        return None
+    for entry in a:
+        if entry.startswith(RELEASES):
+            name = entry[len(RELEASES) :]
+            if TAKES + name in b and TAKES + name not in a:
+                ours = frozenset(x for x in a if x[2:] != name)
+                theirs = frozenset(x for x in b if x[2:] != name)
+                if not dependent(ours, theirs):
+                    return name
+    return None
+
+
+def redirect(i: int, j: int, events: list[tuple[Key, Footprint]]) -> int:
+    """The step whose race with ``j`` needs reversing in place of ``i``.
+
+    When ``i`` releases a lock that ``j`` (another worker) then takes, ``j`` cannot run
+    before ``i``: its worker is blocked while ``i``'s worker holds the lock. Reversing the
+    pair only runs a failed acquire. What can be reversed is the whole critical section:
+    ``j`` before the step that took the lock, when that step was ``i``'s worker's, the
+    last take of the lock in the run, and no step since then can have let the lock go and
+    taken it back (another worker's write of it: a notify, for a Condition's wait; a timed
+    or unknown step). Otherwise ``i``: never fewer reversals than without this."""
+    name = _handed_lock(events[i][1], events[j][1])
+    if name is None:
+        return i
+    holder = events[i][0]
+    for k in range(i - 1, -1, -1):
+        tk, fk = events[k]
+        if fk is None or GLOBAL_SYNC in fk or RELEASES + name in fk:
+            return i  # a release, a timed wait or an unknown step: it may have changed hands
+        if TAKES + name in fk:
+            return k if tk == holder else i
+        if tk != holder and "w:" + name in fk:
+            return i  # another worker wrote the lock: a Condition's wait gave it up
+    return i
