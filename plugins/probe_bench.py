@@ -6,17 +6,25 @@ it (bar: within a quarter of the budget); false alarms on the reference over 10 
 each probe test's seconds (bar: 1 s) and the seconds the kata file takes on the reference
 (bar: 2 s). Exit status 1 if a bar fails.
 
-    python -m plugins.probe_bench [KATA ...] [--seeds 10] [--budget 250]
+    python -m plugins.probe_bench [KATA ...] [--seeds 10] [--budget 250] [--jobs 2]
 
 Each run is a process of its own, forked from a warm worker (as `pytest --kata-verify` runs
 them), so the bench does not pay Python's and pytest's start once per seed and per mutant; the
-figures come from inside the run and are the same either way.
+figures come from inside the run and are the same either way. Like the self-check's runs, each
+is verdict-only (KATA_VERDICT_ONLY=1): a failing probe is reported unshrunk, and Hypothesis does
+not shrink. The first killing schedule is found before any shrinking; shrinking each mutant's
+failure (up to 800 re-runs of its schedules) measured nothing. The mutants' runs, which measure
+a schedule index and no time, run `--jobs` at once; the reference's runs, which are timed, one
+at a time.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import queue
 import re
 import runpy
 import statistics
@@ -24,11 +32,14 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from plugins import curriculum, mutants, verify_runs
 from plugins.curriculum import Curriculum, Kata
+from plugins.settings import VERDICT_ONLY_VARIABLE
 from plugins.verify_runs import Outcome, Runner, WarmRunner
 
 KATA_FILE_BAR_SECONDS = 2.0
@@ -107,7 +118,7 @@ def _first_kill(
 
 
 def bench_kata(
-    runner: Runner,
+    runners: list[Runner],
     root: Path,
     curriculum_: Curriculum,
     kata: Kata,
@@ -115,6 +126,7 @@ def bench_kata(
     budget: int,
     scratch: Path,
 ) -> bool:
+    runner = runners[0]
     stats = scratch / "stats.jsonl"
     ok = True
     print(f"\n## {kata.name}", flush=True)
@@ -155,11 +167,25 @@ def bench_kata(
     budgets = {test: entries[0]["schedules"] for test, entries in per_test.items()}
     seeds_done = time.perf_counter()
     print(f"{'mutant':32} {'first killing schedule':>24}  {'bar (a quarter of its budget)':>30}")
-    for mutant in mutants.load(curriculum_.mutants_path(kata)):
+    free: queue.Queue[Runner] = queue.Queue()
+    for each in runners:
+        free.put(each)
+
+    def kill_of(mutant: mutants.Mutant) -> tuple[int, float] | None:
         folder = scratch / mutant.name / kata.name
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{kata.module}.py").write_text(mutant.apply(source), encoding="utf-8")
-        kill = _first_kill(runner, root, kata, str(folder.parent), budget, stats, budgets)
+        slot = free.get()
+        try:
+            mutant_stats = scratch / mutant.name / "stats.jsonl"
+            return _first_kill(slot, root, kata, str(folder.parent), budget, mutant_stats, budgets)
+        finally:
+            free.put(slot)
+
+    found = mutants.load(curriculum_.mutants_path(kata))
+    with ThreadPoolExecutor(len(runners)) as pool:
+        kills = list(pool.map(kill_of, found))
+    for mutant, kill in zip(found, kills, strict=True):
         if kill is not None:
             first_kill, bar = kill
             within = first_kill < max(bar, 1)
@@ -188,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
         "--seeds", type=int, default=10, help="seeds for the false-alarm check (default 10)"
     )
     parser.add_argument("--budget", type=int, default=250, help="schedules per probe (default 250)")
+    parser.add_argument(
+        "--jobs", type=int, default=2, help="mutant runs at once (default 2; they are not timed)"
+    )
     options = parser.parse_args(argv)
     root = curriculum.find_root(Path.cwd())
     if root is None:
@@ -198,22 +227,46 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("no kata with probe tests matches")
     started = time.perf_counter()
     notes: list[str] = []  # a worker that died and was replaced: said at the end
-    runner = WarmRunner(root, _plugin_modules(root), notes)
-    try:
-        with tempfile.TemporaryDirectory(prefix="probe-bench-") as scratch:
-            results = [
-                bench_kata(
-                    runner, root, curriculum_, k, options.seeds, options.budget, Path(scratch)
-                )
-                for k in katas
-            ]
-    finally:
-        runner.close()
+    with _environment(VERDICT_ONLY_VARIABLE, "1"):
+        preload = _plugin_modules(root)
+        runners = [WarmRunner(root, preload, notes) for _ in range(max(1, options.jobs))]
+        try:
+            with tempfile.TemporaryDirectory(prefix="probe-bench-") as scratch:
+                results = [
+                    bench_kata(
+                        list(runners),
+                        root,
+                        curriculum_,
+                        k,
+                        options.seeds,
+                        options.budget,
+                        Path(scratch),
+                    )
+                    for k in katas
+                ]
+        finally:
+            for runner in runners:
+                runner.close()
     for note in notes:
         print(f"note: {note}")
     took = time.perf_counter() - started
     print(f"\n{sum(results)} of {len(results)} katas meet every bar; the bench took {took:.0f} s")
     return 0 if all(results) else 1
+
+
+@contextlib.contextmanager
+def _environment(name: str, value: str) -> Iterator[None]:
+    """``name=value`` for the runs started meanwhile (each takes this process's environment):
+    only ever set while no other run is being started."""
+    inherited = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if inherited is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = inherited
 
 
 def _plugin_modules(root: Path) -> list[str]:

@@ -50,9 +50,7 @@ def test_kata_require_turns_an_absent_backend_into_a_failure(kata_repo: KataRepo
 def test_an_unknown_backend_is_a_usage_error_listing_the_valid_ones(kata_repo: KataRepo) -> None:
     result = kata_repo.run("katas", "--kata-require=quantum")
     assert result.ret == 4, "an unknown backend must stop the run as a usage error"
-    result.stderr.fnmatch_lines(
-        [f"*unknown backend quantum; valid: {', '.join(BACKENDS)}, all*"]
-    )
+    result.stderr.fnmatch_lines([f"*unknown backend quantum; valid: {', '.join(BACKENDS)}, all*"])
 
 
 def test_the_report_header_lists_the_backends(kata_repo: KataRepo) -> None:

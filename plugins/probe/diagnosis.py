@@ -28,12 +28,20 @@ def livelock(w: Worker, site: Site, max_steps: int) -> Failure:
     )
 
 
-def busy_loop(w: Worker, site: Site, seconds: float) -> Failure:
+def busy_loop(w: Worker, site: Site, seconds: float, spun_before: float | None) -> Failure:
+    """``spun_before``: the longer spin at the same loop, earlier in this test, that made the
+    scheduler judge this one sooner (None if it is the first)."""
+    earlier = (
+        ""
+        if spun_before is None
+        else f" (it had already spun {spun_before:g} s in an earlier schedule of this test, "
+        "so it was stopped sooner this time)"
+    )
     return Failure(
         "livelock",
         f"busy loop: {w.name} kept going round the loop at {short(site)} `{source(site)}` for "
         f"{seconds:g} s without touching anything another thread could change, so nothing can "
-        "ever end it",
+        f"ever end it{earlier}",
         details=[
             "A loop that waits for another thread must wait on something that thread can "
             "signal (a Condition, an Event, a Queue, a lock); one that spins on a local "

@@ -15,6 +15,7 @@ from typing import TypedDict, TypeVar, Unpack
 from . import api, asyncio_loop
 from .exploration import ExploreStats, ProbeFailure
 from .failures import Check
+from .scheduler import LoopKey, remembering_busy_loops
 
 S = TypeVar("S")
 Record = Callable[[dict[str, object]], None]
@@ -76,6 +77,9 @@ class Prober:
         self.seed = seed
         self.budget = budget
         self._record = record
+        # Loops that spun the full bound in this test's explorations (all its Hypothesis
+        # examples): a later spin there is judged sooner (scheduler.KNOWN_BUSY_LOOP_S).
+        self._busy_loops: set[LoopKey] = set()
 
     def explore(
         self,
@@ -135,7 +139,8 @@ class Prober:
                 f"explain= has unknown kinds {unknown}; known: {', '.join(FAILURE_KINDS)}"
             )
         try:
-            stats = run()
+            with remembering_busy_loops(self._busy_loops):
+                stats = run()
         except ProbeFailure as failure:
             self._record({"mode": mode, "failed": True, **asdict(failure.stats)})
             raise _explained(failure, explained)  # noqa: B904  # the same failure, cause kept

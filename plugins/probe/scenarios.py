@@ -29,7 +29,8 @@ def scenario_settings(max_examples: int = 8) -> Callable[[F], F]:
     """Hypothesis settings for a probe over drawn scenarios: the same examples on every run
     (derandomized, no database), no per-example deadline (the test's budget bounds it), and
     no "explain" phase, whose list of the harness's own lines would bury the report. The
-    `probe` fixture is safe to share between examples: it holds only the seed and budget.
+    `probe` fixture is safe to share between examples: it holds the seed, the budget and the
+    loops seen spinning so far (a later spin there is stopped after 0.05 s, not 0.5 s).
     Shrinking follows the loaded profile: the self-check's `verdict` profile has none."""
     shrink = [Phase.shrink] if Phase.shrink in settings().phases else []
     chosen: Callable[[F], F] = settings(
