@@ -159,6 +159,7 @@ def prove(
     prefix: list[int] = []
     sleep: dict[Key, Footprint] = {}
     traces: set[tuple[Key, ...]] = set()
+    finished: list[list[tuple[Key, Footprint]]] = []  # the complete runs' steps, when reduced
     search = Search()
     while True:
         if search.runs >= max_runs or REAL_PERF_COUNTER() - started > max_seconds:
@@ -184,7 +185,9 @@ def prove(
         if reduce:
             _add_backtracks(tracker.points, nodes, events)
             if not tracker.cut:
-                traces.add(canonical(events))
+                # Counted only if the search completes (a canonical order costs more than
+                # the race analysis); an incomplete search reports no count.
+                finished.append(events)
         else:
             traces.add(tuple(p.chosen for p in decisions))
 
@@ -195,6 +198,13 @@ def prove(
             nodes.pop()
         if not nodes:
             search.complete = True
+            search.distinct = len(traces | {canonical(events) for events in finished})
+            return search
+        # Each branch still to take is one more run at least: past the cap, give up now rather
+        # than spend the runs left on a search that cannot finish (large scenarios; sampling
+        # takes over). Only a proof is given up: a bug the runs might have found is still
+        # looked for by the sampled schedules.
+        if search.runs + sum(len(todo(node)) for node in nodes) > max_runs:
             search.distinct = len(traces)
             return search
         last = nodes[-1]

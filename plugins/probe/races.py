@@ -46,11 +46,10 @@ def races(
     """Pairs (i, j): dependent steps of different workers, i before j, with no step between
     them ordered after i and before j."""
     races = []
+    last: dict[Key, int] = {}  # each worker's latest step so far
     for j, (tj, fj) in enumerate(events):
-        before: dict[Key, int] = {}
-        prev = [i for i in range(j) if events[i][0] == tj]
-        if prev:
-            before = dict(clocks[prev[-1]])
+        before: dict[Key, int] = dict(clocks[last[tj]]) if tj in last else {}
+        last[tj] = j
         for i in range(j - 1, -1, -1):
             ti, fi = events[i]
             if ti == tj or before.get(ti, -1) >= seq[i] or not dependent(fi, fj):
