@@ -38,6 +38,10 @@ class Ended(NamedTuple):
     returncode: int
     timed_out: bool
     cpu_seconds: float  # the process and the descendants it reaped; 0.0 where unknown
+    # Seconds spent before the run began (starting a warm worker): not the run's own. All of a
+    # verify's slots start their workers at once, so a slot's first run looked several
+    # seconds long, and, its CPU being the child's alone, like a run that mostly waits.
+    setup_seconds: float = 0.0
 
 
 # (argv after `pytest`, timeout) -> how it ended
@@ -96,7 +100,7 @@ def run_suite(runner: Runner, test_file: Path, target: str, *extra: str) -> Outc
             outcome = Outcome(returncode=-1, timed_out=True)
         else:
             outcome = parse_junit(junit, ended.returncode)
-        outcome.seconds = time.perf_counter() - started
+        outcome.seconds = time.perf_counter() - started - ended.setup_seconds
         outcome.cpu_seconds = ended.cpu_seconds
         return outcome
 
@@ -244,13 +248,16 @@ class WarmRunner:
         self.closed = False
 
     def __call__(self, argv: list[str], timeout: float) -> Ended:
+        setup = 0.0
         with tempfile.TemporaryDirectory(prefix="kata-verify-output-") as scratch:
             for _attempt in range(2):
                 if self.closed:
                     return Ended(-1, False, 0.0)  # the session is over; nobody reads it
                 try:
                     if self.worker is None:
+                        began = time.perf_counter()
                         self.worker = Worker(self.root, self.preload)
+                        setup += time.perf_counter() - began
                     answer = self.worker.run(
                         argv, dict(os.environ), Path(scratch) / "output.txt", timeout
                     )
@@ -258,6 +265,7 @@ class WarmRunner:
                         int(answer["returncode"]),
                         bool(answer["timed_out"]),
                         float(answer.get("cpu", 0.0)),
+                        setup,
                     )
                 except WorkerDied as died:
                     self.worker = None
