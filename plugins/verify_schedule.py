@@ -312,14 +312,26 @@ class Scheduler:
             log.write(json.dumps(entry) + "\n")
 
     def remaining_seconds(self) -> float:
-        """A guess at the wall time left: timing runs one at a time, the rest spread on the slots."""
+        """A guess at the wall time left: timing runs one at a time; busy runs spread on the
+        slots, while the runs that mostly wait go beside them on the other places."""
         now = time.monotonic()
         with self.changed:
             alone = sum(self.expected(r) for r, _ in self.queue if r.timing)
-            shared = sum(self.expected(r) for r, _ in self.queue if not r.timing)
+            busy = waiting = 0.0
+            for run, _ in self.queue:
+                if not run.timing:
+                    if self.history.light(run):
+                        waiting += self.expected(run)
+                    else:
+                        busy += self.expected(run)
             for key, began in self.running.items():
-                shared += max(0.0, self.history.durations.get(key, 0.0) - (now - began))
-        return alone + shared / self.jobs
+                left = max(0.0, self.history.durations.get(key, 0.0) - (now - began))
+                if self.loads.get(key, 1.0) < LIGHT_LOAD:
+                    waiting += left
+                else:
+                    busy += left
+        beside = max(1, self.admission.limit - self.jobs)
+        return alone + max(busy / self.jobs, waiting / beside)
 
     def close(self) -> None:
         """Cancel what has not started, stop the workers (ending their runs), never wait long."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,17 @@ def test_a_busy_run_takes_the_slot_while_a_longer_waiting_run_starts_beside_it(
     finally:
         release.set()
         scheduler.close()
+
+
+def test_the_time_left_counts_waiting_runs_beside_the_busy_ones(tmp_path: Path) -> None:
+    """Two busy 10 s runs on two slots and four waiting 10 s runs beside them: about 10 s
+    left, not (2 + 4) x 10 / 2 = 30 s."""
+    history = History(None)
+    scheduler = Scheduler(
+        2, lambda: lambda argv, timeout: Ended(0, False, 0.0), history, max_runs=8
+    )
+    for n, cpu in enumerate([10.0, 10.0, 0.5, 0.5, 0.5, 0.5]):
+        run = Run("k", f"mutant:m{n}", tmp_path / "test_k.py", "reference", (), False, 10.0)
+        history.durations[run.key], history.cpu[run.key] = 10.0, cpu
+        scheduler.queue.append((run, Future()))
+    assert scheduler.remaining_seconds() == pytest.approx(10.0)
