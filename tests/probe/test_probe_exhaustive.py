@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from plugins.probe import ProbeFailure, explore, explore_async, run_schedule
+from plugins.probe import ExploreStats, ProbeFailure, explore, explore_async, run_schedule
 from plugins.probe.bytecode_paths import ENTRY, EXIT, path
 from plugins.probe_compare_cases import PAIRS_BY_NAME, Pair, condition_buffer
 from tests.probe.samples import async_cache as ac
@@ -142,16 +142,21 @@ def test_small_fixed_pairs_are_proved(name: str) -> None:
     assert stats.interleavings == PROVED[name], stats
 
 
-def test_a_scenario_too_big_for_the_cap_is_sampled_and_never_called_proved() -> None:
+def _fixed_lost_update(cap: int) -> ExploreStats:
+    """The fixed lost update (6 interleavings), 30 sampled schedules, `cap` exhaustive runs."""
     pair = PAIRS_BY_NAME["lost_update"]
-    stats = explore(
+    return explore(
         pair.setup("fixed"),
         list(pair.workers),
         lambda state, results: pair.check(state),
         modules=[pair.module],
         budget=30,
-        exhaustive=3,
+        exhaustive=cap,
     )
+
+
+def test_a_scenario_too_big_for_the_cap_is_sampled_and_never_called_proved() -> None:
+    stats = _fixed_lost_update(3)
     assert not stats.proved
     assert stats.interleavings == 0
     # It needs 6 runs: it gives up as soon as the branches left outnumber the runs left.
@@ -161,15 +166,7 @@ def test_a_scenario_too_big_for_the_cap_is_sampled_and_never_called_proved() -> 
 
 def test_a_search_that_needs_exactly_its_cap_still_finishes_and_proves() -> None:
     """Giving up early must never cost a proof the cap allows."""
-    pair = PAIRS_BY_NAME["lost_update"]
-    stats = explore(
-        pair.setup("fixed"),
-        list(pair.workers),
-        lambda state, results: pair.check(state),
-        modules=[pair.module],
-        budget=30,
-        exhaustive=PROVED["lost_update"],
-    )
+    stats = _fixed_lost_update(PROVED["lost_update"])
     assert stats.proved and stats.exhaustive_runs == PROVED["lost_update"], stats
 
 
