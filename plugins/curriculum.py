@@ -62,7 +62,7 @@ class Curriculum:
         return {kata.name: kata for kata in self.katas}
 
     def get(self, name: str) -> Kata | None:
-        return next((kata for kata in self.katas if kata.name == name), None)
+        return self.by_name().get(name)
 
     def next_after(self, kata: Kata) -> Kata | None:
         later = [k for k in self.katas if k.order > kata.order]

@@ -51,8 +51,3 @@ def load(cpu_seconds: float | None, seconds: float | None) -> float:
     if cpu_seconds is None or not seconds:
         return 1.0
     return cpu_seconds / seconds
-
-
-def is_light(cpu_seconds: float | None, seconds: float | None) -> bool:
-    """Whether a run, as measured last time, used under LIGHT_LOAD cores (unmeasured: no)."""
-    return load(cpu_seconds, seconds) < LIGHT_LOAD

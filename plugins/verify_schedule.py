@@ -4,9 +4,10 @@ Each slot is a thread with its own runner (a warm worker, or cold processes). Ru
 with their expected duration (from earlier verifies, kept in the verify parent's pytest cache)
 and started longest first across all katas, so that two cores stay busy until the end. A run of a
 `timing` kata measures speed and so runs alone: it starts only when nothing else runs, and nothing
-starts while it runs. A slot goes to the longest busy run; runs that mostly wait start beside the
-busy ones while the cores they are expected to use leave room (plugins/verify_admission.py). The cache also remembers which test killed each mutant, so
-that the next verify runs that test first, and how much CPU each run used. A fresh clone has no
+starts while it runs. A slot goes to the longest busy run; runs that mostly wait start beside
+the busy ones while the cores they are expected to use leave room (plugins/verify_admission.py).
+The cache also remembers which test killed each mutant, so that the next verify runs that test
+first, and how much CPU each run used. A fresh clone has no
 cache: it starts from the history committed in `reference/verify-history.json` (written by
 `python -m plugins.verify_history` after a verify), and its own cache wins where it has a value.
 """
@@ -108,9 +109,7 @@ class History:
 
     def light(self, run: Run) -> bool:
         """Whether the run mostly waited last time (under LIGHT_LOAD cores on average)."""
-        return not run.polls and verify_admission.is_light(
-            self.cpu.get(run.key), self.durations.get(run.key)
-        )
+        return self.load(run) < LIGHT_LOAD
 
 
 def read_seed(path: Path | None) -> dict[str, Any]:

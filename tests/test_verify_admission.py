@@ -6,12 +6,13 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import Future
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from plugins import verify_admission
-from plugins.verify_admission import Admission, is_light, load, max_runs
+from plugins.verify_admission import Admission, load, max_runs
 from plugins.verify_runs import Ended
 from plugins.verify_schedule import History, Run, Scheduler
 
@@ -26,13 +27,25 @@ def test_one_run_per_slot_always_starts_and_more_only_within_the_headroom() -> N
     assert not admission.may_add([0.1] * 5, 0.1), "never more than the limit in flight"
 
 
-def test_a_run_is_light_when_it_used_under_half_a_core_last_time() -> None:
+def test_a_run_is_light_when_it_used_under_half_a_core_last_time(tmp_path: Path) -> None:
     assert load(0.4, 5.0) == pytest.approx(0.08)
     assert load(None, 5.0) == 1.0, "a run never measured counts as a whole core"
-    assert is_light(0.4, 5.0)
-    assert not is_light(3.0, 5.0)
-    assert not is_light(None, 5.0), "a run never measured counts as busy"
-    assert not is_light(0.1, None)
+
+    def light(cpu: float | None, seconds: float | None, polls: bool = False) -> bool:
+        history = History(None)
+        run = Run("k", "mutant:m", tmp_path / "test_k.py", "reference", (), False, None)
+        run = replace(run, polls=polls)
+        if cpu is not None:
+            history.cpu[run.key] = cpu
+        if seconds is not None:
+            history.durations[run.key] = seconds
+        return history.light(run)
+
+    assert light(0.4, 5.0)
+    assert not light(3.0, 5.0)
+    assert not light(None, 5.0), "a run never measured counts as busy"
+    assert not light(0.1, None)
+    assert not light(0.4, 5.0, polls=True), "MPI ranks poll while they wait: never light"
 
 
 def test_the_most_runs_in_flight_default_to_four_per_slot_and_can_be_set(
