@@ -130,9 +130,16 @@ async def test_pause_returns_once_its_seconds_have_passed() -> None:
 @pytest.mark.asyncio
 async def test_other_tasks_run_while_pause_waits() -> None:
     async with heartbeat() as beat:
-        before = beat.ticks
-        await awaited("pause(0.05)", pause(0.05))
-        ticks = beat.ticks - before
+
+        async def ticks_during_pause() -> int:
+            # Counted inside one coroutine: nothing else on the loop can run between the two
+            # reads unless pause suspends. (Counted around a wait_for instead, a heartbeat
+            # whose timer fell due before pause began could tick once even for a frozen loop.)
+            before = beat.ticks
+            await pause(0.05)
+            return beat.ticks - before
+
+        ticks = await awaited("pause(0.05)", ticks_during_pause())
     assert ticks > 0, (
         f"the heartbeat task ticked {ticks} times during a 0.05 s pause: the pause froze the "
         f"whole event loop. time.sleep() blocks the thread that runs every task; "
