@@ -1,4 +1,4 @@
-"""The five bug/fix pairs that `python -m plugins.probe_compare` runs under each tool.
+"""The five bug/fix pairs (and a bigger `Condition` buffer) that `python -m plugins.probe_compare` runs under each tool.
 
 Each module holds `Broken` and `Fixed` (the setup for each version: a class built fresh per
 schedule), the `WORKERS` that take that object, a `check` that raises `AssertionError` when an
@@ -13,7 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import check_then_act, condition_buffer, lock_order, lost_update, three_preemptions
+from . import (
+    check_then_act,
+    condition_buffer,
+    condition_buffer_two_each,
+    lock_order,
+    lost_update,
+    three_preemptions,
+)
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,14 @@ def _pair(module: types.ModuleType) -> Pair:
 
 
 PAIRS = tuple(
-    _pair(m) for m in (lost_update, check_then_act, lock_order, condition_buffer, three_preemptions)
+    _pair(m)
+    for m in (
+        lost_update,
+        check_then_act,
+        lock_order,
+        condition_buffer,
+        three_preemptions,
+        condition_buffer_two_each,
+    )
 )
 PAIRS_BY_NAME = {p.name: p for p in PAIRS}
