@@ -13,9 +13,10 @@ them), so the bench does not pay Python's and pytest's start once per seed and p
 figures come from inside the run and are the same either way. Like the self-check's runs, each
 is verdict-only (KATA_VERDICT_ONLY=1): a failing probe is reported unshrunk, and Hypothesis does
 not shrink. The first killing schedule is found before any shrinking; shrinking each mutant's
-failure (up to 800 re-runs of its schedules) measured nothing. The mutants' runs, which measure
-a schedule index and no time, run `--jobs` at once; the reference's runs, which are timed, one
-at a time.
+failure (up to 800 re-runs of its schedules) measured nothing. Every run goes through one pool
+of `--jobs` warm runners (default 2, one per core): the reference's seeds of every kata first,
+then each kata's mutants as soon as its seed-0 run has said each probe test's budget. A run's
+workers take turns (one thread runs at a time), so two runs on two cores time as one alone.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -117,31 +118,94 @@ def _first_kill(
     return min(kills) if kills else None
 
 
-def bench_kata(
-    runners: list[Runner],
+class Pool:
+    """The warm runners, lent one run at a time to up to len(runners) threads."""
+
+    def __init__(self, runners: Sequence[Runner]) -> None:
+        self.free: queue.Queue[Runner] = queue.Queue()
+        for runner in runners:
+            self.free.put(runner)
+        self.executor = ThreadPoolExecutor(len(runners))
+
+    @contextlib.contextmanager
+    def runner(self) -> Iterator[Runner]:
+        slot = self.free.get()
+        try:
+            yield slot
+        finally:
+            self.free.put(slot)
+
+
+def reference_runs(
+    pool: Pool, root: Path, kata: Kata, seeds: int, budget: int, scratch: Path
+) -> Future[list[tuple[Outcome, list[dict[str, Any]]]]]:
+    """The reference's runs, one per seed: seed 0 runs the whole file (its time is the kata
+    file's), the others only the probe tests. They run side by side on the pool's runners."""
+
+    def one(seed: int) -> tuple[Outcome, list[dict[str, Any]]]:
+        stats = scratch / f"{kata.name}-reference-{seed}.jsonl"
+        extra = () if seed == 0 else ("-m", "probe")
+        with pool.runner() as runner:
+            return _run(runner, root, kata, "reference", seed, budget, stats, *extra)
+
+    futures = [pool.executor.submit(one, seed) for seed in range(seeds)]
+    done: Future[list[tuple[Outcome, list[dict[str, Any]]]]] = Future()
+
+    def gather(_: object) -> None:
+        if all(f.done() for f in futures) and not done.done():
+            errors = [f.exception() for f in futures if f.exception() is not None]
+            if errors:
+                done.set_exception(errors[0])
+            else:
+                done.set_result([f.result() for f in futures])
+
+    for future in futures:
+        future.add_done_callback(gather)
+    return done
+
+
+def mutant_kills(
+    pool: Pool,
     root: Path,
     curriculum_: Curriculum,
     kata: Kata,
-    seeds: int,
     budget: int,
+    budgets: dict[str, int],
     scratch: Path,
+) -> list[tuple[mutants.Mutant, Future[tuple[int, float] | None]]]:
+    """Each mutant's first killing schedule, its runs queued on the pool."""
+    source = curriculum_.reference_path(kata).read_text(encoding="utf-8")
+
+    def kill_of(mutant: mutants.Mutant) -> tuple[int, float] | None:
+        folder = scratch / mutant.name / kata.name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{kata.module}.py").write_text(mutant.apply(source), encoding="utf-8")
+        with pool.runner() as runner:
+            mutant_stats = scratch / mutant.name / "stats.jsonl"
+            return _first_kill(
+                runner, root, kata, str(folder.parent), budget, mutant_stats, budgets
+            )
+
+    found = mutants.load(curriculum_.mutants_path(kata))
+    return [(m, pool.executor.submit(kill_of, m)) for m in found]
+
+
+def report_kata(
+    kata: Kata,
+    seeds: int,
+    runs: list[tuple[Outcome, list[dict[str, Any]]]],
+    kills: list[tuple[mutants.Mutant, Future[tuple[int, float] | None]]],
 ) -> bool:
-    runner = runners[0]
-    stats = scratch / "stats.jsonl"
+    """Print one kata's tables; True when it meets every bar."""
     ok = True
     print(f"\n## {kata.name}", flush=True)
-    started = time.perf_counter()
-    reference, first = _run(runner, root, kata, "reference", 0, budget, stats)
+    (reference, first), *others = runs
     file_seconds = reference.test_seconds
     per_test: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    false_alarms = [e for e in first if e["failed"]]
-    for seed in range(1, seeds):
-        _, entries = _run(runner, root, kata, "reference", seed, budget, stats, "-m", "probe")
-        false_alarms += [e for e in entries if e["failed"]]
+    false_alarms = [e for _, entries in runs for e in entries if e["failed"]]
+    for _, entries in [(reference, first), *others]:
         for entry in entries:
             per_test[entry["test"]].append(entry)
-    for entry in first:
-        per_test[entry["test"]].insert(0, entry)
     print(f"{'probe test':64} {'schedules':>9} {'median ms':>9} {'max steps':>9} {'seconds':>7}")
     for test, entries in per_test.items():
         median = statistics.median(e["median_ms"] for e in entries)
@@ -158,34 +222,13 @@ def bench_kata(
         )
     print(f"false alarms on the reference over {seeds} seeds: {len(false_alarms)}")
     print(
-        f"kata file on the reference (seed 0, tests alone): {file_seconds:.2f} s"
+        f"kata file on the reference (seed 0, beside one other run): {file_seconds:.2f} s"
         f"{'' if file_seconds <= KATA_FILE_BAR_SECONDS else '  <- over 2 s'}"
     )
     ok &= not false_alarms and file_seconds <= KATA_FILE_BAR_SECONDS
-    source = curriculum_.reference_path(kata).read_text(encoding="utf-8")
-    # A passing reference run explores a test's whole budget; a test may set its own.
-    budgets = {test: entries[0]["schedules"] for test, entries in per_test.items()}
-    seeds_done = time.perf_counter()
     print(f"{'mutant':32} {'first killing schedule':>24}  {'bar (a quarter of its budget)':>30}")
-    free: queue.Queue[Runner] = queue.Queue()
-    for each in runners:
-        free.put(each)
-
-    def kill_of(mutant: mutants.Mutant) -> tuple[int, float] | None:
-        folder = scratch / mutant.name / kata.name
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{kata.module}.py").write_text(mutant.apply(source), encoding="utf-8")
-        slot = free.get()
-        try:
-            mutant_stats = scratch / mutant.name / "stats.jsonl"
-            return _first_kill(slot, root, kata, str(folder.parent), budget, mutant_stats, budgets)
-        finally:
-            free.put(slot)
-
-    found = mutants.load(curriculum_.mutants_path(kata))
-    with ThreadPoolExecutor(len(runners)) as pool:
-        kills = list(pool.map(kill_of, found))
-    for mutant, kill in zip(found, kills, strict=True):
+    for mutant, future in kills:
+        kill = future.result()
         if kill is not None:
             first_kill, bar = kill
             within = first_kill < max(bar, 1)
@@ -196,11 +239,40 @@ def bench_kata(
             )
         else:
             print(f"{mutant.name:32} {'(killed by a plain test)':>24}")
-    print(
-        f"bench time: {seeds_done - started:.1f} s for {seeds} seeds of the reference, "
-        f"{time.perf_counter() - seeds_done:.1f} s for the mutants"
-    )
+    seconds = sum(o.seconds for o, _ in runs)
+    print(f"runs: {seconds:.1f} s for {seeds} seeds of the reference", flush=True)
     return ok
+
+
+def bench(
+    runners: Sequence[Runner],
+    root: Path,
+    curriculum_: Curriculum,
+    katas: list[Kata],
+    seeds: int,
+    budget: int,
+    scratch: Path,
+) -> list[bool]:
+    """Every kata's reference runs, then, as each kata's come back, its mutants' runs: all
+    on one pool, so both runners stay busy from the first run to the last."""
+    pool = Pool(runners)
+    try:
+        for kata in katas:
+            (scratch / kata.name).mkdir(parents=True, exist_ok=True)
+        pending = [
+            (k, reference_runs(pool, root, k, seeds, budget, scratch / k.name)) for k in katas
+        ]
+        staged = []
+        for kata, runs in pending:
+            # A passing reference run explores a test's whole budget; a test may set its own.
+            budgets = {e["test"]: e["schedules"] for e in runs.result()[0][1]}
+            kills = mutant_kills(
+                pool, root, curriculum_, kata, budget, budgets, scratch / kata.name / "mutants"
+            )
+            staged.append((kata, runs.result(), kills))
+        return [report_kata(kata, seeds, runs, kills) for kata, runs, kills in staged]
+    finally:
+        pool.executor.shutdown(wait=True, cancel_futures=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -215,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--budget", type=int, default=250, help="schedules per probe (default 250)")
     parser.add_argument(
-        "--jobs", type=int, default=2, help="mutant runs at once (default 2; they are not timed)"
+        "--jobs", type=int, default=2, help="runs at once (default 2, one per core)"
     )
     options = parser.parse_args(argv)
     root = curriculum.find_root(Path.cwd())
@@ -232,18 +304,9 @@ def main(argv: list[str] | None = None) -> int:
         runners = [WarmRunner(root, preload, notes) for _ in range(max(1, options.jobs))]
         try:
             with tempfile.TemporaryDirectory(prefix="probe-bench-") as scratch:
-                results = [
-                    bench_kata(
-                        list(runners),
-                        root,
-                        curriculum_,
-                        k,
-                        options.seeds,
-                        options.budget,
-                        Path(scratch),
-                    )
-                    for k in katas
-                ]
+                results = bench(
+                    runners, root, curriculum_, katas, options.seeds, options.budget, Path(scratch)
+                )
         finally:
             for runner in runners:
                 runner.close()

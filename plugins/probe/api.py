@@ -21,6 +21,7 @@ from .patching import Patch
 from .scheduler import Run, set_active
 from .semaphores import Semaphore
 from .strategies import Strategy
+from .threadpool import POOL
 from .tracing import Monitor
 
 if TYPE_CHECKING:
@@ -184,15 +185,16 @@ def explore(
     outside the harness's control.
     """
     execute = _executor(setup, workers, check, modules, max_steps, watchdog_s)
-    return exploration.explore_schedules(
-        execute,
-        _replay_call(modules),
-        budget=budget,
-        seed=seed,
-        strategies=strategies,
-        mode=exploration.THREADS,
-        exhaustive=exploration.Exhaustive(exhaustive, exhaustive_s) if exhaustive else None,
-    )
+    with POOL.on_one_core():
+        return exploration.explore_schedules(
+            execute,
+            _replay_call(modules),
+            budget=budget,
+            seed=seed,
+            strategies=strategies,
+            mode=exploration.THREADS,
+            exhaustive=exploration.Exhaustive(exhaustive, exhaustive_s) if exhaustive else None,
+        )
 
 
 def run_schedule(

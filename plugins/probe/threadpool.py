@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import _thread
+import contextlib
+import ctypes
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,38 @@ class ThreadPool:
         self._guard = allocate_lock()
         self._idle: list[list[Any]] = []  # [wake lock, job, gone lock]
         self._running = 0  # threads alive, busy or idle
+        self._cpus: frozenset[int] | None = None  # the CPUs jobs run on now; None: any
+        self._unpinned: frozenset[int] | None = None  # the CPUs a thread may use otherwise
+
+    @contextlib.contextmanager
+    def on_one_core(self) -> Iterator[None]:
+        """Run the calling thread and every job started meanwhile on one CPU.
+
+        The workers of a schedule take turns: one runs while the others wait on their
+        gates. Waking a thread parked on another core costs about twice as much as waking
+        one on the same core (measured: barriers' three parties, 6.5 -> 4.0 ms a schedule
+        on this 2-core VM), and nothing is lost, since only one of them runs at a time. The
+        CPU is the one the caller is on, so that two test processes side by side keep to
+        the cores the kernel gave them."""
+        if not hasattr(os, "sched_setaffinity") or self._cpus is not None:
+            yield
+            return
+        try:
+            allowed = os.sched_getaffinity(0)
+            cpu = _current_cpu()
+            one = frozenset({cpu if cpu in allowed else min(allowed)})
+            os.sched_setaffinity(0, one)
+        except OSError:
+            yield
+            return
+        self._unpinned = frozenset(allowed)
+        self._cpus = one
+        try:
+            yield
+        finally:
+            self._cpus = None
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(0, allowed)
 
     def submit(self, job: Callable[[], None]) -> None:
         with self._guard:
@@ -54,10 +88,18 @@ class ThreadPool:
             slot[2].release()
 
     def _serve(self, slot: list[Any]) -> None:
+        pinned: frozenset[int] | None = None  # what this thread was last set to
         while True:
             job, slot[1] = slot[1], None
             if job is _exit_job:
                 return
+            # A thread made while jobs ran on one core inherited that core: it is set back
+            # to the CPUs the caller had (``_unpinned``) at its first job after that.
+            wanted = self._cpus or self._unpinned
+            if wanted is not None and wanted != pinned:
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(0, wanted)
+                    pinned = wanted
             try:  # noqa: SIM105 - jobs handle their own errors; nothing may reach unraisablehook
                 job()
             except BaseException:
@@ -94,6 +136,15 @@ class ThreadPool:
         self._guard = allocate_lock()
         self._idle = []
         self._running = 0
+        self._cpus = None
+
+
+def _current_cpu() -> int:
+    """The CPU the calling thread runs on now (glibc's sched_getcpu), or -1."""
+    try:
+        return int(ctypes.CDLL(None).sched_getcpu())
+    except (OSError, AttributeError):
+        return -1
 
 
 def _os_threads() -> int:

@@ -1,0 +1,48 @@
+"""A schedule's workers take turns, so an exploration keeps them on one CPU (waking a thread
+on the same core is cheaper), and gives every thread its CPUs back afterwards."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from plugins.probe import explore, run_schedule
+
+HERE = sys.modules[__name__]
+
+pytestmark = pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs an OS that pins threads (Linux) and at least 2 CPUs",
+)
+
+
+class Seen:
+    def __init__(self) -> None:
+        self.cpus: list[frozenset[int]] = []
+
+
+def record_cpus(seen: Seen) -> None:
+    seen.cpus.append(frozenset(os.sched_getaffinity(0)))
+
+
+def test_the_workers_of_an_exploration_run_on_one_cpu_and_get_every_cpu_back_after() -> None:
+    everything = frozenset(os.sched_getaffinity(0))
+    runs: list[Seen] = []
+
+    def setup() -> Seen:
+        runs.append(Seen())
+        return runs[-1]
+
+    explore(setup, [record_cpus, record_cpus, record_cpus], modules=[HERE], budget=20)
+    seen = {cpus for run in runs for cpus in run.cpus}
+    assert len(seen) == 1 and len(next(iter(seen))) == 1, (
+        f"the workers ran with CPU sets {seen}: one exploration should keep them on one CPU"
+    )
+    assert frozenset(os.sched_getaffinity(0)) == everything, "the caller's CPUs were not restored"
+    after = Seen()
+    run_schedule(lambda: after, [record_cpus, record_cpus], modules=[HERE], schedule=[])
+    assert after.cpus and all(cpus == everything for cpus in after.cpus), (
+        f"outside an exploration the pool's threads ran with {after.cpus}, not every CPU"
+    )
