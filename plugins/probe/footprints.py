@@ -33,6 +33,7 @@ Code of a library between two switch points makes the step ``None``.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from types import CodeType, FrameType
 
@@ -63,9 +64,11 @@ __all__ = [
 ]  # fmt: skip
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def dependent(a: Footprint, b: Footprint) -> bool:
     """Whether two steps may not commute: either is unknown, or one writes what the other
-    reads or writes."""
+    reads or writes. (Cached: a run's steps repeat a few footprints, and the search asks
+    about the same pairs run after run.)"""
     if a is None or b is None:
         return True
     if (GLOBAL_SYNC in a and any(x[2:].startswith("sync") for x in b)) or (

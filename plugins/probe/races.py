@@ -17,26 +17,63 @@ from .footprints import GLOBAL_SYNC, RELEASES, TAKES, dependent
 Key = Hashable
 
 
+def _latest_first(positions: dict[Key, list[int]], worker: Key) -> list[tuple[int, Key, int]]:
+    """A heap of every other worker's latest step so far: (-index, worker, its position)."""
+    heap = [(-steps[-1], t, len(steps) - 1) for t, steps in positions.items() if t != worker]
+    heapq.heapify(heap)
+    return heap
+
+
+def _merge(into: dict[Key, int], clock: dict[Key, int]) -> None:
+    for k, v in clock.items():
+        if into.get(k, -1) < v:
+            into[k] = v
+
+
+def _scan(
+    events: list[tuple[Key, Footprint]],
+    clocks: list[dict[Key, int]],
+    seq: list[int],
+    positions: dict[Key, list[int]],
+    j: int,
+    before: dict[Key, int],
+    found: list[int] | None,
+) -> None:
+    """The steps of other workers before ``j``, latest first, that ``before`` does not yet
+    order before ``j`` and that ``j`` depends on: each is merged into ``before`` (and added
+    to ``found``). A worker's earlier steps need no look once one of its steps is ordered
+    before ``j`` (program order), so each worker is read back only to its first such step,
+    and the same worker's steps never: the same pairs as reading every step back to 0."""
+    tj, fj = events[j]
+    heap = _latest_first(positions, tj)
+    while heap:
+        negative, t, k = heapq.heappop(heap)
+        i = -negative
+        if before.get(t, -1) >= seq[i]:
+            continue
+        if dependent(events[i][1], fj):
+            if found is not None:
+                found.append(i)
+            _merge(before, clocks[i])
+            continue
+        if k > 0:
+            heapq.heappush(heap, (-positions[t][k - 1], t, k - 1))
+
+
 def clocks_of(events: list[tuple[Key, Footprint]]) -> tuple[list[dict[Key, int]], list[int]]:
     """Vector clocks of happens-before (program order plus dependent steps, in run order) and
     each step's number within its worker."""
     clocks: list[dict[Key, int]] = []
     seq: list[int] = []
-    count: dict[Key, int] = {}
-    last: dict[Key, int] = {}
-    for j, (tj, fj) in enumerate(events):
-        base = dict(clocks[last[tj]]) if tj in last else {}
-        for i in range(j - 1, -1, -1):
-            ti, fi = events[i]
-            if ti != tj and base.get(ti, -1) < seq[i] and dependent(fi, fj):
-                for k, v in clocks[i].items():
-                    if base.get(k, -1) < v:
-                        base[k] = v
-        seq.append(count.get(tj, 0))
-        count[tj] = seq[-1] + 1
+    positions: dict[Key, list[int]] = {}
+    for j, (tj, _) in enumerate(events):
+        mine = positions.get(tj)
+        base = dict(clocks[mine[-1]]) if mine else {}
+        _scan(events, clocks, seq, positions, j, base, None)
+        seq.append(len(mine) if mine else 0)
         base[tj] = seq[-1]
         clocks.append(base)
-        last[tj] = j
+        positions.setdefault(tj, []).append(j)
     return clocks, seq
 
 
@@ -45,20 +82,16 @@ def races(
 ) -> list[tuple[int, int]]:
     """Pairs (i, j): dependent steps of different workers, i before j, with no step between
     them ordered after i and before j."""
-    races = []
-    last: dict[Key, int] = {}  # each worker's latest step so far
-    for j, (tj, fj) in enumerate(events):
-        before: dict[Key, int] = dict(clocks[last[tj]]) if tj in last else {}
-        last[tj] = j
-        for i in range(j - 1, -1, -1):
-            ti, fi = events[i]
-            if ti == tj or before.get(ti, -1) >= seq[i] or not dependent(fi, fj):
-                continue
-            races.append((i, j))
-            for k, v in clocks[i].items():
-                if before.get(k, -1) < v:
-                    before[k] = v
-    return races
+    found: list[tuple[int, int]] = []
+    positions: dict[Key, list[int]] = {}
+    for j, (tj, _) in enumerate(events):
+        mine = positions.get(tj)
+        before: dict[Key, int] = dict(clocks[mine[-1]]) if mine else {}
+        racing: list[int] = []
+        _scan(events, clocks, seq, positions, j, before, racing)
+        found += [(i, j) for i in racing]
+        positions.setdefault(tj, []).append(j)
+    return found
 
 
 def initials(
@@ -98,11 +131,21 @@ def canonical(events: list[tuple[Key, Footprint]]) -> tuple[Key, ...]:
     n = len(events)
     preds = [0] * n
     succs: list[list[int]] = [[] for _ in range(n)]
-    for j in range(n):
-        for i in range(j):
-            if events[i][0] == events[j][0] or dependent(events[i][1], events[j][1]):
+    positions: dict[Key, list[int]] = {}
+    for j, (tj, fj) in enumerate(events):
+        # The same order as an edge from every earlier step of the same worker or dependent
+        # one: the worker's previous step, and each other worker's latest dependent step
+        # (its earlier ones come before that one anyway).
+        mine = positions.setdefault(tj, [])
+        edges = [mine[-1]] if mine else []
+        for t, steps in positions.items():
+            if t != tj:
+                edges += [next((i for i in reversed(steps) if dependent(events[i][1], fj)), -1)]
+        for i in edges:
+            if i >= 0:
                 preds[j] += 1
                 succs[i].append(j)
+        mine.append(j)
     ready = [(repr(events[k][0]), k) for k in range(n) if preds[k] == 0]
     heapq.heapify(ready)
     order: list[Key] = []
