@@ -138,7 +138,7 @@ class Pool:
 
 def reference_runs(
     pool: Pool, root: Path, kata: Kata, seeds: int, budget: int, scratch: Path
-) -> Future[list[tuple[Outcome, list[dict[str, Any]]]]]:
+) -> list[Future[tuple[Outcome, list[dict[str, Any]]]]]:
     """The reference's runs, one per seed: seed 0 runs the whole file (its time is the kata
     file's), the others only the probe tests. They run side by side on the pool's runners."""
 
@@ -148,20 +148,7 @@ def reference_runs(
         with pool.runner() as runner:
             return _run(runner, root, kata, "reference", seed, budget, stats, *extra)
 
-    futures = [pool.executor.submit(one, seed) for seed in range(seeds)]
-    done: Future[list[tuple[Outcome, list[dict[str, Any]]]]] = Future()
-
-    def gather(_: object) -> None:
-        if all(f.done() for f in futures) and not done.done():
-            errors = [f.exception() for f in futures if f.exception() is not None]
-            if errors:
-                done.set_exception(errors[0])
-            else:
-                done.set_result([f.result() for f in futures])
-
-    for future in futures:
-        future.add_done_callback(gather)
-    return done
+    return [pool.executor.submit(one, seed) for seed in range(seeds)]
 
 
 def mutant_kills(
@@ -263,13 +250,14 @@ def bench(
             (k, reference_runs(pool, root, k, seeds, budget, scratch / k.name)) for k in katas
         ]
         staged = []
-        for kata, runs in pending:
+        for kata, futures in pending:
+            runs = [future.result() for future in futures]
             # A passing reference run explores a test's whole budget; a test may set its own.
-            budgets = {e["test"]: e["schedules"] for e in runs.result()[0][1]}
+            budgets = {e["test"]: e["schedules"] for e in runs[0][1]}
             kills = mutant_kills(
                 pool, root, curriculum_, kata, budget, budgets, scratch / kata.name / "mutants"
             )
-            staged.append((kata, runs.result(), kills))
+            staged.append((kata, runs, kills))
         return [report_kata(kata, seeds, runs, kills) for kata, runs, kills in staged]
     finally:
         pool.executor.shutdown(wait=True, cancel_futures=True)
@@ -290,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         "--jobs", type=int, default=2, help="runs at once (default 2, one per core)"
     )
     options = parser.parse_args(argv)
+    if options.seeds < 1 or options.budget < 1 or options.jobs < 1:
+        parser.error("--seeds, --budget and --jobs must be at least 1")
     root = curriculum.find_root(Path.cwd())
     if root is None:
         parser.error("run this from inside the repository")
@@ -301,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     notes: list[str] = []  # a worker that died and was replaced: said at the end
     with _environment(VERDICT_ONLY_VARIABLE, "1"):
         preload = _plugin_modules(root)
-        runners = [WarmRunner(root, preload, notes) for _ in range(max(1, options.jobs))]
+        runners = [WarmRunner(root, preload, notes) for _ in range(options.jobs)]
         try:
             with tempfile.TemporaryDirectory(prefix="probe-bench-") as scratch:
                 results = bench(

@@ -7,9 +7,9 @@ The pairs live in `plugins/probe_compare_cases/`: lost update; check-then-act; l
 deadlock; a 2-producer/2-consumer `threading.Condition` buffer with `if` and `notify`; a bug
 that needs three preemptions; and the same buffer with two items per worker, too big to prove.
 On each broken version the script measures the schedules run up to and including the first
-failing one, the seconds until the tool returned its report
-(min/median over --repeat runs), whether that report shows a readable interleaving (source
-lines of the pair's module) and whether its text is the same on every run. On each fixed
+failing one, the seconds until the tool returned its report (min/median over --repeat runs),
+whether that report shows a readable interleaving (source lines of the pair's module) and
+whether its text is the same on every run. On each fixed
 version it measures the seconds to finish the budget (or to prove it) and the verdict.
 
 How each tool is invoked:

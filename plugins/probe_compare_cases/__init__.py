@@ -1,4 +1,5 @@
-"""The five bug/fix pairs (and a bigger `Condition` buffer) that `python -m plugins.probe_compare` runs under each tool.
+"""The bug/fix pairs that `python -m plugins.probe_compare` runs under each tool: the five
+classic ones, and the `Condition` buffer again with two items per worker.
 
 Each module holds `Broken` and `Fixed` (the setup for each version: a class built fresh per
 schedule), the `WORKERS` that take that object, a `check` that raises `AssertionError` when an

@@ -1,5 +1,6 @@
 """A schedule's workers take turns, so an exploration keeps them on one CPU (waking a thread
-on the same core is cheaper), and gives every thread its CPUs back afterwards."""
+on the same core is cheaper); the caller keeps every CPU, and the workers get them back
+afterwards."""
 
 from __future__ import annotations
 
@@ -30,8 +31,10 @@ def record_cpus(seen: Seen) -> None:
 def test_the_workers_of_an_exploration_run_on_one_cpu_and_get_every_cpu_back_after() -> None:
     everything = frozenset(os.sched_getaffinity(0))
     runs: list[Seen] = []
+    callers: list[frozenset[int]] = []
 
     def setup() -> Seen:
+        callers.append(frozenset(os.sched_getaffinity(0)))  # the test's own thread
         runs.append(Seen())
         return runs[-1]
 
@@ -40,7 +43,10 @@ def test_the_workers_of_an_exploration_run_on_one_cpu_and_get_every_cpu_back_aft
     assert len(seen) == 1 and len(next(iter(seen))) == 1, (
         f"the workers ran with CPU sets {seen}: one exploration should keep them on one CPU"
     )
-    assert frozenset(os.sched_getaffinity(0)) == everything, "the caller's CPUs were not restored"
+    assert set(callers) == {everything}, (
+        f"the exploring thread itself ran with {set(callers)}: a process it starts would "
+        f"inherit one CPU"
+    )
     after = Seen()
     run_schedule(lambda: after, [record_cpus, record_cpus], modules=[HERE], schedule=[])
     assert after.cpus and all(cpus == everything for cpus in after.cpus), (
