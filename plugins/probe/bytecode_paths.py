@@ -47,6 +47,9 @@ _READS = frozenset(
     }
 )  # fmt: skip
 _RETURNS = frozenset({"RETURN_VALUE", "RETURN_CONST"})
+# Met off a switch point only where ``tracing`` dropped it as invisible: a builtin's name, a
+# local's arithmetic with a number constant.
+_UNWATCHED = frozenset({"LOAD_GLOBAL", "BINARY_OP"})
 _UNCONDITIONAL = frozenset(
     {"JUMP_FORWARD", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT", "JUMP", "JUMP_NO_INTERRUPT"}
 )
@@ -108,7 +111,7 @@ def instruction_at(code: CodeType, lasti: int) -> int:
 
 
 def _category(ins: dis.Instruction) -> Footprint:
-    if ins.opname in _LOCAL:
+    if ins.opname in _LOCAL or ins.opname in _UNWATCHED:
         return EMPTY
     if ins.opname in _READS:
         return READ_ITEMS

@@ -10,7 +10,7 @@ import os
 import queue
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from types import CodeType, FrameType
 
 from .builtin_calls import call_effect, is_operator, operator_effect
@@ -34,6 +34,14 @@ _SYNC_FILES = frozenset(
 
 _SCHEDULER = os.path.join(_HERE, "scheduler.py")
 _IS_SYNC: dict[str, bool] = {}
+_IS_SCHEDULER: dict[str, bool] = {}  # abspath costs more than the rest of a frame walk
+
+
+def _scheduler_file(filename: str) -> bool:
+    found = _IS_SCHEDULER.get(filename)
+    if found is None:
+        found = _IS_SCHEDULER[filename] = os.path.abspath(filename) == _SCHEDULER
+    return found
 
 
 def _sync_file(filename: str) -> bool:
@@ -44,7 +52,7 @@ def _sync_file(filename: str) -> bool:
     return found
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Loc:
     """Where a worker is parked: at an opcode switch point, inside a primitive (sync), at its
     start or at its end. ``frame`` is the learner frame (None when none could be trusted);
@@ -81,6 +89,7 @@ def _loc(
     sync: tuple[frozenset[str], frozenset[str]] = (SYNC, SYNC),
     acquiring: FrameType | None = None,
     blocks: bool = False,
+    effect: Footprint = None,
 ) -> Loc:
     callers: list[tuple[FrameType, int]] = []
     plain: set[CodeType] = set()
@@ -97,12 +106,23 @@ def _loc(
             break
         walk = walk.f_back
     return Loc(
-        kind, frame, offset, tuple(callers), outermost, frozenset(plain), *sync, acquiring, blocks
+        kind,
+        frame,
+        offset,
+        tuple(callers),
+        outermost,
+        frozenset(plain) if plain else _NO_CODES,
+        *sync,
+        acquiring,
+        blocks,
+        effect,
     )
 
 
+_NO_CODES: frozenset[CodeType] = frozenset()
+
+
 def op_loc(frame: FrameType, offset: int, files: frozenset[str]) -> Loc:
-    loc = _loc("op", frame, offset, files)
     # Read now: the locals are those the instruction's operands were made of, and the
     # attribute an operand was read from holds what was read (no other worker ran since).
     effect = (
@@ -112,7 +132,7 @@ def op_loc(frame: FrameType, offset: int, files: frozenset[str]) -> Loc:
         if is_operator(frame.f_code, offset)
         else None
     )
-    return loc if effect is None else replace(loc, effect=effect)
+    return _loc("op", frame, offset, files, effect=effect)
 
 
 def frame_of(code: CodeType, start: FrameType | None) -> FrameType | None:
@@ -247,7 +267,7 @@ def sync_loc(
         if not _sync_file(name):
             return None
         # Wrappers (tracing.untraced) have no `self`: the methods around them tell.
-        if "self" in frame.f_code.co_varnames and os.path.abspath(name) != _SCHEDULER:
+        if "self" in frame.f_code.co_varnames and not _scheduler_file(name):
             if innermost is None:
                 innermost = frame
             entry = frame

@@ -17,7 +17,7 @@ import _thread
 import contextlib
 import functools
 import sys
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Iterator
 from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +32,7 @@ from .lockorder import LockOrder
 from .sites import NO_SITE, Site, assigned_name, caller_site, find_site, short
 from .strategies import Strategy, normalize
 from .threadpool import POOL
-from .tracing import BACK_EDGE, line_of, loop_line, make_tracer, use_monitoring
+from .tracing import BACK_EDGE, line_of, loop_line, make_tracer, sites_of, use_monitoring
 
 if TYPE_CHECKING:
     from .cooperative import Cooperative
@@ -205,9 +205,7 @@ class Run:
                 if self.aborted:
                     raise Unwind
                 if self.use_settrace:
-                    sys.settrace(
-                        make_tracer(self.learner_files, functools.partial(self._on_opcode, w))
-                    )
+                    sys.settrace(make_tracer(self.learner_files, self._opcode_hook(w)))
                 try:
                     w.result = w.fn()
                 finally:
@@ -233,21 +231,28 @@ class Run:
             return
         if what is BACK_EDGE:
             self.back_edge(w, code.co_filename, code, offset)
-        elif self.tracker is not None:
+            return
+        site = sites_of(code).get(offset) or (code.co_filename, line_of(code, offset))
+        at = None
+        if self.tracker is not None:
             frame = frame_of(code, sys._getframe(1))
             at = None if frame is None else op_loc(frame, offset, self.learner_files)
-            self._step(w, (code.co_filename, line_of(code, offset)), what, at)
-        else:
-            self._step(w, (code.co_filename, line_of(code, offset)), what, None)
+        self._step(w, site, what, at)
 
-    def _on_opcode(self, w: Worker, frame: FrameType, what: str) -> None:
-        if what is BACK_EDGE:
-            self.back_edge(w, frame.f_code.co_filename, frame.f_code, frame.f_lasti)
-        else:
-            at = None
-            if self.tracker is not None:
-                at = op_loc(frame, frame.f_lasti, self.learner_files)
-            self._step(w, (frame.f_code.co_filename, frame.f_lineno), what, at)
+    def _opcode_hook(self, w: Worker) -> Callable[[FrameType, str, Site], None]:
+        """settrace's switch points for worker ``w`` (a closure: it runs at every step)."""
+        step = self._step
+        learner_files = self.learner_files
+
+        def on_opcode(frame: FrameType, what: str, site: Site) -> None:
+            if what is BACK_EDGE:
+                self.back_edge(w, frame.f_code.co_filename, frame.f_code, frame.f_lasti)
+            elif self.tracker is None:
+                step(w, site, what, None)
+            else:
+                step(w, site, what, op_loc(frame, frame.f_lasti, learner_files))
+
+        return on_opcode
 
     def back_edge(self, w: Worker, filename: str, code: CodeType, offset: int) -> None:
         """A loop in the learner's code jumps back. Gone round twice with no switch point in
@@ -348,18 +353,27 @@ class Run:
 
     def _pick(self, running: Worker | None) -> Worker | None:
         # At every switch point: the workers after the running one, in ring order, that may
-        # run; the running one first if it may go on ("0" = no preemption).
+        # run; the running one first if it may go on ("0" = no preemption). This is the
+        # scheduler's innermost loop (one call per step), hence the plain loops.
         wakeable = self._wakeable
         while True:
-            ring = self.workers if running is None else self._ring(running)
-            options = [
-                x for x in ring if x.status == READY or (x.status == BLOCKED and wakeable(x))
-            ]
-            run_ok = running is not None and (
-                running.status == READY or (running.status == BLOCKED and wakeable(running))
-            )
-            if run_ok and running is not None:
-                options.insert(0, running)
+            run_ok = False
+            options: list[Worker] = []
+            keys: list[int] = []  # what the strategy sees: the workers' indexes
+            if running is None:
+                ring: tuple[Worker, ...] | list[Worker] = self.workers
+            else:
+                status = running.status
+                run_ok = status == READY or (status == BLOCKED and wakeable(running))
+                if run_ok:
+                    options.append(running)
+                    keys.append(running.index)
+                ring = self._rings.get(running.index) or self._ring(running)
+            for x in ring:
+                status = x.status
+                if status == READY or (status == BLOCKED and wakeable(x)):
+                    options.append(x)
+                    keys.append(x.index)
             if options:
                 break
             deadlines = [
@@ -376,7 +390,7 @@ class Run:
             raise Unwind
         if self.tracker is not None:
             preemptible = run_ok and running is not None and running.status == READY
-            idx = self.tracker.point([x.index for x in options], preemptible, self._ended)
+            idx = self.tracker.point(keys, preemptible, self._ended)
             if idx < 0:  # every enabled worker's step is covered by another run: stop here
                 self.abort()
                 raise Unwind
@@ -384,14 +398,14 @@ class Run:
                 self.decisions += 1
                 self.choices.append(idx)
             return options[idx]
-        if len(options) == 1:
+        n = len(options)
+        if n == 1:
             return options[0]
-        keys: list[Hashable] = [x.index for x in options]
         raw = self.strategy.choose(
             running.index if running is not None else None, keys, self.decisions
         )
         self.decisions += 1
-        idx = normalize(raw, len(options), run_ok)
+        idx = raw if raw == 0 and type(raw) is int else normalize(raw, n, run_ok)
         self.choices.append(idx)
         return options[idx]
 

@@ -10,6 +10,7 @@ opcode-level ``settrace`` in threads), and per-worker ``sys.settrace`` with
 
 from __future__ import annotations
 
+import builtins
 import dis
 import functools
 import linecache
@@ -101,11 +102,55 @@ def switch_points(code: CodeType) -> dict[int, str]:
 
 def described(code: CodeType) -> dict[int, str]:
     """``switch_points`` the slow way, each instruction as ``dis`` describes it."""
-    return {
-        ins.offset: describe(ins) if ins.opcode in INTERESTING_OPCODES else BACK_EDGE
-        for ins in dis.get_instructions(code)
-        if ins.opcode in INTERESTING_OPCODES or ins.opcode in BACK_EDGE_OPCODES
-    }
+    return _without_invisible(
+        code,
+        {
+            ins.offset: describe(ins) if ins.opcode in INTERESTING_OPCODES else BACK_EDGE
+            for ins in dis.get_instructions(code)
+            if ins.opcode in INTERESTING_OPCODES or ins.opcode in BACK_EDGE_OPCODES
+        },
+    )
+
+
+def _without_invisible(code: CodeType, points: dict[int, str]) -> dict[int, str]:
+    """Drop the switch points before instructions no other worker can tell apart from the
+    step before them: a switch there gives the same states as one a step later, and cost a
+    hand-off and a decision each (a third of barriers' steps).
+
+    - Reading a builtin's name (``len``, ``range``, ``Exception``): nothing in a run rebinds
+      it, unless this very function declares it ``global`` and stores it.
+    - Arithmetic of a local and a number constant (``i - 1``, ``(party + 1)``, ``n // 2``):
+      it makes a new number from values no worker shares. Not ``*``, ``%`` or ``@`` (they
+      repeat a list or format a string: reads of its items), and not in-place operators.
+
+    The rare cost: a builtin rebound as a global from another function of the module, or
+    NumPy-like arrays in a local (``a + 1`` reads the array), get no switch point there."""
+    raw = code.co_code
+    names = code.co_names
+    stored = {
+        names[raw[o + 1]] for o in range(0, len(raw), 2) if raw[o] in _STORE_GLOBALS
+    }  # without EXTENDED_ARG: more than 255 names is another module's problem, kept whole
+    if any(raw[o] in _STORE_GLOBALS and raw[o - 2] == _EXTENDED_ARG for o in range(2, len(raw), 2)):
+        stored = set(names)
+    for offset in list(points):
+        op = raw[offset]
+        if op == _LOAD_GLOBAL:
+            arg = raw[offset + 1] | (
+                raw[offset - 1] << 8 if offset and raw[offset - 2] == _EXTENDED_ARG else 0
+            )
+            name = names[arg >> 1]
+            if name in _BUILTIN_NAMES and name not in stored:
+                del points[offset]
+        elif (
+            op == _BINARY_OP
+            and offset >= 4
+            and raw[offset + 1] in _NUMBER_OPS
+            and raw[offset - 2] == _LOAD_CONST
+            and raw[offset - 4] in _LOAD_LOCAL
+            and type(code.co_consts[raw[offset - 1]]) in (int, float)
+        ):
+            del points[offset]
+    return points
 
 
 # ``dis`` builds a full Instruction (argument, positions, jump labels) for every instruction:
@@ -151,6 +196,20 @@ _FIXED = {  # descriptions that never depend on the argument: calls, items
 }
 
 
+_LOAD_GLOBAL = _OP["LOAD_GLOBAL"]
+_LOAD_CONST = _OP["LOAD_CONST"]
+_LOAD_LOCAL = frozenset(_OP[n] for n in ("LOAD_FAST", "LOAD_FAST_CHECK") if n in _OP)
+_STORE_GLOBALS = frozenset({_OP["STORE_GLOBAL"], _OP["DELETE_GLOBAL"]})
+_BUILTIN_NAMES = frozenset(vars(builtins))
+# BINARY_OP's arguments that make a new number from two numbers and never read a container's
+# items (``*`` repeats a list, ``%`` formats a string, ``@`` is for arrays).
+_NUMBER_OPS = frozenset(
+    i
+    for i, (_, symbol) in enumerate(_NB_OPS)
+    if symbol in {"+", "-", "//", "/", "<<", ">>", "&", "|", "^", "**"}
+)
+
+
 def _scanned(code: CodeType) -> dict[int, str] | None:
     """``switch_points`` from the raw bytecode; None where an instruction needs ``dis``."""
     raw = code.co_code
@@ -176,7 +235,7 @@ def _scanned(code: CodeType) -> dict[int, str] | None:
             found[offset] = text
         elif op in BACK_EDGE_OPCODES:
             found[offset] = BACK_EDGE
-    return found
+    return _without_invisible(code, found)
 
 
 def loop_line(code: CodeType, back_edge: int) -> int:
@@ -202,19 +261,39 @@ def use_monitoring() -> bool:
 
 
 def line_of(code: CodeType, offset: int) -> int:
+    return _lines(code).get(offset, code.co_firstlineno)
+
+
+def _lines(code: CodeType) -> dict[int, int]:
+    """Offset -> line of every instruction; one with no line of its own (None) has the line
+    of the instruction before it, as in a traceback."""
     lines = _LINES.get(code)
     if lines is None:
         lines = {}
         current = code.co_firstlineno
-        for ins in dis.get_instructions(code):
-            lineno = ins.positions.lineno if ins.positions is not None else None
+        for start, end, lineno in code.co_lines():
             if lineno is not None:
                 current = lineno
-            lines[ins.offset] = current
+            for offset in range(start, end, 2):
+                lines[offset] = current
         _LINES[code] = lines
-    return lines.get(offset, code.co_firstlineno)
+    return lines
 
 
+def sites_of(code: CodeType) -> dict[int, tuple[str, int]]:
+    """Offset -> (file, line) of each switch point of ``code``: made once, so that a switch
+    point costs the scheduler no line lookup and no new tuple."""
+    sites = _SITES.get(code)
+    if sites is None:
+        lines = _lines(code)
+        sites = _SITES[code] = {
+            offset: (code.co_filename, lines.get(offset, code.co_firstlineno))
+            for offset in switch_points(code)
+        }
+    return sites
+
+
+_SITES: dict[CodeType, dict[int, tuple[str, int]]] = {}
 _LINES: dict[CodeType, dict[int, int]] = {}
 
 
@@ -321,16 +400,20 @@ def untraced(method: Callable[P, R]) -> Callable[P, R]:
 
 
 def make_tracer(
-    learner_files: frozenset[str], on_point: Callable[[FrameType, str], None]
+    learner_files: frozenset[str], on_point: Callable[[FrameType, str, tuple[str, int]], None]
 ) -> TraceFn:
-    """Global trace function for one worker thread."""
+    """Global trace function for one worker thread; ``on_point(frame, what, (file, line))``."""
 
-    def local_for(points: dict[int, str]) -> TraceFn:
+    def local_for(code: CodeType) -> TraceFn:
+        points = switch_points(code)
+        sites = sites_of(code)
+
         def local(frame: FrameType, event: str, arg: Any) -> Any:
             if event == "opcode":
-                what = points.get(frame.f_lasti)
+                offset = frame.f_lasti
+                what = points.get(offset)
                 if what is not None:
-                    on_point(frame, what)
+                    on_point(frame, what, sites[offset])
             return local
 
         return local
@@ -343,7 +426,7 @@ def make_tracer(
             return None
         local = by_code.get(code)
         if local is None:
-            local = by_code[code] = local_for(switch_points(code))
+            local = by_code[code] = local_for(code)
         # 3.12+ only enables opcode events when f_trace is already set (frame_settrace_opcodes).
         frame.f_trace = local
         frame.f_trace_opcodes = True

@@ -52,3 +52,22 @@ def test_the_workers_of_an_exploration_run_on_one_cpu_and_get_every_cpu_back_aft
     assert after.cpus and all(cpus == everything for cpus in after.cpus), (
         f"outside an exploration the pool's threads ran with {after.cpus}, not every CPU"
     )
+
+
+def record_policy(seen: list[int]) -> None:
+    seen.append(os.sched_getscheduler(0))
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="needs SCHED_BATCH (Linux)")
+def test_the_workers_of_an_exploration_never_preempt_the_worker_that_woke_them() -> None:
+    during: list[int] = []
+    explore(lambda: during, [record_policy, record_policy], modules=[HERE], budget=10)
+    assert during and set(during) == {os.SCHED_BATCH}, (
+        f"the workers ran with scheduling policies {set(during)}: a worker woken at a hand-off "
+        f"should wait for the one that woke it to block (SCHED_BATCH), not preempt it"
+    )
+    after: list[int] = []
+    run_schedule(lambda: after, [record_policy], modules=[HERE], schedule=[])
+    assert after == [os.SCHED_OTHER], (
+        f"outside an exploration the pool's threads ran with policy {after}, not SCHED_OTHER"
+    )
