@@ -127,9 +127,11 @@ def _execute_async(
     check: Check[S],
     modules: Sequence[types.ModuleType],
     max_steps: int,
+    record: bool,
     strategy: Strategy,
 ) -> Outcome:
-    """Run one schedule on a ProbeLoop; the mode's half of the exploration loop."""
+    """Run one schedule on a ProbeLoop; the mode's half of the exploration loop. ``record``:
+    also the learner's lines each task ran, for a report."""
     loop = ProbeLoop(strategy, max_steps)
     names = [n for n, _ in named]
     index = {n: i for i, n in enumerate(names)}
@@ -165,7 +167,8 @@ def _execute_async(
 
     failure: Failure | None = None
     previous = sys.gettrace()
-    sys.settrace(global_trace)
+    if record:
+        sys.settrace(global_trace)
     try:
         loop.run_until_complete(main())
     except _Stall:
@@ -177,7 +180,8 @@ def _execute_async(
             signature="livelock",
         )
     finally:
-        sys.settrace(previous)
+        if record:
+            sys.settrace(previous)
         _close(loop, tasks)
     files = files_box[0]
     if failure is None:
@@ -259,6 +263,7 @@ def _replay_call(schedule: list[int]) -> str:
 
 def _explore(
     execute: Execute,
+    record: Execute,
     budget: int,
     seed: int,
     strategies: str,
@@ -274,9 +279,10 @@ def _explore(
             strategies=strategies,
             mode=exploration.ASYNCIO,
             exhaustive=exhaustive,
+            record=record,
         )
     _outcome, stats = exploration.replay_schedule(
-        execute, _replay_call, schedule, seed=seed, strategies=strategies
+        record, _replay_call, schedule, seed=seed, strategies=strategies
     )
     return stats
 
@@ -304,11 +310,11 @@ def explore_async(
     (as in ``explore``). Called from inside a running event loop, the exploration runs in a
     helper thread.
     """
-    execute = functools.partial(
-        _execute_async, setup, named_workers(workers), check, modules, max_steps
-    )
+    named = named_workers(workers)
+    execute = functools.partial(_execute_async, setup, named, check, modules, max_steps, False)
+    record = functools.partial(_execute_async, setup, named, check, modules, max_steps, True)
     search = exploration.Exhaustive(exhaustive, exhaustive_s) if exhaustive else None
-    run = functools.partial(_explore, execute, budget, seed, strategies, schedule, search)
+    run = functools.partial(_explore, execute, record, budget, seed, strategies, schedule, search)
     try:
         asyncio.get_running_loop()
     except RuntimeError:

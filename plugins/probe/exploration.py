@@ -302,6 +302,16 @@ def _why_not_shrink() -> str:
     return ""
 
 
+def _recorded(out: Outcome, schedule: list[int], record: Execute | None) -> Outcome:
+    """The reported run with its line-by-line events: ``record`` runs ``schedule`` again
+    with them, where the search ran without (asyncio: a trace hook on every call it makes
+    cost a fifth of each schedule). Kept as it is if the run did not fail the same way."""
+    if record is None or out.failure is None:
+        return out
+    again = record(Replay(schedule))
+    return again if out.failure.same_as(again.failure) else out
+
+
 def _fail(
     out: Outcome,
     execute: Execute,
@@ -309,6 +319,7 @@ def _fail(
     replay_call: ReplayCall,
     found_by: str,
     stats: ExploreStats,
+    record: Execute | None = None,
 ) -> NoReturn:
     """Shrink a failing run and raise its report."""
     failure = out.failure
@@ -318,7 +329,8 @@ def _fail(
         # Only the verdict is needed here, and shrinking never changes it.
         executed = _strip(out.choices)
         origin = f"found by: {found_by}; not shrunk ({why_not})"
-        raise_report(out, failure, executed, replay_call(executed), origin, stats)
+        out = _recorded(out, executed, record)
+        raise_report(out, out.failure or failure, executed, replay_call(executed), origin, stats)
     shrunk = shrink(out, failure, execute, mode)
     final = shrunk.outcome or out
     fewest = (
@@ -331,6 +343,7 @@ def _fail(
         f"{len(shrunk.schedule)} choices in {shrunk.runs} re-runs{fewest}"
     )
     stats = replace(stats, shrink_runs=shrunk.runs)
+    final = _recorded(final, shrunk.schedule, record)
     raise_report(
         final,
         final.failure or failure,
@@ -350,10 +363,12 @@ def explore_schedules(
     strategies: str,
     mode: Mode = THREADS,
     exhaustive: Exhaustive | None = None,
+    record: Execute | None = None,
 ) -> ExploreStats:
     """With ``exhaustive``, first try to check every distinct interleaving; if that is too
     big, or without it, run ``budget`` seeded schedules. Raise ProbeFailure (shrunk) on the
-    first failing run."""
+    first failing run; ``record``, if given, runs the reported schedule once more for the
+    report's events."""
     started = REAL_PERF_COUNTER()
     times: list[float] = []
     max_seen = 0
@@ -396,6 +411,7 @@ def explore_schedules(
                 replay_call,
                 found_by,
                 replace(stats, first_failure=search.runs - 1),
+                record,
             )
         if search.complete:
             return stats
@@ -421,7 +437,7 @@ def explore_schedules(
             exhaustive_runs=tried,
         )
         found_by = f"seed={seed}, strategy={strategy.name}, schedule #{index} of {budget}"
-        _fail(out, execute, mode, replay_call, found_by, stats)
+        _fail(out, execute, mode, replay_call, found_by, stats, record)
     return ExploreStats(
         schedules=budget,
         median_ms=statistics.median(times) * 1000 if times else 0.0,
