@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 
 import pytest
@@ -41,6 +42,24 @@ def test_check_then_act_across_await_is_caught_at_seed_0_early() -> None:
     text = str(caught.value)
     assert "suspended at an await" in text
     assert "async_cache.py:17" in text
+
+
+def test_only_the_reported_schedule_pays_for_the_line_by_line_trace() -> None:
+    hooks: list[object] = []
+
+    async def traced_get(c: ac.RacyAsyncCache) -> int:
+        hooks.append(sys.gettrace())
+        return await c.get("k")
+
+    with pytest.raises(ProbeFailure) as caught:
+        explore_async(ac.RacyAsyncCache, [traced_get, late], one_fetch, budget=200, seed=0)
+    searched, reported = hooks[:-1], hooks[-1]
+    assert searched and all(hook is None for hook in searched), (
+        "the search ran schedules with a trace hook: it is called for every function asyncio "
+        "enters, and only the report needs the lines"
+    )
+    assert reported is not None, "the reported schedule ran without the hook that records lines"
+    assert "async_cache.py:17" in str(caught.value)
 
 
 def test_the_asyncio_lock_version_is_never_flagged_over_ten_seeds() -> None:
