@@ -52,7 +52,9 @@ def _sync_file(filename: str) -> bool:
     return found
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass sets each of its 11 fields through object.__setattr__, and a
+# Loc is made at every switch point of an exhaustive search (2.7 -> 0.6 us). Never changed.
+@dataclass(slots=True)
 class Loc:
     """Where a worker is parked: at an opcode switch point, inside a primitive (sync), at its
     start or at its end. ``frame`` is the learner frame (None when none could be trusted);
