@@ -85,6 +85,11 @@ class ThreadPool:
             self._running += max(0, missing)
         for _ in range(missing):
             self._start(_nothing)
+        # Until they are idle: a fork right after the exploration must find every thread
+        # idle, to retire it (3.12+ warns about forking a process with threads).
+        deadline = time.monotonic() + EXITED_WAIT_S
+        while missing > 0 and len(self._idle) < count and time.monotonic() < deadline:
+            time.sleep(0.0001)
 
     def _start(self, job: Callable[[], None]) -> None:
         wake, gone = allocate_lock(), allocate_lock()

@@ -198,7 +198,9 @@ _FIXED = {  # descriptions that never depend on the argument: calls, items
 
 _LOAD_GLOBAL = _OP["LOAD_GLOBAL"]
 _LOAD_CONST = _OP["LOAD_CONST"]
-_LOAD_LOCAL = frozenset(_OP[n] for n in ("LOAD_FAST", "LOAD_FAST_CHECK") if n in _OP)
+_LOAD_LOCAL = frozenset(
+    _OP[n] for n in ("LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_FAST_LOAD_FAST") if n in _OP
+)  # 3.13 loads two locals at once: the second is the left operand
 _STORE_GLOBALS = frozenset({_OP["STORE_GLOBAL"], _OP["DELETE_GLOBAL"]})
 _BUILTIN_NAMES = frozenset(vars(builtins))
 # BINARY_OP's arguments that make a new number from two numbers and never read a container's
