@@ -22,7 +22,7 @@ from .scheduler import Run, set_active
 from .semaphores import Semaphore
 from .strategies import Strategy
 from .threadpool import POOL
-from .tracing import Monitor, learner_codes, sites_of
+from .tracing import Monitor
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -185,7 +185,6 @@ def explore(
     outside the harness's control.
     """
     execute = _executor(setup, workers, check, modules, max_steps, watchdog_s)
-    prepare(modules)
     with POOL.on_one_core():
         POOL.reserve(len(workers) + 1)  # and one for a thread the code under test starts
         return exploration.explore_schedules(
@@ -197,13 +196,6 @@ def explore(
             mode=exploration.THREADS,
             exhaustive=exploration.Exhaustive(exhaustive, exhaustive_s) if exhaustive else None,
         )
-
-
-def prepare(modules: Sequence[types.ModuleType]) -> None:
-    """Read the switch points of every function of the modules now, once per process, not
-    in the first schedule that enters each (most of a one-schedule probe's time)."""
-    for code in learner_codes(list(modules)):
-        sites_of(code)
 
 
 def run_schedule(

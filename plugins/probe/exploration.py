@@ -305,7 +305,7 @@ def _why_not_shrink() -> str:
 def _recorded(out: Outcome, schedule: list[int], record: Execute | None) -> Outcome:
     """The reported run with its line-by-line events: ``record`` runs ``schedule`` again
     with them, where the search ran without (asyncio: a trace hook on every call it makes
-    cost a fifth of each schedule). Kept as it is if the run did not fail the same way."""
+    was two thirds of each schedule). Kept as it is if the run did not fail the same way."""
     if record is None or out.failure is None:
         return out
     again = record(Replay(schedule))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import _thread
 import contextlib
 import ctypes
+import functools
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -172,15 +173,16 @@ def _batch(on: bool) -> None:
         os.sched_setscheduler(0, policy, os.sched_param(0))
 
 
-_SCHED_GETCPU: list[Callable[[], int]] = []  # glibc's, looked up once (dlopen per call: 60 us)
+@functools.cache
+def _sched_getcpu() -> Callable[[], int]:
+    """glibc's sched_getcpu, looked up once (a CDLL per call cost 60 us)."""
+    return ctypes.CDLL(None).sched_getcpu
 
 
 def _current_cpu() -> int:
     """The CPU the calling thread runs on now (glibc's sched_getcpu), or -1."""
     try:
-        if not _SCHED_GETCPU:
-            _SCHED_GETCPU.append(ctypes.CDLL(None).sched_getcpu)
-        return int(_SCHED_GETCPU[0]())
+        return int(_sched_getcpu()())
     except (OSError, AttributeError):
         return -1
 

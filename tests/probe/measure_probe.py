@@ -2,13 +2,21 @@
 
 Run from the repository root:  python -m tests.probe.measure_probe
 (set PROBE_TRACER=settrace on 3.12+ to measure the settrace hook instead of sys.monitoring).
+The last lines are the costs quoted in plugins/probe/README.md: a step with no hand-off,
+barriers' three parties with no switch and under random walk, and an asyncio step.
 """
 
 from __future__ import annotations
 
+import asyncio
+import random
+import statistics
 import sys
+import time
+from collections.abc import Callable
 
-from plugins.probe import ProbeFailure, explore, explore_async
+from plugins.probe import ProbeFailure, api, explore, explore_async, strategies
+from plugins.probe.threadpool import POOL
 from plugins.probe.tracing import use_monitoring
 from tests.probe.samples import async_cache as ac
 from tests.probe.scenarios import BUGS, CORRECT
@@ -65,5 +73,59 @@ def main() -> None:
     print(f"  ok  async_lock             {st.median_ms:.3f} ms/schedule, false alarms {alarms}")
 
 
+def _median_ms(run: Callable[[], object], times: int = 60) -> float:
+    run()  # warm: a process's first schedule runs several times slower than its tenth
+    samples = []
+    for _ in range(times):
+        started = time.perf_counter()
+        run()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples) * 1000
+
+
+def costs() -> None:
+    from reference.barriers import barriers
+    from tests.probe.samples import counter_unlocked
+
+    def two_hundred(counter: counter_unlocked.Counter) -> None:
+        for _ in range(200):
+            counter.increment()
+
+    solo = api._executor(
+        counter_unlocked.Counter, [two_hundred], None, [counter_unlocked], 20_000, 2.0
+    )
+
+    def party(n: int) -> Callable[[barriers.Simulation], object]:
+        return lambda sim: sim.run_party(n, 3)
+
+    sim = api._executor(
+        lambda: barriers.Simulation([1, 0, 1, 1, 0, 1], 3),
+        [party(n) for n in range(3)],
+        None,
+        [barriers],
+        20_000,
+        2.0,
+    )
+    with POOL.on_one_core():
+        steps = solo(strategies.Replay([])).steps
+        ms = _median_ms(lambda: solo(strategies.Replay([])))
+        print(f"  cost one worker: {steps} steps in {ms:.2f} ms, {ms / steps * 1000:.2f} us/step")
+        steps = sim(strategies.Replay([])).steps
+        ms = _median_ms(lambda: sim(strategies.Replay([])))
+        walk = iter(range(10**9))
+        rw = _median_ms(lambda: sim(strategies.RandomWalk(random.Random(next(walk)))))
+        print(
+            f"  cost barriers 3 parties: {steps} steps, no switch {ms:.2f} ms, random {rw:.2f} ms"
+        )
+
+    async def ten_sleeps(_state: object) -> None:
+        for _ in range(10):
+            await asyncio.sleep(0)
+
+    st = explore_async(object, [ten_sleeps, ten_sleeps], budget=60, modules=[ac])
+    print(f"  cost asyncio two tasks of ten sleep(0): {st.max_steps} steps, {st.median_ms:.2f} ms")
+
+
 if __name__ == "__main__":
     main()
+    costs()
