@@ -183,8 +183,19 @@ def path(code: CodeType, start: int, end: int, traced: bool = True) -> Footprint
     return result
 
 
+_ACCESS: dict[tuple[CodeType, int], Footprint] = {}
+
+
 def access(code: CodeType, offset: int) -> Footprint:
-    """What the switch-point instruction at ``offset`` itself touches; None for a call."""
+    """What the switch-point instruction at ``offset`` itself touches; None for a call.
+    (Cached: the exhaustive search asks at every step, twice.)"""
+    key = (code, offset)
+    if key not in _ACCESS:
+        _ACCESS[key] = _access(code, offset)
+    return _ACCESS[key]
+
+
+def _access(code: CodeType, offset: int) -> Footprint:
     ins = _analysed(code).ins.get(offset)
     if ins is None:
         return None

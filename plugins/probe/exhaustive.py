@@ -30,7 +30,7 @@ from .footprints import dependent
 from .races import Key, canonical, clocks_of, initials, races, redirect
 
 
-@dataclass
+@dataclass(slots=True)
 class Point:
     """One scheduling point of a run: the enabled workers, the one that ran, and what it
     touched until the next point (None: unknown, or nothing recorded)."""
@@ -43,6 +43,10 @@ class Point:
     # Workers whose step here another run covers (sleep set), past the replayed prefix.
     sleep: dict[Key, Footprint] = field(default_factory=dict)
 
+
+# The sleep set of a point with no decision, shared: nothing ever changes a point's sleep set
+# (the search copies it), and a dict per step was a tenth of a tracked step's cost.
+_AWAKE: dict[Key, Footprint] = {}
 
 CUT = -1  # Tracker.point's answer when every enabled worker sleeps: the run adds nothing
 
@@ -90,14 +94,14 @@ class Tracker:
         if self.points:
             last = self.points[-1]
             last.footprint = ended
-            if self._active:
+            if self._active and self._sleep:
                 self._sleep = {
                     u: f
                     for u, f in self._sleep.items()
                     if u != last.chosen and not dependent(f, ended)
                 }
         idx, decision = 0, None
-        sleep: dict[Key, Footprint] = {}
+        sleep = _AWAKE
         if len(options) > 1:
             decision = self.decisions
             if decision < len(self.prefix):

@@ -85,12 +85,13 @@ def dependent(a: Footprint, b: Footprint) -> bool:
 
 
 def _union(*parts: Footprint) -> Footprint:
-    out: set[str] = set()
+    out: frozenset[str] = EMPTY
     for part in parts:
         if part is None:
             return None
-        out |= part
-    return frozenset(out)
+        if part:  # most parts are empty: the union is then one of them, not a new set
+            out = part if not out else out | part
+    return out
 
 
 def _head(start: Loc, code: CodeType) -> Footprint:

@@ -6,6 +6,7 @@ the resources a primitive's operations read and write ("w:sync:<n>", by creation
 
 from __future__ import annotations
 
+import inspect
 import os
 import queue
 import threading
@@ -92,14 +93,35 @@ def _loc(
     acquiring: FrameType | None = None,
     blocks: bool = False,
     effect: Footprint = None,
+    previous: Loc | None = None,
 ) -> Loc:
+    """``frame``'s Loc with the frames below it; where the walk down meets a frame of
+    ``previous`` (the worker's last Loc: the call it made since, or the caller it returned
+    to), the rest of the stack is ``previous``'s."""
+    known = _positions(previous)
     callers: list[tuple[FrameType, int]] = []
     plain: set[CodeType] = set()
     walk = frame.f_back
     while walk is not None and not _sync_file(walk.f_code.co_filename):
-        callers.append((walk, instruction_at(walk.f_code, walk.f_lasti)))
-        if walk.f_code.co_filename not in files:
-            plain.add(walk.f_code)
+        code = walk.f_code
+        callers.append((walk, instruction_at(code, walk.f_lasti)))
+        if code.co_filename not in files:
+            plain.add(code)
+        at = known.get(id(walk)) if known else None
+        if at is not None and previous is not None and not code.co_flags & _RESUMABLE:
+            # Active then and now, so active all along: the frames below it never changed.
+            return Loc(
+                kind,
+                frame,
+                offset,
+                (*callers, *previous.callers[at + 1 :]),
+                previous.outermost,
+                previous.plain | plain if plain else previous.plain,
+                *sync,
+                acquiring,
+                blocks,
+                effect,
+            )
         walk = walk.f_back
     outermost = True
     while walk is not None:
@@ -121,20 +143,67 @@ def _loc(
     )
 
 
+def _positions(previous: Loc | None) -> dict[int, int] | None:
+    """id(frame) -> its place in ``previous``'s stack: -1 its own frame, k its k-th caller."""
+    if previous is None or previous.frame is None:
+        return None
+    known = {id(previous.frame): -1}
+    for k, (caller, _) in enumerate(previous.callers):
+        known[id(caller)] = k
+    return known
+
+
 _NO_CODES: frozenset[CodeType] = frozenset()
 
 
-def op_loc(frame: FrameType, offset: int, files: frozenset[str]) -> Loc:
+# A generator's or a coroutine's frame is resumed by whoever calls next() or send(): the
+# frames below it change between two of its steps.
+_RESUMABLE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+
+
+def _same_call(previous: Loc | None, frame: FrameType) -> bool:
+    """Whether the worker's last switch point was in this very call of ``frame``: the frames
+    below it then wait in the same calls (the walk down the stack was most of a tracked
+    step's cost)."""
+    return (
+        previous is not None
+        and previous.frame is frame
+        and previous.kind in ("op", "sync")
+        and not frame.f_code.co_flags & _RESUMABLE
+    )
+
+
+def op_loc(
+    frame: FrameType, offset: int, files: frozenset[str], previous: Loc | None = None
+) -> Loc:
+    """A switch point at ``offset`` of the learner ``frame``; ``previous``: where the same
+    worker was parked before (its frames below are this one's if it was in the same call)."""
+    code = frame.f_code
     # Read now: the locals are those the instruction's operands were made of, and the
     # attribute an operand was read from holds what was read (no other worker ran since).
     effect = (
         call_effect(frame, offset)
-        if access(frame.f_code, offset) is None
+        if access(code, offset) is None
         else operator_effect(frame, offset)
-        if is_operator(frame.f_code, offset)
+        if is_operator(code, offset)
         else None
     )
-    return _loc("op", frame, offset, files, effect=effect)
+    if _same_call(previous, frame):
+        assert previous is not None
+        return Loc(
+            "op",
+            frame,
+            offset,
+            previous.callers,
+            previous.outermost,
+            previous.plain,
+            SYNC,
+            SYNC,
+            None,
+            False,
+            effect,
+        )
+    return _loc("op", frame, offset, files, effect=effect, previous=previous)
 
 
 def frame_of(code: CodeType, start: FrameType | None) -> FrameType | None:
@@ -250,6 +319,7 @@ def sync_loc(
     number: Number,
     timed: bool = False,
     blocks: bool = False,
+    previous: Loc | None = None,
 ) -> Loc | None:
     """A primitive's switch point: the learner frame that called into it, if only harness,
     threading or queue code lies between (else None: the step is unknown). A timed wait
@@ -265,7 +335,20 @@ def sync_loc(
                 parts = _sync_parts(entry, innermost, timed, number)
             offset = instruction_at(frame.f_code, frame.f_lasti)
             acquiring = None if innermost is None or timed else _acquiring(innermost)
-            return _loc("sync", frame, offset, files, parts, acquiring, blocks)
+            if _same_call(previous, frame):
+                assert previous is not None
+                return Loc(
+                    "sync",
+                    frame,
+                    offset,
+                    previous.callers,
+                    previous.outermost,
+                    previous.plain,
+                    *parts,
+                    acquiring,
+                    blocks,
+                )
+            return _loc("sync", frame, offset, files, parts, acquiring, blocks, previous=previous)
         if not _sync_file(name):
             return None
         # Wrappers (tracing.untraced) have no `self`: the methods around them tell.

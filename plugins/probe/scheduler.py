@@ -236,7 +236,7 @@ class Run:
         at = None
         if self.tracker is not None:
             frame = frame_of(code, sys._getframe(1))
-            at = None if frame is None else op_loc(frame, offset, self.learner_files)
+            at = None if frame is None else op_loc(frame, offset, self.learner_files, w.loc)
         self._step(w, site, what, at)
 
     def _opcode_hook(self, w: Worker) -> Callable[[FrameType, str, Site], None]:
@@ -250,7 +250,7 @@ class Run:
             elif self.tracker is None:
                 step(w, site, what, None)
             else:
-                step(w, site, what, op_loc(frame, frame.f_lasti, learner_files))
+                step(w, site, what, op_loc(frame, frame.f_lasti, learner_files, w.loc))
 
         return on_opcode
 
@@ -285,7 +285,7 @@ class Run:
         at = None
         if self.tracker is not None:
             frame = sys._getframe(1)
-            at = sync_loc(frame, self.learner_files, self._number, timed, blocks)
+            at = sync_loc(frame, self.learner_files, self._number, timed, blocks, w.loc)
         self._step(w, site, note, at)
 
     def _step(self, w: Worker, site: Site, note: str, at: Loc | None) -> None:

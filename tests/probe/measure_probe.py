@@ -3,7 +3,8 @@
 Run from the repository root:  python -m tests.probe.measure_probe
 (set PROBE_TRACER=settrace on 3.12+ to measure the settrace hook instead of sys.monitoring).
 The last lines are the costs quoted in plugins/probe/README.md: a step with no hand-off,
-barriers' three parties with no switch and under random walk, and an asyncio step.
+barriers' three parties with no switch, under random walk and tracked by the exhaustive
+search, and an asyncio step.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable
 
 from plugins.probe import ProbeFailure, api, explore, explore_async, strategies
+from plugins.probe.exhaustive import Tracker
 from plugins.probe.threadpool import POOL
 from plugins.probe.tracing import use_monitoring
 from tests.probe.samples import async_cache as ac
@@ -117,6 +119,9 @@ def costs() -> None:
         print(
             f"  cost barriers 3 parties: {steps} steps, no switch {ms:.2f} ms, random {rw:.2f} ms"
         )
+        # The exhaustive search's run: the same schedule, with what each step touched.
+        tracked = _median_ms(lambda: sim(Tracker([])))
+        print(f"  cost barriers 3 parties tracked (exhaustive search): {tracked:.2f} ms")
 
     async def ten_sleeps(_state: object) -> None:
         for _ in range(10):

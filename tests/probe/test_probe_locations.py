@@ -1,0 +1,142 @@
+"""Where a worker is parked (``locations.Loc``), made from its last Loc, is the Loc a walk down
+the whole stack makes: the exhaustive search reuses the frames below a call that is still
+running (a call made since, a return, a generator resumed from elsewhere all change them)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from plugins.probe import api, locations, scheduler
+from plugins.probe.exhaustive import Tracker
+from plugins.probe.threadpool import POOL
+from reference.barriers import barriers
+from tests.probe.samples import nested
+from tests.probe.samples.nested import Nest
+from tests.probe.scenarios import BUGS, CORRECT, Scenario
+
+
+def _nested(nest: Nest) -> None:
+    nest.deep(2)
+    shared = nest.each()
+    nest.consume(shared)
+    nest.sorted_values()
+    nest.locked()
+
+
+def _first(items: Iterator[int]) -> int:
+    return next(items)
+
+
+def _second(items: Iterator[int]) -> int:
+    return next(items)
+
+
+def _resumed_elsewhere(nest: Nest) -> None:
+    # The same generator frame, resumed from two different calls of this untraced module
+    # with no switch point in between: the frames below it differ from one step to the next.
+    shared = nest.each()
+    _first(shared)
+    _second(shared)
+    nest.consume(shared)
+
+
+def _nothing(nest: Nest, results: list[object]) -> None:
+    pass
+
+
+def _party(n: int) -> Callable[[barriers.Simulation], object]:
+    return lambda sim: sim.run_party(n, 2)
+
+
+_NEST = Scenario("nest", Nest, [_nested, _resumed_elsewhere, _nested], _nothing, nested)
+_BARRIERS = Scenario(
+    "barriers",
+    lambda: barriers.Simulation([1, 0, 1, 1, 0, 1], 3),
+    [_party(n) for n in range(3)],
+    None,
+    barriers,
+)
+
+
+def _shape(loc: locations.Loc | None) -> object:
+    if loc is None:
+        return None
+    return (
+        loc.kind,
+        id(loc.frame),
+        loc.offset,
+        tuple((id(frame), offset) for frame, offset in loc.callers),
+        loc.outermost,
+        loc.arrive,
+        loc.leave,
+        id(loc.acquiring),
+        loc.blocks,
+        loc.effect,
+    )
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [_NEST, _BARRIERS, *BUGS, *CORRECT],
+    ids=lambda s: s.name,
+)
+def test_a_loc_made_from_the_last_one_is_the_one_a_full_walk_makes(
+    scenario: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Compared inside the run, reported after it: an assertion raised in a worker's trace hook
+    # would only end that run as the code under test's exception.
+    compared = [0]
+    mismatches: list[str] = []
+    reused_plain: list[tuple[frozenset[object], frozenset[object]]] = []
+
+    def checked_op(
+        frame: object, offset: int, files: frozenset[str], previous: locations.Loc | None = None
+    ) -> locations.Loc:
+        fast = locations.op_loc(frame, offset, files, previous)  # type: ignore[arg-type]
+        walked = locations.op_loc(frame, offset, files)  # type: ignore[arg-type]
+        if _shape(fast) != _shape(walked):
+            mismatches.append(f"op at {offset}: {fast} != {walked}")
+        reused_plain.append((fast.plain, walked.plain))
+        compared[0] += 1
+        return fast
+
+    def checked_sync(*args: object, previous: locations.Loc | None = None) -> object:
+        fast = locations.sync_loc(*args, previous)  # type: ignore[arg-type]
+        walked = locations.sync_loc(*args)  # type: ignore[arg-type]
+        if _shape(fast) != _shape(walked):
+            mismatches.append(f"sync: {fast} != {walked}")
+        if fast is not None and walked is not None:
+            reused_plain.append((fast.plain, walked.plain))
+        compared[0] += 1
+        return fast
+
+    def sync_loc(
+        start: object,
+        files: object,
+        number: object,
+        timed: bool = False,
+        blocks: bool = False,
+        previous: locations.Loc | None = None,
+    ) -> object:
+        return checked_sync(start, files, number, timed, blocks, previous=previous)
+
+    monkeypatch.setattr(scheduler, "op_loc", checked_op)
+    monkeypatch.setattr(scheduler, "sync_loc", sync_loc)
+    execute = api._executor(
+        scenario.setup, scenario.workers, scenario.check, [scenario.module], 20_000, 2.0
+    )
+    with POOL.on_one_core():
+        for prefix in ([], [1], [2, 1], [1, 2, 0, 1], [2, 2, 1, 0, 2]):
+            execute(Tracker(prefix))
+    assert not mismatches, "\n".join(mismatches[:3])
+    assert compared[0] > 20, f"only {compared[0]} switch points were compared"
+    for fast_plain, walked_plain in reused_plain:
+        # Reused, the untraced codes below may include some of an earlier stack: harmless,
+        # since a code is untraced or not whatever stack it is in.
+        assert fast_plain >= walked_plain
+        learner = {
+            c for c in fast_plain - walked_plain if c.co_filename == scenario.module.__file__
+        }  # type: ignore[attr-defined]
+        assert not learner, f"traced codes counted as untraced: {learner}"
