@@ -65,8 +65,12 @@ class Tracker:
         *,
         every_switch_preempts: bool = False,
         sleep: dict[Key, Footprint] | None = None,
+        footprints: bool = True,
     ) -> None:
         self.prefix = list(prefix)
+        # Whether the run works out what each step touched (``footprints``): the partial-order
+        # reduction needs it; counting preemptions does not, and runs 3-4 times faster.
+        self.footprints = footprints
         self.points: list[Point] = []
         self.decisions = 0
         self.cut = False
@@ -264,7 +268,7 @@ def fewest_preemptions(
         while True:
             if runs >= max_runs or REAL_PERF_COUNTER() - started > max_seconds:
                 return None, runs, checked
-            tracker = Tracker(prefix, every_switch_preempts=every_switch_preempts)
+            tracker = Tracker(prefix, every_switch_preempts=every_switch_preempts, footprints=False)
             failed, outcome = run(tracker)
             runs += 1
             if failed:

@@ -122,6 +122,9 @@ class Run:
         # The exhaustive search's strategy sees every scheduling point and what each step
         # touched; other strategies are asked only at decisions and cost nothing extra here.
         self.tracker = strategy if isinstance(strategy, Tracker) else None
+        # Where each worker is parked and what each step touched: only a search that reduces
+        # by footprints reads them, and they cost most of a tracked step.
+        self.tracking = self.tracker is not None and self.tracker.footprints
         self._ended: Footprint = None
 
     # ----- identity -------------------------------------------------------------------
@@ -234,7 +237,7 @@ class Run:
             return
         site = sites_of(code).get(offset) or (code.co_filename, line_of(code, offset))
         at = None
-        if self.tracker is not None:
+        if self.tracking:
             frame = frame_of(code, sys._getframe(1))
             at = None if frame is None else op_loc(frame, offset, self.learner_files, w.loc)
         self._step(w, site, what, at)
@@ -247,7 +250,7 @@ class Run:
         def on_opcode(frame: FrameType, what: str, site: Site) -> None:
             if what is BACK_EDGE:
                 self.back_edge(w, frame.f_code.co_filename, frame.f_code, frame.f_lasti)
-            elif self.tracker is None:
+            elif not self.tracking:
                 step(w, site, what, None)
             else:
                 step(w, site, what, op_loc(frame, frame.f_lasti, learner_files, w.loc))
@@ -283,7 +286,7 @@ class Run:
 
     def _primitive_step(self, w: Worker, site: Site, note: str, timed: bool, blocks: bool) -> None:
         at = None
-        if self.tracker is not None:
+        if self.tracking:
             frame = sys._getframe(1)
             at = sync_loc(frame, self.learner_files, self._number, timed, blocks, w.loc)
         self._step(w, site, note, at)
@@ -292,7 +295,7 @@ class Run:
         """A switch point; ``at`` is where, for the exhaustive search's footprints."""
         if self.aborted:
             raise Unwind
-        if self.tracker is not None:
+        if self.tracking:
             self._ended = footprint(w.loc, at)
             w.loc = at
         self.events.append(("s", w.index, site, note))
@@ -446,7 +449,7 @@ class Run:
         w.status = DONE
         self.last_progress = REAL_MONOTONIC()  # the next worker's loops start counting afresh
         self.spins = 0
-        if self.tracker is not None:
+        if self.tracking:
             self._ended = footprint(w.loc, AT_END)
             w.loc = AT_END
         nxt = self._pick(w)

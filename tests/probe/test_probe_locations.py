@@ -1,6 +1,7 @@
 """Where a worker is parked (``locations.Loc``), made from its last Loc, is the Loc a walk down
 the whole stack makes: the exhaustive search reuses the frames below a call that is still
-running (a call made since, a return, a generator resumed from elsewhere all change them)."""
+running (a call made since, a return, a generator resumed from elsewhere all change them).
+A run that only counts preemptions (the search for the fewest) works out no Loc at all."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from plugins.probe import api, locations, scheduler
-from plugins.probe.exhaustive import Tracker
+from plugins.probe.exhaustive import Tracker, fewest_preemptions
 from plugins.probe.threadpool import POOL
 from reference.barriers import barriers
 from tests.probe.samples import nested
@@ -140,3 +141,47 @@ def test_a_loc_made_from_the_last_one_is_the_one_a_full_walk_makes(
             c for c in fast_plain - walked_plain if c.co_filename == scenario.module.__file__
         }  # type: ignore[attr-defined]
         assert not learner, f"traced codes counted as untraced: {learner}"
+
+
+def test_a_run_that_only_counts_preemptions_works_out_no_footprints(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = {"op_loc": 0, "sync_loc": 0, "footprint": 0}
+
+    def counted(name: str) -> Callable[..., object]:
+        real = getattr(scheduler, name)
+
+        def call(*args: object) -> object:
+            calls[name] += 1
+            return real(*args)
+
+        return call
+
+    for name in calls:
+        monkeypatch.setattr(scheduler, name, counted(name))
+    execute = api._executor(
+        _BARRIERS.setup, _BARRIERS.workers, _BARRIERS.check, [barriers], 20_000, 2.0
+    )
+    with POOL.on_one_core():
+        counting = Tracker([1, 2], footprints=False)
+        execute(counting)
+        assert calls == {"op_loc": 0, "sync_loc": 0, "footprint": 0}, calls
+        tracked = Tracker([1, 2])
+        execute(tracked)
+    assert calls["op_loc"] > 100 and calls["sync_loc"] > 5 and calls["footprint"] > 100, calls
+    # The same schedule either way: the same points, options and choices.
+    assert [(p.options, p.chosen, p.decision) for p in counting.points] == [
+        (p.options, p.chosen, p.decision) for p in tracked.points
+    ]
+    assert all(p.footprint is None for p in counting.points)
+
+
+def test_the_search_for_the_fewest_preemptions_asks_for_no_footprints() -> None:
+    asked: list[bool] = []
+
+    def run(tracker: Tracker) -> tuple[bool, object]:
+        asked.append(tracker.footprints)
+        return False, None
+
+    fewest_preemptions(run, 2, max_runs=10, max_seconds=5.0, every_switch_preempts=False)
+    assert asked and not any(asked), asked
