@@ -355,19 +355,36 @@ class Run:
         return ring
 
     def _pick(self, running: Worker | None) -> Worker | None:
-        # At every switch point: the workers after the running one, in ring order, that may
-        # run; the running one first if it may go on ("0" = no preemption). This is the
-        # scheduler's innermost loop (one call per step), hence the plain loops.
+        # At every switch point: the running worker first if it may go on ("0" = no
+        # preemption), then the others in ring order that may run. This is the scheduler's
+        # innermost loop (one call per step): the common case, a running worker that may go
+        # on, is written out with plain loops and no call but a blocked worker's predicate.
+        if running is not None and running.status == READY:
+            options = [running]
+            keys = [running.index]  # what the strategy sees: the workers' indexes
+            now = self.clock.now
+            for x in self._rings.get(running.index) or self._ring(running):
+                status = x.status
+                if status == READY:
+                    options.append(x)
+                    keys.append(x.index)
+                elif status == BLOCKED:
+                    pred, deadline = x.pred, x.deadline
+                    if (pred is not None and pred()) or (deadline is not None and deadline <= now):
+                        options.append(x)
+                        keys.append(x.index)
+            if len(options) == 1 and self.tracker is None:
+                return running
+            return self._decide(running, options, keys, True)
         wakeable = self._wakeable
         while True:
             run_ok = False
-            options: list[Worker] = []
-            keys: list[int] = []  # what the strategy sees: the workers' indexes
+            options = []
+            keys = []
             if running is None:
                 ring: tuple[Worker, ...] | list[Worker] = self.workers
             else:
-                status = running.status
-                run_ok = status == READY or (status == BLOCKED and wakeable(running))
+                run_ok = running.status == BLOCKED and wakeable(running)
                 if run_ok:
                     options.append(running)
                     keys.append(running.index)
@@ -378,7 +395,7 @@ class Run:
                     options.append(x)
                     keys.append(x.index)
             if options:
-                break
+                return self._decide(running, options, keys, run_ok)
             deadlines = [
                 x.deadline for x in self.workers if x.status == BLOCKED and x.deadline is not None
             ]
@@ -391,6 +408,12 @@ class Run:
                 return None
             self.fail(diagnosis.deadlock(self, [x for x in self.workers if x.status != DONE]))
             raise Unwind
+
+    def _decide(
+        self, running: Worker | None, options: list[Worker], keys: list[int], run_ok: bool
+    ) -> Worker:
+        """Who of ``options`` (their indexes: ``keys``) runs next: the tracker's or the
+        strategy's choice (the strategy is asked only when there is a choice)."""
         if self.tracker is not None:
             preemptible = run_ok and running is not None and running.status == READY
             idx = self.tracker.point(keys, preemptible, self._ended)

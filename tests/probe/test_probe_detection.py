@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
 from plugins.probe import ProbeFailure, explore, run_schedule
-from tests.probe.samples import counter_locked, transfer
+from tests.probe.samples import counter_locked, counter_unlocked, transfer
 from tests.probe.scenarios import BUGS, CORRECT, Scenario
 
 BUDGET = 200
@@ -158,3 +159,28 @@ def test_a_bounded_semaphore_over_release_is_misuse_at_the_releasing_line() -> N
     assert caught.value.kind == "misuse"
     assert "more times than it was acquired" in head
     assert "pool.py:23" in head
+
+
+def _sleep_then_increment(counter: counter_unlocked.Counter) -> None:
+    time.sleep(1.0)
+    counter.increment()
+
+
+def test_workers_whose_sleeps_end_at_the_same_moment_are_interleaved_after_it() -> None:
+    # Both sleeps end at virtual time 1.0: whichever runs first, the other may run at each of
+    # its switch points (it is no longer waiting), so the lost update is found. A scheduler that
+    # offered a worker whose deadline has passed only once the running one blocks or ends
+    # would run the two increments one after the other and find nothing.
+    def both_counted(counter: counter_unlocked.Counter, results: list[object]) -> None:
+        assert counter.v == 2, f"two increments after the sleeps left {counter.v}"
+
+    with pytest.raises(ProbeFailure) as caught:
+        explore(
+            counter_unlocked.Counter,
+            [_sleep_then_increment, _sleep_then_increment],
+            both_counted,
+            modules=[counter_unlocked],
+            budget=50,
+            seed=0,
+        )
+    assert caught.value.kind == "invariant", str(caught.value)
