@@ -431,7 +431,8 @@ class Run:
             running.index if running is not None else None, keys, self.decisions
         )
         self.decisions += 1
-        idx = raw if raw == 0 and type(raw) is int else normalize(raw, n, run_ok)
+        # An index into options already (a random walk's, PCT's) needs no normalizing.
+        idx = raw if type(raw) is int and 0 <= raw < n else normalize(raw, n, run_ok)
         self.choices.append(idx)
         return options[idx]
 

@@ -27,10 +27,11 @@ class RandomWalk:
     name = "random"
 
     def __init__(self, rng: random.Random) -> None:
-        self._rng = rng
+        self._random = rng.random
 
     def choose(self, running: Hashable | None, options: Sequence[Hashable], step: int) -> int:
-        return self._rng.randrange(len(options))
+        # random() is one C call; randrange() is Python code (a tenth of a random walk's time).
+        return int(self._random() * len(options))
 
 
 class PCT:
