@@ -84,6 +84,11 @@ AT_START = Loc("start")
 AT_END = Loc("done")
 
 
+# A generator's or a coroutine's frame is resumed by whoever calls next() or send(): the
+# frames below it change between two of its steps.
+_RESUMABLE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+
+
 def _loc(
     kind: str,
     frame: FrameType,
@@ -96,8 +101,23 @@ def _loc(
     previous: Loc | None = None,
 ) -> Loc:
     """``frame``'s Loc with the frames below it; where the walk down meets a frame of
-    ``previous`` (the worker's last Loc: the call it made since, or the caller it returned
-    to), the rest of the stack is ``previous``'s."""
+    ``previous`` (the worker's last Loc: in the same call, in a caller it returned to, or
+    one that called ``frame`` since), the rest of the stack is ``previous``'s: the walk down
+    the stack was most of a tracked step's cost."""
+    if previous is not None and previous.frame is frame and not frame.f_code.co_flags & _RESUMABLE:
+        # Still in the same call: the frames below wait in the same calls as at the last step.
+        return Loc(
+            kind,
+            frame,
+            offset,
+            previous.callers,
+            previous.outermost,
+            previous.plain,
+            *sync,
+            acquiring,
+            blocks,
+            effect,
+        )
     known = _positions(previous)
     callers: list[tuple[FrameType, int]] = []
     plain: set[CodeType] = set()
@@ -156,28 +176,11 @@ def _positions(previous: Loc | None) -> dict[int, int] | None:
 _NO_CODES: frozenset[CodeType] = frozenset()
 
 
-# A generator's or a coroutine's frame is resumed by whoever calls next() or send(): the
-# frames below it change between two of its steps.
-_RESUMABLE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
-
-
-def _same_call(previous: Loc | None, frame: FrameType) -> bool:
-    """Whether the worker's last switch point was in this very call of ``frame``: the frames
-    below it then wait in the same calls (the walk down the stack was most of a tracked
-    step's cost)."""
-    return (
-        previous is not None
-        and previous.frame is frame
-        and previous.kind in ("op", "sync")
-        and not frame.f_code.co_flags & _RESUMABLE
-    )
-
-
 def op_loc(
     frame: FrameType, offset: int, files: frozenset[str], previous: Loc | None = None
 ) -> Loc:
     """A switch point at ``offset`` of the learner ``frame``; ``previous``: where the same
-    worker was parked before (its frames below are this one's if it was in the same call)."""
+    worker was parked before (``_loc`` reuses the frames below that it still shares)."""
     code = frame.f_code
     # Read now: the locals are those the instruction's operands were made of, and the
     # attribute an operand was read from holds what was read (no other worker ran since).
@@ -188,21 +191,6 @@ def op_loc(
         if is_operator(code, offset)
         else None
     )
-    if _same_call(previous, frame):
-        assert previous is not None
-        return Loc(
-            "op",
-            frame,
-            offset,
-            previous.callers,
-            previous.outermost,
-            previous.plain,
-            SYNC,
-            SYNC,
-            None,
-            False,
-            effect,
-        )
     return _loc("op", frame, offset, files, effect=effect, previous=previous)
 
 
@@ -335,19 +323,6 @@ def sync_loc(
                 parts = _sync_parts(entry, innermost, timed, number)
             offset = instruction_at(frame.f_code, frame.f_lasti)
             acquiring = None if innermost is None or timed else _acquiring(innermost)
-            if _same_call(previous, frame):
-                assert previous is not None
-                return Loc(
-                    "sync",
-                    frame,
-                    offset,
-                    previous.callers,
-                    previous.outermost,
-                    previous.plain,
-                    *parts,
-                    acquiring,
-                    blocks,
-                )
             return _loc("sync", frame, offset, files, parts, acquiring, blocks, previous=previous)
         if not _sync_file(name):
             return None

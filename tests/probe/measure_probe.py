@@ -4,12 +4,15 @@ Run from the repository root:  python -m tests.probe.measure_probe
 (set PROBE_TRACER=settrace on 3.12+ to measure the settrace hook instead of sys.monitoring).
 The last lines are the costs quoted in plugins/probe/README.md: a step with no hand-off,
 barriers' three parties with no switch, under random walk and tracked by the exhaustive
-search, and an asyncio step.
+search, the floor of a hand-off between OS threads, the scheduler's step on its own, and an
+asyncio step.
 """
 
 from __future__ import annotations
 
+import _thread
 import asyncio
+import os
 import random
 import statistics
 import sys
@@ -18,6 +21,7 @@ from collections.abc import Callable
 
 from plugins.probe import ProbeFailure, api, explore, explore_async, strategies
 from plugins.probe.exhaustive import Tracker
+from plugins.probe.scheduler import BLOCKED, Run
 from plugins.probe.threadpool import POOL
 from plugins.probe.tracing import use_monitoring
 from tests.probe.samples import async_cache as ac
@@ -85,6 +89,49 @@ def _median_ms(run: Callable[[], object], times: int = 60) -> float:
     return statistics.median(samples) * 1000
 
 
+def _handoff_floor_us(rounds: int = 20_000) -> float:
+    """Two threads on one CPU handing a token back and forth with nothing but two ``_thread``
+    locks: what a hand-off between OS threads costs before the scheduler adds anything."""
+    mine, theirs, done = (_thread.allocate_lock() for _ in range(3))
+    for lock in (mine, theirs, done):
+        lock.acquire()
+    everywhere = os.sched_getaffinity(0)
+    one = {min(everywhere)}
+
+    def other() -> None:
+        os.sched_setaffinity(0, one)
+        for _ in range(rounds):
+            theirs.acquire()
+            mine.release()
+        done.release()
+
+    os.sched_setaffinity(0, one)
+    try:
+        _thread.start_new_thread(other, ())
+        started = time.perf_counter()
+        for _ in range(rounds):
+            theirs.release()
+            mine.acquire()
+        took = time.perf_counter() - started
+        done.acquire()
+    finally:
+        os.sched_setaffinity(0, everywhere)
+    return took / rounds / 2 * 1e6
+
+
+def _step_alone_us(times: int = 200_000) -> float:
+    """``Run._step`` on its own: three workers, the running one may go on, two blocked."""
+    run = Run(strategies.Replay([]), frozenset(), 10**9)
+    running, *others = (run.add_worker(f"w{i}", lambda: None) for i in range(3))
+    for worker in others:
+        worker.status, worker.pred = BLOCKED, lambda: False
+    site = ("measure", 1)
+    started = time.perf_counter()
+    for _ in range(times):
+        run._step(running, site, "", None)
+    return (time.perf_counter() - started) / times * 1e6
+
+
 def costs() -> None:
     from reference.barriers import barriers
     from tests.probe.samples import counter_unlocked
@@ -122,6 +169,9 @@ def costs() -> None:
         # The exhaustive search's run: the same schedule, with what each step touched.
         tracked = _median_ms(lambda: sim(Tracker([])))
         print(f"  cost barriers 3 parties tracked (exhaustive search): {tracked:.2f} ms")
+
+    print(f"  cost hand-off floor, two raw locks on one core: {_handoff_floor_us():.2f} us")
+    print(f"  cost scheduler step alone (no tracing, no hand-off): {_step_alone_us():.2f} us")
 
     async def ten_sleeps(_state: object) -> None:
         for _ in range(10):

@@ -41,6 +41,11 @@ def _resumed_elsewhere(nest: Nest) -> None:
     _first(shared)
     _second(shared)
     nest.consume(shared)
+    # A generator below another one, both resumed from elsewhere: the walk down from the
+    # inner one meets the outer one, whose callers changed.
+    nested = nest.outer()
+    _first(nested)
+    _second(nested)
 
 
 def _nothing(nest: Nest, results: list[object]) -> None:
@@ -103,7 +108,15 @@ def test_a_loc_made_from_the_last_one_is_the_one_a_full_walk_makes(
         compared[0] += 1
         return fast
 
-    def checked_sync(*args: object, previous: locations.Loc | None = None) -> object:
+    def checked_sync(
+        start: object,
+        files: frozenset[str],
+        number: locations.Number,
+        timed: bool = False,
+        blocks: bool = False,
+        previous: locations.Loc | None = None,
+    ) -> locations.Loc | None:
+        args = (start, files, number, timed, blocks)
         fast = locations.sync_loc(*args, previous)  # type: ignore[arg-type]
         walked = locations.sync_loc(*args)  # type: ignore[arg-type]
         if _shape(fast) != _shape(walked):
@@ -113,18 +126,8 @@ def test_a_loc_made_from_the_last_one_is_the_one_a_full_walk_makes(
         compared[0] += 1
         return fast
 
-    def sync_loc(
-        start: object,
-        files: object,
-        number: object,
-        timed: bool = False,
-        blocks: bool = False,
-        previous: locations.Loc | None = None,
-    ) -> object:
-        return checked_sync(start, files, number, timed, blocks, previous=previous)
-
     monkeypatch.setattr(scheduler, "op_loc", checked_op)
-    monkeypatch.setattr(scheduler, "sync_loc", sync_loc)
+    monkeypatch.setattr(scheduler, "sync_loc", checked_sync)
     execute = api._executor(
         scenario.setup, scenario.workers, scenario.check, [scenario.module], 20_000, 2.0
     )
