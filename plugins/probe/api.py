@@ -186,7 +186,7 @@ def explore(
     """
     execute = _executor(setup, workers, check, modules, max_steps, watchdog_s)
     with POOL.on_one_core():
-        POOL.reserve(len(workers) + 1)  # and one for a thread the code under test starts
+        POOL.reserve(1)  # the run's thread: every worker is a greenlet on it
         return exploration.explore_schedules(
             execute,
             _replay_call(modules),

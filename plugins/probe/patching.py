@@ -3,10 +3,15 @@
 Sets attributes on the real ``threading`` and ``time`` modules, rebinds names in the
 learner's modules (and ``queue``) whose value *is* a real primitive (``from threading
 import Lock``), and re-bases learner classes that subclass the real ``threading.Thread``.
+
+The workers of a run share one OS thread, so ``threading.local`` becomes the pure-Python
+``_threading_local.local`` keyed by the cooperative ``current_thread``: each worker sees its
+own attributes. A local made before the run (at a module's import) stays the real one.
 """
 
 from __future__ import annotations
 
+import _threading_local
 import queue
 import threading
 import time
@@ -18,7 +23,7 @@ from .conditions import Condition
 from .locks import Lock, RLock
 from .semaphores import BoundedSemaphore, Semaphore
 from .signals import Barrier, Event
-from .threads import REAL_THREAD, Thread, Timer, current_thread
+from .threads import REAL_THREAD, Thread, Timer, current_thread, get_ident
 
 _THREADING = {
     "Lock": Lock,
@@ -32,6 +37,9 @@ _THREADING = {
     "Timer": Timer,
     "current_thread": current_thread,
     "currentThread": current_thread,
+    "get_ident": get_ident,
+    "get_native_id": get_ident,
+    "local": _threading_local.local,
 }
 _TIME = {
     "sleep": virtual_time.sleep,
@@ -68,6 +76,7 @@ class Patch:
 
     def __enter__(self) -> Patch:
         try:
+            self._set(_threading_local, "current_thread", current_thread)
             for mod, repl in ((threading, _THREADING), (time, _TIME)):
                 for name, new in repl.items():
                     if name in mod.__dict__:

@@ -1,12 +1,15 @@
 """Token-passing run context: exactly one controlled worker runs at a time.
 
-Each worker runs on a pooled daemon thread started with ``_thread`` (threading's own
-machinery is patched during a run) from the first time it is scheduled, and parks on a
-private raw-lock gate while another worker runs. The worker holding the token asks the
-strategy who runs next at every switch point, opens that worker's gate (or starts it) and
-waits on its own. Deadlock, step bound, misuse and uncaught exceptions abort the run: every gate
-is opened and workers unwind with the private ``Unwind`` exception, so no thread is left
-blocked. Every wait here has a timeout. The words of each failure are ``diagnosis``'s; the
+The workers of a run are greenlets on one pooled harness thread (the run's thread), each
+made the first time it is scheduled: the worker holding the token asks the strategy who
+runs next at every switch point and switches straight to it. A switch between greenlets
+costs about 0.5 us where waking a parked OS thread cost 4-5 us, most of a schedule that
+switches at most of its steps. When a worker's function returns, its greenlet ends in the
+run's driver, which switches to the worker picked next. Deadlock, step bound, misuse and
+uncaught exceptions abort the run: the driver throws the private ``Unwind`` exception into
+every worker still parked, so each unwinds through its ``finally`` blocks. The test's thread
+waits for the run with a wall-clock watchdog: a worker blocked outside the harness's control
+(a real lock, socket or sleep) blocks the run's thread, and is reported from there. The words of each failure are ``diagnosis``'s; the
 lock-order graph is ``lockorder``'s; primitives are only ever asked, through
 ``Cooperative``, what they wait for and why that might be stuck.
 """
@@ -20,6 +23,8 @@ import sys
 from collections.abc import Callable, Iterator
 from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any
+
+import greenlet
 
 from . import diagnosis
 from .bytecode_paths import Footprint
@@ -41,6 +46,10 @@ if TYPE_CHECKING:
 
 get_ident = _thread.get_ident
 allocate_lock = _thread.allocate_lock
+getcurrent = greenlet.getcurrent
+gettrace = sys.gettrace
+settrace = sys.settrace  # puts back exactly what gettrace() gave
+call_tracing = sys.call_tracing
 
 READY, BLOCKED, DONE = 0, 1, 2
 
@@ -63,10 +72,7 @@ class Worker:
         self.name = name
         self.fn = fn
         self.thread = thread  # the cooperative Thread object, if the learner made one
-        self.gate = allocate_lock()
-        self.gate.acquire()
-        self.finished = allocate_lock()
-        self.finished.acquire()
+        self.glet: greenlet.greenlet | None = None  # made the first time it is scheduled
         self.status = READY
         self.pred: Callable[[], bool] | None = None
         self.deadline: float | None = None
@@ -74,9 +80,8 @@ class Worker:
         self.wait_site: Site = NO_SITE
         self.held: list[Lock] = []
         self.result: object = None
-        self.ident = 0
-        self.stuck = False
-        self.started = False  # a thread runs it: from the first time it is scheduled
+        self.ident = 0  # what threading.get_ident() says in it: its own, though threads share
+        self.started = False  # a greenlet runs it: from the first time it is scheduled
         self.loc: Loc | None = AT_START  # where it is parked (exhaustive search only)
 
 
@@ -96,8 +101,12 @@ class Run:
         self.watchdog_s = watchdog_s
         self.clock = VirtualClock()
         self.workers: list[Worker] = []
-        self.by_ident: dict[int, Worker] = {}
-        self.current: Worker | None = None
+        self.current: Worker | None = None  # the worker whose greenlet runs, or runs next
+        self.driver: greenlet.greenlet | None = None  # the run thread's own greenlet
+        self.thread_ident = 0  # the run's thread
+        self.stuck = False  # a worker blocked outside the harness: the run's thread with it
+        self.finished = allocate_lock()  # released when the run's thread is done with the run
+        self.finished.acquire()
         self.steps = 0
         self.decisions = 0
         self.choices: list[int] = []
@@ -117,6 +126,7 @@ class Run:
         self.lock_order = LockOrder()
         self.workers_launched = False
         self.use_settrace = not use_monitoring()
+        self._tracer = make_tracer(learner_files, self._on_opcode) if self.use_settrace else None
         self._rings: dict[int, tuple[Worker, ...]] = {}  # running index -> the others in order
         self._notes: dict[int, str] = {}  # id(primitive) -> its wait note; prims keeps ids
         # The exhaustive search's strategy sees every scheduling point and what each step
@@ -129,9 +139,11 @@ class Run:
 
     # ----- identity -------------------------------------------------------------------
     def current_worker(self) -> Worker | None:
-        if self.closed:
+        """The worker calling, or None in the test's own thread or any other."""
+        w = self.current
+        if w is None or self.closed or w.glet is not getcurrent():
             return None
-        return self.by_ident.get(get_ident())
+        return w
 
     def site(self) -> Site:
         return caller_site(self.learner_files)
@@ -184,6 +196,7 @@ class Run:
         first = self._pick(None)
         if first is None:
             self.done.release()
+            self.finished.release()
         else:
             self._handoff(None, first)
 
@@ -193,27 +206,57 @@ class Run:
             if REAL_MONOTONIC() - self.last_progress > self.watchdog_s:
                 self._fail_uncontrolled()
                 break
-        deadline = REAL_MONOTONIC() + 2.0
-        for w in list(self.workers):
-            if w.started and not w.stuck:
-                w.finished.acquire(True, max(0.0, deadline - REAL_MONOTONIC()))
+        if not self.stuck:  # the others unwind on the run's thread; a stuck one holds it
+            self.finished.acquire(True, 2.0)
         self.closed = True
 
-    def _bootstrap(self, w: Worker) -> None:
-        """A pool thread runs ``w``, which holds the token (it was just handed it)."""
+    def _drive(self) -> None:
+        """The run's thread: switch to the worker holding the token each time one's function
+        ends (workers switch straight to each other meanwhile); once the run is decided,
+        unwind every worker still parked."""
         try:
-            w.ident = get_ident()
-            self.by_ident[w.ident] = w
+            self.thread_ident = get_ident()
+            self.driver = getcurrent()
+            while not self.aborted:
+                w = self.current
+                if w is None or w.status == DONE:
+                    break
+                self._greenlet(w).switch()
+            for x in self.workers:
+                if x.glet is not None and not x.glet.dead:
+                    with contextlib.suppress(BaseException):
+                        x.glet.throw(Unwind)
+        except BaseException:
+            pass  # nothing may reach the unraisable hook from a harness thread
+        finally:
+            if self.use_settrace:
+                sys.settrace(None)
+            with contextlib.suppress(RuntimeError):
+                self.done.release()
+            self.finished.release()
+
+    def _greenlet(self, w: Worker) -> greenlet.greenlet:
+        g = w.glet
+        if g is None:
+            # Made only now, with the token: its function ends back in the driver.
+            w.started = True
+            w.ident = self.thread_ident + w.index + 1  # no other thread's: stacks are far apart
+            g = w.glet = greenlet.greenlet(functools.partial(self._bootstrap, w), self.driver)
+        return g
+
+    def _bootstrap(self, w: Worker) -> None:
+        """A worker's greenlet runs ``w``, which holds the token (it was just handed it)."""
+        try:
             try:
                 if self.aborted:
                     raise Unwind
-                if self.use_settrace:
-                    sys.settrace(make_tracer(self.learner_files, self._opcode_hook(w)))
+                if self._tracer is not None:
+                    sys.settrace(self._tracer)
                 try:
                     w.result = w.fn()
                 finally:
-                    if self.use_settrace:
-                        sys.settrace(None)
+                    if self._tracer is not None:
+                        sys.settrace(None)  # the worker switched to next puts its own back
                 self._finish(w)
             except Unwind:
                 pass
@@ -224,13 +267,12 @@ class Run:
             pass  # nothing may reach the unraisable hook from a harness thread
         finally:
             w.status = DONE
-            w.finished.release()
 
     # ----- scheduling -----------------------------------------------------------------
     def on_instruction(self, code: CodeType, offset: int, what: str) -> None:
         """sys.monitoring hook: a switch point if the calling thread is one of our workers."""
-        w = self.current_worker()
-        if w is None:
+        w = self.current
+        if w is None or w.glet is not getcurrent():  # not a worker: another thread's code
             return
         if what is BACK_EDGE:
             self.back_edge(w, code.co_filename, code, offset)
@@ -242,20 +284,18 @@ class Run:
             at = None if frame is None else op_loc(frame, offset, self.learner_files, w.loc)
         self._step(w, site, what, at)
 
-    def _opcode_hook(self, w: Worker) -> Callable[[FrameType, str, Site], None]:
-        """settrace's switch points for worker ``w`` (a closure: it runs at every step)."""
-        step = self._step
-        learner_files = self.learner_files
-
-        def on_opcode(frame: FrameType, what: str, site: Site) -> None:
-            if what is BACK_EDGE:
-                self.back_edge(w, frame.f_code.co_filename, frame.f_code, frame.f_lasti)
-            elif not self.tracking:
-                step(w, site, what, None)
-            else:
-                step(w, site, what, op_loc(frame, frame.f_lasti, learner_files, w.loc))
-
-        return on_opcode
+    def _on_opcode(self, frame: FrameType, what: str, site: Site) -> None:
+        """settrace's switch points: only the worker holding the token runs, so it is
+        ``current``."""
+        w = self.current
+        if w is None:
+            return
+        if what is BACK_EDGE:
+            self.back_edge(w, frame.f_code.co_filename, frame.f_code, frame.f_lasti)
+        elif not self.tracking:
+            self._step(w, site, what, None)
+        else:
+            self._step(w, site, what, op_loc(frame, frame.f_lasti, self.learner_files, w.loc))
 
     def back_edge(self, w: Worker, filename: str, code: CodeType, offset: int) -> None:
         """A loop in the learner's code jumps back. Gone round twice with no switch point in
@@ -447,22 +487,25 @@ class Run:
             reason = "preempted"
         self.events.append(("x", w.index if w is not None else -1, nxt.index, reason))
         self.current = nxt
-        if nxt.started:
-            nxt.gate.release()
-        else:
-            # Started only now, with the token: a thread per worker parked on its gate from
-            # the run's start cost one more wake-up (a thread switch) per worker per schedule.
-            nxt.started = True
-            POOL.submit(functools.partial(self._bootstrap, nxt))
-        if w is not None and w.status != DONE:
-            self._wait_gate(w)
+        if w is None:
+            POOL.submit(self._drive)  # from the test's thread: the run's thread starts
+        elif w.status != DONE:  # a finished worker's greenlet ends in the driver instead
+            self._switch(nxt)
 
-    def _wait_gate(self, w: Worker) -> None:
-        while not w.gate.acquire(True, 0.2):
-            if self.aborted:
-                raise Unwind
+    def _switch(self, nxt: Worker) -> None:
+        """Switch to ``nxt``'s greenlet and come back here when the token returns.
+
+        Through ``sys.call_tracing``: inside a trace or monitoring hook the thread counts as
+        tracing, which would leave the worker switched to untraced; it resets that count for
+        the call and restores it once this worker is switched back to. The settrace hook is
+        the thread's, not a greenlet's: this worker's own (None inside ``untraced``) is put
+        back when it resumes."""
+        hook = gettrace()
+        call_tracing(self._greenlet(nxt).switch, ())
         if self.aborted:
             raise Unwind
+        if hook is not gettrace():
+            settrace(hook)
 
     def _finish(self, w: Worker) -> None:
         # A lock that has been handed from thread to thread is a signal, not a critical section.
@@ -478,7 +521,7 @@ class Run:
             w.loc = AT_END
         nxt = self._pick(w)
         if nxt is None:
-            self.done.release()
+            self.current = None  # the driver ends the run
         else:
             self._handoff(w, nxt)
 
@@ -489,12 +532,9 @@ class Run:
         self.abort()
 
     def abort(self) -> None:
+        """The run is decided: the running worker unwinds at its next switch point, and the
+        driver then unwinds the parked ones."""
         self.aborted = True
-        for x in list(self.workers):
-            try:  # noqa: SIM105 - explicit is clearer for a raw lock
-                x.gate.release()
-            except RuntimeError:
-                pass  # that worker was running; it sees `aborted` at its next switch point
         with contextlib.suppress(RuntimeError):
             self.done.release()
 
@@ -505,8 +545,8 @@ class Run:
         w = self.current
         if w is None:
             return
-        w.stuck = True
-        frame = sys._current_frames().get(w.ident)
+        self.stuck = True
+        frame = sys._current_frames().get(self.thread_ident)
         self.fail(diagnosis.uncontrolled(w, find_site(frame, self.learner_files), self.watchdog_s))
 
     def lock_order_cycle(self) -> Failure | None:

@@ -1,4 +1,5 @@
-"""The harness's own threads, which run the workers of every schedule."""
+"""The harness's own threads: each schedule runs on one of them (its workers are greenlets
+there), handed over by the test's thread, which waits for it."""
 
 from __future__ import annotations
 
@@ -44,10 +45,11 @@ class ThreadPool:
     def on_one_core(self) -> Iterator[None]:
         """Run every job started meanwhile on one CPU: the one the caller is on now.
 
-        The workers of a schedule take turns: one runs while the others wait on their
-        gates. Waking a thread parked on another core costs about twice as much as waking
-        one on the same core (measured: barriers' three parties, 6.5 -> 4.0 ms a schedule
-        on this 2-core VM), and nothing is lost, since only one of them runs at a time.
+        The test's thread and the run's thread take turns: one waits while the other runs.
+        Waking a thread parked on another core costs about twice as much as waking one on
+        the same core (measured when each worker was a thread of its own: barriers' three
+        parties, 6.5 -> 4.0 ms a schedule on this 2-core VM), and nothing is lost, since
+        only one of them runs at a time.
         Taking the caller's CPU keeps two test processes side by side on the cores the
         kernel gave them. The caller itself is left free: a process that it, the setup or
         the check starts must not inherit one CPU."""
@@ -160,12 +162,13 @@ class ThreadPool:
 
 
 def _batch(on: bool) -> None:
-    """SCHED_BATCH for a thread that shares one core with the other workers (SCHED_OTHER
-    back when it is unpinned). A hand-off opens the next worker's gate, then waits on its
-    own: a normal thread woken there preempts the one that woke it, finds the GIL still
-    held, sleeps again, and is woken a second time once the waker blocks. A batch thread
-    never preempts at wake-up, so it runs once the waker blocks: one switch per hand-off
-    instead of three (barriers' three parties under random walk: 3.6 -> 3.0 ms a schedule)."""
+    """SCHED_BATCH for a thread that shares one core with the test's thread (SCHED_OTHER
+    back when it is unpinned). The test's thread hands a schedule over, then waits: a normal
+    thread woken there preempts the one that woke it, finds the GIL still held, sleeps
+    again, and is woken a second time once the waker blocks. A batch thread never preempts
+    at wake-up, so it runs once the waker blocks: one switch per hand-off instead of three
+    (measured when every worker was a thread: barriers' three parties under random walk,
+    3.6 -> 3.0 ms a schedule)."""
     policy = getattr(os, "SCHED_BATCH", None) if on else getattr(os, "SCHED_OTHER", None)
     if policy is None or not hasattr(os, "sched_setscheduler"):
         return

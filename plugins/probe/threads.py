@@ -1,4 +1,5 @@
-"""Cooperative ``threading.Thread``, ``threading.Timer`` and ``threading.current_thread``.
+"""Cooperative ``threading.Thread``, ``threading.Timer``, ``threading.current_thread`` and
+``threading.get_ident`` (the workers of a run share one OS thread; each has its own ident).
 
 A thread started from a controlled worker (or before the run launches) becomes a worker
 of the run; one started anywhere else is a real thread, so nothing outside a run changes.
@@ -19,6 +20,7 @@ from .tracing import untraced
 
 REAL_THREAD = threading.Thread
 REAL_CURRENT_THREAD = threading.current_thread
+REAL_GET_IDENT = threading.get_ident
 
 _thread_names = itertools.count(1)
 
@@ -196,6 +198,13 @@ def current_thread() -> Any:
         t._real_ident = None
         w.thread = t
     return w.thread
+
+
+def get_ident() -> int:
+    """The calling worker's own ident (its Thread's ``ident``); a real thread's elsewhere."""
+    run = active_run()
+    w = run.current_worker() if run is not None else None
+    return REAL_GET_IDENT() if w is None else w.ident
 
 
 class Timer(Thread):

@@ -4,8 +4,8 @@ Run from the repository root:  python -m tests.probe.measure_probe
 (set PROBE_TRACER=settrace on 3.12+ to measure the settrace hook instead of sys.monitoring).
 The last lines are the costs quoted in plugins/probe/README.md: a step with no hand-off,
 barriers' three parties with no switch, under random walk and tracked by the exhaustive
-search, the floor of a hand-off between OS threads, the scheduler's step on its own, and an
-asyncio step.
+search, the floor of a hand-off between OS threads, one between greenlets (the workers
+now), the scheduler's step on its own, and an asyncio step.
 """
 
 from __future__ import annotations
@@ -119,6 +119,26 @@ def _handoff_floor_us(rounds: int = 20_000) -> float:
     return took / rounds / 2 * 1e6
 
 
+def _greenlet_handoff_us(rounds: int = 100_000) -> float:
+    """Two greenlets handing the token back and forth the way the scheduler does (through
+    ``sys.call_tracing``): what a hand-off between workers costs now."""
+    import greenlet
+
+    test = greenlet.getcurrent()
+
+    def other() -> None:
+        while True:
+            sys.call_tracing(test.switch, ())
+
+    partner = greenlet.greenlet(other)
+    started = time.perf_counter()
+    for _ in range(rounds):
+        sys.call_tracing(partner.switch, ())
+    took = time.perf_counter() - started
+    partner.throw(greenlet.GreenletExit)
+    return took / rounds / 2 * 1e6
+
+
 def _step_alone_us(times: int = 200_000) -> float:
     """``Run._step`` on its own: three workers, the running one may go on, two blocked."""
     run = Run(strategies.Replay([]), frozenset(), 10**9)
@@ -171,6 +191,7 @@ def costs() -> None:
         print(f"  cost barriers 3 parties tracked (exhaustive search): {tracked:.2f} ms")
 
     print(f"  cost hand-off floor, two raw locks on one core: {_handoff_floor_us():.2f} us")
+    print(f"  cost hand-off between two greenlets: {_greenlet_handoff_us():.2f} us")
     print(f"  cost scheduler step alone (no tracing, no hand-off): {_step_alone_us():.2f} us")
 
     async def ten_sleeps(_state: object) -> None:
