@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from plugins.probe import explore
-from plugins.probe.tracing import described, switch_points
+from plugins.probe.tracing import described, line_of, sites_of, switch_points
 from tests.probe.samples import counter_unlocked
 from tests.probe.scenarios import CORRECT, Scenario
 
@@ -108,6 +108,10 @@ def test_switch_points_read_from_the_bytecode_are_the_ones_dis_describes() -> No
         module = compile(source.read_text(encoding="utf-8"), str(source), "exec")
         for code in _functions(module):
             assert switch_points(code) == described(code), f"{source}: {code.co_name}"
+            lines = {
+                offset: (code.co_filename, line_of(code, offset)) for offset in described(code)
+            }
+            assert sites_of(code) == lines, f"{source}: {code.co_name}: a switch point's line"
             checked += 1
     assert checked > 500  # the references alone hold more functions than that
 
