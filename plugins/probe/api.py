@@ -100,10 +100,10 @@ def _execute(
         raise RuntimeError("probe: another exploration is still running in this process")
     try:
         set_active(run)
-        with Patch(list(modules)):
+        with Patch(list(modules)) as patch:
             try:
                 state = setup()
-                run.names = name_objects(state)
+                run.names = {**patch.names, **name_objects(state)}
                 for name, fn in named:
                     run.add_worker(name, functools.partial(fn, state))
                 if run.use_settrace:

@@ -14,9 +14,10 @@ if TYPE_CHECKING:
     from .scheduler import Run, Worker
 
 UNCONTROLLED_ADVICE = (
-    "A real lock, socket, subprocess or sleep cannot be scheduled. Locks created before the "
-    "run (for example at module level) are real locks: create them in __init__ so each "
-    "schedule gets cooperative ones."
+    "A real lock, socket, subprocess or sleep cannot be scheduled. A lock inside an object "
+    "made before the run (at import), or one already held when the run starts, is a real "
+    "lock: create it in __init__ so each schedule gets a cooperative one (a free lock a "
+    "module or class made at import is swapped for one while the run lasts)."
 )
 
 

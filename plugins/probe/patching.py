@@ -7,6 +7,13 @@ import Lock``), and re-bases learner classes that subclass the real ``threading.
 The workers of a run share one OS thread, so ``threading.local`` becomes the pure-Python
 ``_threading_local.local`` keyed by the cooperative ``current_thread``: each worker sees its
 own attributes. A local made before the run (at a module's import) stays the real one.
+
+A real ``Lock`` or ``RLock`` that a learner module made at import (``LOCK =
+threading.Lock()``), or that a learner class holds as an attribute, is swapped for a fresh
+cooperative one while the run lasts, if it is free: on one OS thread a worker waiting for a
+real lock another worker holds would block them all for good, and a real RLock would let
+both in. One that is held when the run starts stays real (the watchdog reports a worker
+blocked on it), as does one inside an object made before the run.
 """
 
 from __future__ import annotations
@@ -66,13 +73,30 @@ def _real_table() -> dict[int, tuple[Any, Any]]:
 _REAL = _real_table()
 
 
+REAL_RLOCK_TYPE: type[Any] = type(threading.RLock())  # Any: its `_is_owned` is untyped
+# The type of a real lock made before the run -> the cooperative class that stands in for it.
+_REAL_LOCKS: dict[type, type[Lock]] = {type(threading.Lock()): Lock, REAL_RLOCK_TYPE: RLock}
+
+
+def _free(lock: Any) -> bool:
+    """Nobody holds ``lock`` (a real one) now."""
+    if type(lock) is REAL_RLOCK_TYPE and lock._is_owned():
+        return False
+    if not lock.acquire(False):
+        return False
+    lock.release()
+    return True
+
+
 class Patch:
-    """Context manager; ``restore`` undoes every change in reverse order, even on failure."""
+    """Context manager; ``restore`` undoes every change in reverse order, even on failure.
+    ``names`` labels each lock swapped in: id -> ``module.NAME`` or ``Class.name``."""
 
     def __init__(self, modules: list[types.ModuleType]) -> None:
         self._modules = modules
         self._saved: list[tuple[Any, str, Any]] = []
         self._bases: list[tuple[type, tuple[type, ...]]] = []
+        self.names: dict[int, str] = {}
 
     def __enter__(self) -> Patch:
         try:
@@ -88,6 +112,12 @@ class Patch:
                         self._set(mod, name, hit[1])
                     elif isinstance(value, type) and REAL_THREAD in value.__bases__:
                         self._rebase(value)
+            for mod in self._modules:
+                short = mod.__name__.rsplit(".", 1)[-1]
+                self._swap_real_locks(mod, short)
+                for value in list(vars(mod).values()):
+                    if isinstance(value, type) and value.__module__ == mod.__name__:
+                        self._swap_real_locks(value, value.__name__)
         except BaseException:
             self.restore()
             raise
@@ -99,6 +129,14 @@ class Patch:
     def _set(self, obj: Any, name: str, value: Any) -> None:
         self._saved.append((obj, name, getattr(obj, name)))
         setattr(obj, name, value)
+
+    def _swap_real_locks(self, owner: Any, label: str) -> None:
+        for name, value in list(vars(owner).items()):
+            cooperative = _REAL_LOCKS.get(type(value))
+            if cooperative is not None and _free(value):
+                lock = cooperative()
+                self._set(owner, name, lock)
+                self.names[id(lock)] = f"{label}.{name}"
 
     def _rebase(self, cls: type) -> None:
         old = cls.__bases__

@@ -1,0 +1,32 @@
+"""Sample learner code: locks made at import, in the module and in a class."""
+
+import threading
+
+COUNT_LOCK = threading.Lock()
+FIRST = threading.Lock()
+SECOND = threading.Lock()
+
+
+class Counter:
+    lock = threading.RLock()
+
+    def __init__(self) -> None:
+        self.v = 0
+
+    def add_under_the_module_lock(self) -> None:
+        with COUNT_LOCK:
+            v = self.v
+            self.v = v + 1
+
+    def add_under_the_class_rlock(self) -> None:
+        with Counter.lock:
+            v = self.v
+            self.v = v + 1
+
+    def first_then_second(self) -> None:
+        with FIRST, SECOND:
+            self.v += 1
+
+    def second_then_first(self) -> None:
+        with SECOND, FIRST:
+            self.v += 1

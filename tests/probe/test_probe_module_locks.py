@@ -1,0 +1,61 @@
+"""A lock made at import (in the module, or as a class attribute) is a real lock; the workers
+share one OS thread, so the run swaps each free one for a cooperative lock while it lasts."""
+
+from __future__ import annotations
+
+import pytest
+
+from plugins.probe import ProbeFailure, explore
+from tests.probe.samples import module_locks
+from tests.probe.samples.module_locks import Counter
+
+
+def _both_counted(counter: Counter, results: list[object]) -> None:
+    assert counter.v == 2, f"an increment was lost: {counter.v} after 2"
+
+
+@pytest.mark.parametrize(
+    "add", [Counter.add_under_the_module_lock, Counter.add_under_the_class_rlock]
+)
+def test_a_lock_made_at_import_still_keeps_workers_apart(add: object) -> None:
+    real = (module_locks.COUNT_LOCK, Counter.lock)
+    stats = explore(
+        Counter,
+        [add, add],  # type: ignore[list-item]
+        _both_counted,
+        modules=[module_locks],
+        budget=60,
+        strategies="random",
+        watchdog_s=0.5,
+    )
+    assert stats.schedules == 60 or stats.proved
+    assert (module_locks.COUNT_LOCK, Counter.lock) == real, "the real locks were not put back"
+
+
+def test_a_deadlock_on_locks_made_at_import_names_them() -> None:
+    with pytest.raises(ProbeFailure) as caught:
+        explore(
+            Counter,
+            [Counter.first_then_second, Counter.second_then_first],
+            modules=[module_locks],
+            budget=60,
+            watchdog_s=0.5,
+        )
+    text = str(caught.value)
+    assert "module_locks.FIRST" in text and "module_locks.SECOND" in text, text
+
+
+def test_a_lock_held_when_the_run_starts_stays_real_and_is_reported() -> None:
+    module_locks.COUNT_LOCK.acquire()
+    try:
+        with pytest.raises(ProbeFailure) as caught:
+            explore(
+                Counter,
+                [Counter.add_under_the_module_lock],
+                modules=[module_locks],
+                budget=1,
+                watchdog_s=0.3,
+            )
+    finally:
+        module_locks.COUNT_LOCK.release()
+    assert caught.value.kind == "uncontrolled", str(caught.value)
