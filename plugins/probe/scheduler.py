@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import _thread
 import contextlib
-import functools
+import contextvars
 import sys
 from collections.abc import Callable, Iterator
 from types import CodeType, FrameType
@@ -221,9 +221,10 @@ class Run:
                 w = self.current
                 if w is None or w.status == DONE:
                     break
-                self._greenlet(w).switch()
+                g, job = self._greenlet(w)
+                g.switch(*job)
             for x in self.workers:
-                if x.glet is not None and not x.glet.dead:
+                if x.glet is not None and x.status != DONE:
                     with contextlib.suppress(BaseException):
                         x.glet.throw(Unwind)
         except BaseException:
@@ -235,14 +236,17 @@ class Run:
                 self.done.release()
             self.finished.release()
 
-    def _greenlet(self, w: Worker) -> greenlet.greenlet:
+    def _greenlet(self, w: Worker) -> tuple[greenlet.greenlet, tuple[object, ...]]:
+        """``w``'s greenlet, and what to switch to it with: the job, where it starts ``w``."""
         g = w.glet
-        if g is None:
-            # Made only now, with the token: its function ends back in the driver.
-            w.started = True
-            w.ident = self.thread_ident + w.index + 1  # no other thread's: stacks are far apart
-            g = w.glet = greenlet.greenlet(functools.partial(self._bootstrap, w), self.driver)
-        return g
+        if g is not None:
+            return g, ()
+        # Given only now, with the token: a spare greenlet of this thread's, or a new one.
+        w.started = True
+        w.ident = self.thread_ident + w.index + 1  # no other thread's: stacks are far apart
+        spare = _spare_greenlets()
+        g = w.glet = spare.pop() if spare else greenlet.greenlet(_serve, self.driver)
+        return g, ((self, w),)
 
     def _bootstrap(self, w: Worker) -> None:
         """A worker's greenlet runs ``w``, which holds the token (it was just handed it)."""
@@ -501,7 +505,8 @@ class Run:
         the thread's, not a greenlet's: this worker's own (None inside ``untraced``) is put
         back when it resumes."""
         hook = gettrace()
-        call_tracing(self._greenlet(nxt).switch, ())
+        g, job = self._greenlet(nxt)
+        call_tracing(g.switch, job)
         if self.aborted:
             raise Unwind
         if hook is not gettrace():
@@ -572,6 +577,33 @@ LoopKey = tuple[CodeType, int]
 # they run (None outside them: every loop gets the full bound).
 _ACTIVE: list[Run | None] = [None]
 _BUSY_LOOPS: list[set[LoopKey] | None] = [None]
+
+
+# Worker greenlets, kept per harness thread from run to run: making one costs about 7 us (its
+# own frame stack), a few times per schedule. A greenlet belongs to the thread that made it,
+# so each thread keeps its own, in a C-level thread-local (threading.local may be patched).
+_SPARE = _thread._local()
+
+
+def _spare_greenlets() -> list[greenlet.greenlet]:
+    spare: list[greenlet.greenlet] | None = getattr(_SPARE, "greenlets", None)
+    if spare is None:
+        spare = _SPARE.greenlets = []
+    return spare
+
+
+def _serve(job: tuple[Run, Worker]) -> None:
+    """A worker greenlet: runs one worker at a time, each in a fresh context (as a new thread
+    would), then waits among its thread's spare greenlets for the next one. A worker's
+    function ends back in the driver, its parent, as if the greenlet had ended."""
+    me = getcurrent()
+    driver = me.parent  # the thread's own greenlet, which drives every run on it
+    assert driver is not None
+    while True:
+        run, w = job
+        contextvars.Context().run(run._bootstrap, w)
+        _spare_greenlets().append(me)
+        job = driver.switch()
 
 
 def active_run() -> Run | None:

@@ -68,3 +68,13 @@ def test_a_worker_switched_to_from_inside_a_primitive_keeps_every_switch_point()
             f"seed {seed}: the adder stopped at {points} switch points instead of its {alone}: "
             "it ran untraced after a switch made inside a primitive"
         )
+
+
+def test_each_worker_starts_in_a_fresh_context_as_a_new_thread_does() -> None:
+    def check(seen: identity.Seen, results: list[object]) -> None:
+        assert seen.inherited is None, (
+            f"a worker started with a context variable set to {seen.inherited!r}: it ran in "
+            "a context a worker of an earlier schedule had used"
+        )
+
+    explore(identity.Seen, [_record("a")], check, modules=[identity], budget=5)

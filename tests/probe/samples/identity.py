@@ -1,6 +1,9 @@
 """Sample learner code: what each thread is told about itself (its ident, its own storage)."""
 
+import contextvars
 import threading
+
+TAG: contextvars.ContextVar[str | None] = contextvars.ContextVar("TAG", default=None)
 
 
 class Seen:
@@ -8,8 +11,11 @@ class Seen:
         self.mine = threading.local()
         self.idents: dict[str, tuple[int, int | None]] = {}
         self.leaks: list[str] = []
+        self.inherited: str | None = None
 
     def record(self, tag: str) -> None:
+        self.inherited = TAG.get()
+        TAG.set(tag)
         self.mine.tag = tag
         self.idents[tag] = (threading.get_ident(), threading.current_thread().ident)
         if self.mine.tag != tag:
