@@ -126,7 +126,10 @@ class Run:
         self.lock_order = LockOrder()
         self.workers_launched = False
         self.use_settrace = not use_monitoring()
-        self._tracer = make_tracer(learner_files, self._on_opcode) if self.use_settrace else None
+        # The run's settrace hook, dropped when the run ends (it refers back to the run).
+        self._tracer = (
+            make_tracer(learner_files, self._opcode_hook()) if self.use_settrace else None
+        )
         self._rings: dict[int, tuple[Worker, ...]] = {}  # running index -> the others in order
         self._notes: dict[int, str] = {}  # id(primitive) -> its wait note; prims keeps ids
         # The exhaustive search's strategy sees every scheduling point and what each step
@@ -232,6 +235,7 @@ class Run:
         finally:
             if self.use_settrace:
                 sys.settrace(None)
+            self._tracer = None  # so that the run is freed as soon as nothing refers to it
             with contextlib.suppress(RuntimeError):
                 self.done.release()
             self.finished.release()
@@ -288,18 +292,25 @@ class Run:
             at = None if frame is None else op_loc(frame, offset, self.learner_files, w.loc)
         self._step(w, site, what, at)
 
-    def _on_opcode(self, frame: FrameType, what: str, site: Site) -> None:
-        """settrace's switch points: only the worker holding the token runs, so it is
-        ``current``."""
-        w = self.current
-        if w is None:
-            return
-        if what is BACK_EDGE:
-            self.back_edge(w, frame.f_code.co_filename, frame.f_code, frame.f_lasti)
-        elif not self.tracking:
-            self._step(w, site, what, None)
-        else:
-            self._step(w, site, what, op_loc(frame, frame.f_lasti, self.learner_files, w.loc))
+    def _opcode_hook(self) -> Callable[[FrameType, str, Site], None]:
+        """settrace's switch points (a closure: it runs at every step). Only the worker
+        holding the token runs, so it is ``current``."""
+        run = self
+        step = self._step
+        learner_files = self.learner_files
+
+        def on_opcode(frame: FrameType, what: str, site: Site) -> None:
+            w = run.current
+            if w is None:
+                return
+            if what is BACK_EDGE:
+                run.back_edge(w, frame.f_code.co_filename, frame.f_code, frame.f_lasti)
+            elif not run.tracking:
+                step(w, site, what, None)
+            else:
+                step(w, site, what, op_loc(frame, frame.f_lasti, learner_files, w.loc))
+
+        return on_opcode
 
     def back_edge(self, w: Worker, filename: str, code: CodeType, offset: int) -> None:
         """A loop in the learner's code jumps back. Gone round twice with no switch point in
@@ -602,6 +613,7 @@ def _serve(job: tuple[Run, Worker]) -> None:
     while True:
         run, w = job
         contextvars.Context().run(run._bootstrap, w)
+        del run, w, job  # a spare greenlet keeps no run alive
         _spare_greenlets().append(me)
         job = driver.switch()
 

@@ -189,6 +189,24 @@ def costs() -> None:
         # The exhaustive search's run: the same schedule, with what each step touched.
         tracked = _median_ms(lambda: sim(Tracker([])))
         print(f"  cost barriers 3 parties tracked (exhaustive search): {tracked:.2f} ms")
+        # What every schedule pays besides its steps: patching, the run's thread, the check.
+        idle = api._executor(
+            counter_unlocked.Counter, [lambda c: None], None, [counter_unlocked], 20_000, 2.0
+        )
+        pair = api._executor(
+            counter_unlocked.Counter,
+            [counter_unlocked.Counter.increment, counter_unlocked.Counter.increment],
+            None,
+            [counter_unlocked],
+            20_000,
+            2.0,
+        )
+        idle_ms = _median_ms(lambda: idle(strategies.Replay([])), 2000)
+        pair_ms = _median_ms(lambda: pair(strategies.RandomWalk(random.Random(next(walk)))), 2000)
+        print(
+            f"  cost a schedule's floor: one worker doing nothing {idle_ms * 1000:.0f} us, "
+            f"two workers of one increment (random walk) {pair_ms * 1000:.0f} us"
+        )
 
     print(f"  cost hand-off floor, two raw locks on one core: {_handoff_floor_us():.2f} us")
     print(f"  cost hand-off between two greenlets: {_greenlet_handoff_us():.2f} us")
