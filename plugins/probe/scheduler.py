@@ -1,17 +1,18 @@
 """Token-passing run context: exactly one controlled worker runs at a time.
 
 The workers of a run are greenlets on one pooled harness thread (the run's thread), each
-made the first time it is scheduled: the worker holding the token asks the strategy who
-runs next at every switch point and switches straight to it. A switch between greenlets
-costs about 0.5 us where waking a parked OS thread cost 4-5 us, most of a schedule that
-switches at most of its steps. When a worker's function returns, its greenlet ends in the
+given one the first time it is scheduled (a spare one of that thread's, kept from earlier
+runs): the worker holding the token asks the strategy who runs next at every switch point
+and switches straight to it. A switch between greenlets costs about 0.5 us where waking a
+parked OS thread cost 4-5 us. When a worker's function returns, control goes back to the
 run's driver, which switches to the worker picked next. Deadlock, step bound, misuse and
 uncaught exceptions abort the run: the driver throws the private ``Unwind`` exception into
 every worker still parked, so each unwinds through its ``finally`` blocks. The test's thread
 waits for the run with a wall-clock watchdog: a worker blocked outside the harness's control
-(a real lock, socket or sleep) blocks the run's thread, and is reported from there. The words of each failure are ``diagnosis``'s; the
-lock-order graph is ``lockorder``'s; primitives are only ever asked, through
-``Cooperative``, what they wait for and why that might be stuck.
+(a real lock, socket or sleep) blocks the run's thread, and is reported from there. The
+words of each failure are ``diagnosis``'s; the lock-order graph is ``lockorder``'s;
+primitives are only ever asked, through ``Cooperative``, what they wait for and why that
+might be stuck.
 """
 
 from __future__ import annotations
