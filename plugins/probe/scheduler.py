@@ -64,7 +64,7 @@ ScheduleEvent = tuple[str, int, Any, str]
 
 
 class Worker:
-    """One controlled thread of the run: its gate, its status and what it waits for."""
+    """One controlled thread of the run: its greenlet, its status and what it waits for."""
 
     def __init__(
         self, index: int, name: str, fn: Callable[[], object], thread: Thread | None
