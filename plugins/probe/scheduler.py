@@ -231,8 +231,15 @@ class Run:
                 if x.glet is not None and x.status != DONE:
                     with contextlib.suppress(BaseException):
                         x.glet.throw(Unwind)
-        except BaseException:
-            pass  # nothing may reach the unraisable hook from a harness thread
+        except BaseException as exc:  # the harness's own error: a failure, never a silent pass
+            self.fail(
+                Failure(
+                    "uncontrolled",
+                    f"the probe's scheduler failed ({type(exc).__name__}: {exc}): the run was "
+                    "not checked",
+                    signature="scheduler-error",
+                )
+            )
         finally:
             if self.use_settrace:
                 sys.settrace(None)
