@@ -84,6 +84,18 @@ def _post_checks(run: Run) -> Failure | None:
     return None
 
 
+def _launch_and_wait(run: Run) -> None:
+    """Run the schedule; should the wait end in an exception (a test's time budget, Ctrl-C),
+    abort it first, so that no worker goes on running after the test."""
+    try:
+        run.launch()
+        run.wait()
+    except BaseException:
+        run.abort()
+        run.finished.acquire(True, 1.0)  # its workers unwind at their next switch point
+        raise
+
+
 def _execute(
     setup: Callable[[], S],
     named: list[tuple[str, Callable[[S], object]]],
@@ -107,12 +119,10 @@ def _execute(
                 for name, fn in named:
                     run.add_worker(name, functools.partial(fn, state))
                 if run.use_settrace:
-                    run.launch()
-                    run.wait()
+                    _launch_and_wait(run)
                 else:
                     with Monitor(list(modules), run.on_instruction):
-                        run.launch()
-                        run.wait()
+                        _launch_and_wait(run)
             finally:
                 set_active(None)
                 run.closed = True

@@ -7,9 +7,7 @@ import random
 import threading
 from typing import Any
 
-import pytest
-
-from plugins.probe import ProbeFailure, api, explore, scheduler, strategies
+from plugins.probe import api, explore, strategies
 from tests.probe.samples import identity
 
 
@@ -80,15 +78,3 @@ def test_each_worker_starts_in_a_fresh_context_as_a_new_thread_does() -> None:
         )
 
     explore(identity.Seen, [_record("a")], check, modules=[identity], budget=5)
-
-
-def test_an_error_in_the_scheduler_itself_fails_the_run_instead_of_passing_it(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    def broken(self: object, w: object) -> object:
-        raise RuntimeError("no greenlet for you")
-
-    monkeypatch.setattr(scheduler.Run, "_greenlet", broken)
-    with pytest.raises(ProbeFailure) as caught:
-        explore(identity.Seen, [_record("a")], None, modules=[identity], budget=3)
-    assert "scheduler failed (RuntimeError: no greenlet for you)" in str(caught.value)

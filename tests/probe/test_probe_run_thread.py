@@ -1,0 +1,63 @@
+"""The run's thread, where the workers' greenlets run: an error in its driver fails the run,
+and a schedule interrupted in the test's thread (a time budget, Ctrl-C) leaves no worker
+running."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from plugins.probe import ProbeFailure, explore, scheduler
+from plugins.probe.scheduler import DONE
+from tests.probe.samples import counter_unlocked, identity
+
+
+def test_an_error_in_the_scheduler_itself_fails_the_run_instead_of_passing_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(self: object, w: object) -> object:
+        raise RuntimeError("no greenlet for you")
+
+    monkeypatch.setattr(scheduler.Run, "_greenlet", broken)
+    with pytest.raises(ProbeFailure) as caught:
+        explore(identity.Seen, [lambda s: s.record("a")], None, modules=[identity], budget=3)
+    assert "scheduler failed (RuntimeError: no greenlet for you)" in str(caught.value)
+
+
+class _Interrupted(Exception):
+    """Stands for a test's time budget running out while a schedule runs."""
+
+
+def test_a_schedule_interrupted_in_the_tests_thread_stops_its_workers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    runs: list[scheduler.Run] = []
+
+    def interrupted(self: scheduler.Run) -> None:
+        runs.append(self)
+        time.sleep(0.05)  # the workers are running meanwhile
+        raise _Interrupted
+
+    def forever(counter: counter_unlocked.Counter) -> None:
+        while True:
+            counter.increment()
+
+    monkeypatch.setattr(scheduler.Run, "wait", interrupted)
+    try:
+        with pytest.raises(_Interrupted):
+            explore(
+                counter_unlocked.Counter,
+                [forever, forever],
+                modules=[counter_unlocked],
+                budget=1,
+                max_steps=10**9,
+            )
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline and any(w.status != DONE for w in runs[0].workers):
+            time.sleep(0.01)
+        assert all(w.status == DONE for w in runs[0].workers), (
+            "the workers of an interrupted schedule went on running after the test"
+        )
+    finally:
+        runs[0].abort()  # should the check above fail, no worker spins on for ever
