@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from plugins.probe import explore
+from plugins.probe import explore, tracing
 from plugins.probe.tracing import described, line_of, sites_of, switch_points
 from tests.probe.samples import counter_unlocked
 from tests.probe.scenarios import CORRECT, Scenario
@@ -122,3 +122,19 @@ def test_the_one_line_increment_has_a_switch_point_between_its_read_and_its_writ
     assert "reads .v" in words
     assert "writes .v" in words
     assert words.index("reads .v") < words.index("writes .v")
+
+
+def test_the_monitored_code_objects_are_found_again_when_a_module_rebinds_a_function(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each schedule asks for the learner's code objects (3.12+ monitors each one): the last
+    answer is reused while the module holds the same functions and classes, never after."""
+    first = tracing._learner_codes_again([counter_unlocked])
+    assert tracing._learner_codes_again([counter_unlocked]) is first, "the walk was not reused"
+    source = "class Counter:\n    def increment(self):\n        self.v = self.v + 2\n"
+    namespace: dict[str, Any] = {"__name__": counter_unlocked.__name__}
+    exec(compile(source, counter_unlocked.__file__, "exec"), namespace)
+    monkeypatch.setattr(counter_unlocked, "Counter", namespace["Counter"])
+    again = tracing._learner_codes_again([counter_unlocked])
+    rebound = namespace["Counter"].increment.__code__
+    assert rebound in again, "a class rebound after the last walk kept the old class's code"
