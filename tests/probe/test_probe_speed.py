@@ -124,7 +124,7 @@ def test_the_one_line_increment_has_a_switch_point_between_its_read_and_its_writ
     assert words.index("reads .v") < words.index("writes .v")
 
 
-def test_the_monitored_code_objects_are_found_again_when_a_module_rebinds_a_function(
+def test_the_monitored_code_objects_are_found_again_when_a_module_rebinds_a_name(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Each schedule asks for the learner's code objects (3.12+ monitors each one): the last
