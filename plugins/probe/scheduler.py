@@ -36,7 +36,7 @@ from .finding import Failure
 from .footprints import AT_END, AT_START, Loc, footprint, frame_of, op_loc, sync_loc
 from .lockorder import LockOrder
 from .sites import NO_SITE, Site, assigned_name, caller_site, find_site, short
-from .strategies import Strategy, normalize
+from .strategies import RandomWalk, Strategy, normalize
 from .threadpool import POOL
 from .tracing import BACK_EDGE, line_of, loop_line, make_tracer, sites_of, use_monitoring
 
@@ -117,8 +117,11 @@ class Run:
         self.closed = False
         self.done = allocate_lock()
         self.done.acquire()
+        # Real time of the last progress the watchdog could not see in ``steps``: the start, a
+        # worker's end. A step itself reads no clock (that was a tenth of a step's cost).
         self.last_progress = REAL_MONOTONIC()
         self.spins = 0  # back edges since the last switch point: 2 or more is a busy loop
+        self.spin_started = 0.0  # real time of a loop's second turn with no switch point
         self.busy_loops = _BUSY_LOOPS[0]
         self.prims: list[Cooperative] = []  # keeps ids stable for labels
         self.prim_info: dict[int, tuple[int, str, Site]] = {}
@@ -206,8 +209,12 @@ class Run:
 
     def wait(self) -> None:
         """Main thread: wait for the run to end, with a wall-clock watchdog."""
+        seen, quiet_since = self.steps, REAL_MONOTONIC()
         while not self.done.acquire(True, 0.05):
-            if REAL_MONOTONIC() - self.last_progress > self.watchdog_s:
+            now = REAL_MONOTONIC()
+            if self.steps != seen:  # a step since the last look: progress within 50 ms
+                seen, quiet_since = self.steps, now
+            elif now - max(quiet_since, self.last_progress) > self.watchdog_s:
                 self._fail_uncontrolled()
                 break
         if not self.stuck:  # the others unwind on the run's thread; a stuck one holds it
@@ -284,6 +291,18 @@ class Run:
         finally:
             w.status = DONE
 
+    def call_learner(self, fn: Callable[[], object]) -> object:
+        """Call the learner's ``fn`` (a barrier's action) from inside an ``untraced``
+        primitive, with this run's settrace hook on, so that it keeps its switch points."""
+        tracer = self._tracer
+        if tracer is None or gettrace() is not None:
+            return fn()
+        settrace(tracer)
+        try:
+            return fn()
+        finally:
+            settrace(None)
+
     # ----- scheduling -----------------------------------------------------------------
     def on_instruction(self, code: CodeType, offset: int, what: str) -> None:
         """sys.monitoring hook: a switch point if the calling thread is one of our workers."""
@@ -322,16 +341,18 @@ class Run:
 
     def back_edge(self, w: Worker, filename: str, code: CodeType, offset: int) -> None:
         """A loop in the learner's code jumps back. Gone round twice with no switch point in
-        between, and past BUSY_LOOP_S of real time since the last one (KNOWN_BUSY_LOOP_S at a
-        loop that already spun that long in this test), the worker spins where nothing can
+        between, and past BUSY_LOOP_S of real time since that second turn (KNOWN_BUSY_LOOP_S at
+        a loop that already spun that long in this test), the worker spins where nothing can
         change: it fails the schedule and unwinds here, so no spinning thread outlives the
         test. A loop whose body reaches a switch point is never judged, however slow."""
         if self.aborted:
             raise Unwind
         self.spins += 1
-        if self.spins < 2:
+        if self.spins < 3:
+            if self.spins == 2:  # round twice with no switch point: time it from here
+                self.spin_started = REAL_MONOTONIC()
             return
-        spun = REAL_MONOTONIC() - self.last_progress
+        spun = REAL_MONOTONIC() - self.spin_started
         if spun <= KNOWN_BUSY_LOOP_S:
             return
         known = self.busy_loops is not None and (code, offset) in self.busy_loops
@@ -363,7 +384,6 @@ class Run:
             w.loc = at
         self.events.append(("s", w.index, site, note))
         self.steps += 1
-        self.last_progress = REAL_MONOTONIC()
         self.spins = 0
         if self.steps > self.max_steps:
             self.fail(diagnosis.livelock(w, site, self.max_steps))
@@ -423,22 +443,27 @@ class Run:
         # innermost loop (one call per step): the common case, a running worker that may go
         # on, is written out with plain loops and no call but a blocked worker's predicate.
         if running is not None and running.status == READY:
-            options = [running]
-            keys = [running.index]  # what the strategy sees: the workers' indexes
+            options: list[Worker] | None = None  # made only when another worker may run
             now = self.clock.now
             for x in self._rings.get(running.index) or self._ring(running):
                 status = x.status
-                if status == READY:
-                    options.append(x)
-                    keys.append(x.index)
-                elif status == BLOCKED:
-                    pred, deadline = x.pred, x.deadline
-                    if (pred is not None and pred()) or (deadline is not None and deadline <= now):
+                if status == READY or (
+                    status == BLOCKED
+                    and (
+                        (x.pred is not None and x.pred())
+                        or (x.deadline is not None and x.deadline <= now)
+                    )
+                ):
+                    if options is None:
+                        options = [running, x]
+                    else:
                         options.append(x)
-                        keys.append(x.index)
-            if len(options) == 1 and self.tracker is None:
-                return running
-            return self._decide(running, options, keys, True)
+            if options is None:
+                if self.tracker is None:
+                    return running
+                options = [running]
+            # What the strategy sees: the workers' indexes.
+            return self._decide(running, options, [x.index for x in options], True)
         wakeable = self._wakeable
         while True:
             run_ok = False
@@ -490,9 +515,13 @@ class Run:
         n = len(options)
         if n == 1:
             return options[0]
-        raw = self.strategy.choose(
-            running.index if running is not None else None, keys, self.decisions
-        )
+        strategy = self.strategy
+        if type(strategy) is RandomWalk:  # most schedules: its choice, without a method call
+            raw: int = int(strategy.draw() * n)
+        else:
+            raw = strategy.choose(
+                running.index if running is not None else None, keys, self.decisions
+            )
         self.decisions += 1
         # An index into options already (a random walk's, PCT's) needs no normalizing.
         idx = raw if type(raw) is int and 0 <= raw < n else normalize(raw, n, run_ok)

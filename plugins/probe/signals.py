@@ -133,6 +133,7 @@ class Barrier(Primitive):
         self._round.broken = True
         self._count = 0
 
+    @untraced  # the scheduler's frames cost a hook call each; the action gets it back
     def wait(self, timeout: float | None = None) -> int:
         if self._real is not None:
             return int(self._real.wait(timeout))
@@ -149,7 +150,10 @@ class Barrier(Primitive):
         if self._count == self._parties:
             if self._action is not None:
                 try:
-                    self._action()
+                    if ctl is None:
+                        self._action()
+                    else:
+                        ctl[0].call_learner(self._action)
                 except BaseException:
                     self._break()
                     raise

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from plugins.probe import ProbeFailure, explore, scheduler
+from plugins.probe.clock import REAL_SLEEP
 from plugins.probe.scheduler import DONE
 from tests.probe.samples import counter_unlocked, identity
 
@@ -61,3 +62,28 @@ def test_a_schedule_interrupted_in_the_tests_thread_stops_its_workers(
         )
     finally:
         runs[0].abort()  # should the check above fail, no worker spins on for ever
+
+
+def test_a_schedule_that_keeps_stepping_outlasts_the_watchdog_without_a_report() -> None:
+    # The watchdog reports a run whose steps stop for watchdog_s; it reads the step count every
+    # 50 ms (a step reads no clock). This worker steps in bursts with a real 10 ms pause after
+    # each, for 30 bursts: at least 0.3 s, twice a 0.15 s watchdog, never 0.15 s without a step.
+    def bursts(counter: counter_unlocked.Counter) -> None:
+        for _ in range(30):
+            for _ in range(200):
+                counter.increment()
+            REAL_SLEEP(0.01)
+
+    started = time.perf_counter()
+    stats = explore(
+        counter_unlocked.Counter,
+        [bursts],
+        None,
+        modules=[counter_unlocked],
+        budget=1,
+        max_steps=10**6,
+        watchdog_s=0.15,
+        exhaustive=0,
+    )
+    assert time.perf_counter() - started >= 0.3
+    assert stats.schedules == 1
