@@ -14,7 +14,7 @@ from .clock import REAL_MONOTONIC
 from .cooperative import Acquirable, poll
 from .locks import Lock, RLock
 from .scheduler import Run, Worker
-from .tracing import untraced
+from .tracing import untraced, untraced_if
 
 REAL_CONDITION = threading.Condition
 
@@ -26,6 +26,11 @@ def _remove_identical(items: list[list[bool]], item: list[bool]) -> None:
         if candidate is item:
             del items[index]
             return
+
+
+def _over_a_harness_lock(cond: Condition) -> bool:
+    """Its lock is the harness's own (no learner code runs in acquire or release)."""
+    return type(cond._lock) in (Lock, RLock)
 
 
 class Condition(Acquirable):
@@ -53,10 +58,21 @@ class Condition(Acquirable):
             base = lock._real if isinstance(lock, Lock) and lock._real is not None else lock
             self._real = REAL_CONDITION(base)
 
+    # Untraced over the harness's own lock (3.11: each frame of a worker costs a hook call).
+    @untraced_if(_over_a_harness_lock)
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         return bool(self._lock.acquire(blocking, timeout))
 
+    @untraced_if(_over_a_harness_lock)
     def release(self) -> None:
+        self._lock.release()
+
+    @untraced_if(_over_a_harness_lock)
+    def __enter__(self) -> bool:
+        return bool(self._lock.acquire())
+
+    @untraced_if(_over_a_harness_lock)
+    def __exit__(self, *exc: object) -> None:
         self._lock.release()
 
     def _owned(self, lock: Lock, run: Run, w: Worker, verb: str) -> None:
@@ -69,6 +85,7 @@ class Condition(Acquirable):
             )
             raise RuntimeError(f"cannot {verb} on un-acquired lock")
 
+    @untraced_if(_over_a_harness_lock)
     def wait(self, timeout: float | None = None) -> bool:
         lock = self._coop
         if lock is None:  # the real condition may call a lock that is the learner's code
@@ -124,6 +141,7 @@ class Condition(Acquirable):
             result = predicate()
         return result
 
+    @untraced_if(_over_a_harness_lock)
     def notify(self, n: int = 1) -> None:
         lock = self._coop
         if lock is None:
@@ -142,6 +160,7 @@ class Condition(Acquirable):
         if ctl is not None:
             ctl[0].step(ctl[1], ctl[0].site())
 
+    @untraced_if(_over_a_harness_lock)
     def notify_all(self) -> None:
         if self._coop is None:  # a wrapped real Condition keeps its own waiters, not ours
             self._real.notify_all()

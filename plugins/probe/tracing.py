@@ -488,6 +488,37 @@ def untraced(method: Callable[P, R]) -> Callable[P, R]:
     return call
 
 
+def untraced_if(
+    harmless: Callable[[Any], bool],
+) -> Callable[[Callable[..., R]], Callable[..., R]]:
+    """``untraced`` for a method whose object says whether it may reach the learner's code:
+    ``harmless(self)`` true (a Condition over the harness's own lock, a plain ``queue.Queue``)
+    runs it with the hook off; otherwise it runs traced, as the learner's code must."""
+
+    def wrap(method: Callable[..., R]) -> Callable[..., R]:
+        if sys.version_info >= (3, 12):
+            return method
+        gettrace, settrace = sys.gettrace, sys.settrace
+
+        @functools.wraps(method)
+        def call(self: Any, *args: Any, **kwargs: Any) -> R:
+            hook = gettrace()
+            if hook is None:
+                return method(self, *args, **kwargs)
+            settrace(None)  # first: the check is a frame of its own
+            if not harmless(self):
+                settrace(hook)
+                return method(self, *args, **kwargs)
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                settrace(hook)
+
+        return call
+
+    return wrap
+
+
 def make_tracer(
     learner_files: frozenset[str], on_point: Callable[[FrameType, str, tuple[str, int]], None]
 ) -> TraceFn:
