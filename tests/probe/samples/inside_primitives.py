@@ -1,5 +1,6 @@
 """The learner's code run from inside a primitive: jobs that a PriorityQueue compares inside
-put(), and a lock-like object that a Condition acquires."""
+put(), a lock-like object that a Condition acquires, and a barrier's action, which a worker that
+never waits at the barrier can see half done."""
 
 from __future__ import annotations
 
@@ -57,6 +58,23 @@ class Gated:
     def enter(self) -> None:
         with self.cond:
             pass
+
+    def look(self) -> None:
+        self.seen.append(self.phase)
+
+
+class Rounds:
+    def __init__(self) -> None:
+        self.phase = "start"
+        self.seen: list[str] = []
+        self.barrier = threading.Barrier(2, action=self.end_round)
+
+    def end_round(self) -> None:
+        self.phase = "half"  # two stores: a look can come between them
+        self.phase = "done"
+
+    def arrive(self) -> None:
+        self.barrier.wait()
 
     def look(self) -> None:
         self.seen.append(self.phase)
