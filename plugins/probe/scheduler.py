@@ -324,7 +324,11 @@ class Run:
         holding the token runs, so it is ``current``."""
         run = self
         step = self._step
+        pick = self._pick
+        handoff = self._handoff
+        record = self.events.append
         learner_files = self.learner_files
+        max_steps = self.max_steps
 
         def on_opcode(frame: FrameType, what: str, site: Site) -> None:
             w = run.current
@@ -332,10 +336,20 @@ class Run:
                 return
             if what is BACK_EDGE:
                 run.back_edge(w, frame.f_code.co_filename, frame.f_code, frame.f_lasti)
-            elif not run.tracking:
-                step(w, site, what, None)
-            else:
+            elif run.tracking:
                 step(w, site, what, op_loc(frame, frame.f_lasti, learner_files, w.loc))
+            else:  # ``_step`` with nothing to track, written out: a call less at every step
+                if run.aborted:
+                    raise Unwind
+                record(("s", w.index, site, what))
+                run.steps += 1
+                run.spins = 0
+                if run.steps > max_steps:
+                    run.fail(diagnosis.livelock(w, site, max_steps))
+                    raise Unwind
+                nxt = pick(w)
+                if nxt is not w and nxt is not None:
+                    handoff(w, nxt)
 
         return on_opcode
 
