@@ -69,11 +69,11 @@ class Condition(Acquirable):
 
     @untraced_if(_over_a_harness_lock)
     def __enter__(self) -> bool:
-        return bool(self._lock.acquire())
+        return self.acquire()
 
     @untraced_if(_over_a_harness_lock)
     def __exit__(self, *exc: object) -> None:
-        self._lock.release()
+        self.release()
 
     def _owned(self, lock: Lock, run: Run, w: Worker, verb: str) -> None:
         if not lock.owned_by(w):

@@ -133,10 +133,14 @@ class Barrier(Primitive):
         self._round.broken = True
         self._count = 0
 
-    @untraced  # the scheduler's frames cost a hook call each; the action gets it back
     def wait(self, timeout: float | None = None) -> int:
         if self._real is not None:
             return int(self._real.wait(timeout))
+        if self._ctl() is None:  # a thread outside the run: its own trace hook stays on
+            return self._arrive(timeout)
+        return self._arrive_untraced(timeout)
+
+    def _arrive(self, timeout: float | None) -> int:
         if timeout is None:
             timeout = self._timeout
         ctl = self._ctl()
@@ -181,6 +185,10 @@ class Barrier(Primitive):
                 self._break()
             raise BrokenBarrierError
         return index
+
+    # A worker arrives with the settrace hook off (the scheduler's frames cost a hook call each
+    # on 3.11); the action, the learner's code, runs with it back on (Run.call_learner).
+    _arrive_untraced = untraced(_arrive)
 
     def reset(self) -> None:
         if self._real is not None:

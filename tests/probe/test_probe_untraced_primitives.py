@@ -8,12 +8,15 @@ between, in code run from inside the primitive: found only if that code has swit
 from __future__ import annotations
 
 import queue
+import sys
 from collections.abc import Callable
+from types import FrameType
 from typing import Protocol
 
 import pytest
 
 from plugins.probe import ProbeFailure, explore
+from plugins.probe.signals import Barrier
 from tests.probe.samples import inside_primitives
 from tests.probe.samples.inside_primitives import Board, Gated, Rounds
 
@@ -56,3 +59,24 @@ def test_the_queue_methods_are_put_back_after_the_run() -> None:
     explore(Board, [Board.look], modules=[inside_primitives], budget=3, seed=0)
     after = {name: vars(queue.Queue)[name] for name in before}
     assert after == before, "a run left queue.Queue's methods swapped"
+
+
+def test_a_barrier_made_outside_a_run_calls_its_action_under_the_callers_trace_hook() -> None:
+    # Outside a run the barrier wraps a real one, and the caller's hook (a debugger's, a
+    # coverage tool's) must still see the action: only a run's workers drop the hook.
+    calls: list[str] = []
+
+    def action() -> None:
+        calls.append("action")
+
+    def hook(frame: FrameType, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code is action.__code__:
+            calls.append("seen by the hook")
+
+    barrier = Barrier(1, action=action)
+    sys.settrace(hook)
+    try:
+        barrier.wait()
+    finally:
+        sys.settrace(None)
+    assert calls == ["seen by the hook", "action"], f"the caller's trace hook saw {calls}"
