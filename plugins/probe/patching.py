@@ -78,6 +78,7 @@ _QUEUE = (
 
 
 def _imports_queue(mod: types.ModuleType) -> bool:
+    """``import queue`` or ``from queue import Queue``: the module may make plain queues."""
     names = vars(mod)
     return names.get("queue") is queue or names.get("Queue") is queue.Queue
 

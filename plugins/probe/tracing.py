@@ -470,6 +470,17 @@ def untraced(method: Callable[P, R]) -> Callable[P, R]:
     (the scheduler's frames, the frame walk to the learner's line). Only for methods that never
     call the learner's code (no callback, predicate or learner object): a frame of the
     learner's run with the hook off would lose its switch points."""
+    return _hook_off(method, None)
+
+
+def untraced_if(harmless: Callable[[Any], bool]) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """``untraced`` for a method whose object says whether it may reach the learner's code:
+    ``harmless(self)`` true (a Condition over the harness's own lock, a plain ``queue.Queue``)
+    runs it with the hook off; otherwise it runs traced, as the learner's code must."""
+    return lambda method: _hook_off(method, harmless)
+
+
+def _hook_off(method: Callable[P, R], harmless: Callable[[Any], bool] | None) -> Callable[P, R]:
     if sys.version_info >= (3, 12):
         return method  # sys.monitoring never sees the harness; settrace there is slow to toggle
     gettrace, settrace = sys.gettrace, sys.settrace
@@ -479,44 +490,16 @@ def untraced(method: Callable[P, R]) -> Callable[P, R]:
         hook = gettrace()
         if hook is None:
             return method(*args, **kwargs)
-        settrace(None)
+        settrace(None)  # first: the check is a frame of its own
+        if harmless is not None and not harmless(args[0]):
+            settrace(hook)
+            return method(*args, **kwargs)
         try:
             return method(*args, **kwargs)
         finally:
             settrace(hook)
 
     return call
-
-
-def untraced_if(
-    harmless: Callable[[Any], bool],
-) -> Callable[[Callable[..., R]], Callable[..., R]]:
-    """``untraced`` for a method whose object says whether it may reach the learner's code:
-    ``harmless(self)`` true (a Condition over the harness's own lock, a plain ``queue.Queue``)
-    runs it with the hook off; otherwise it runs traced, as the learner's code must."""
-
-    def wrap(method: Callable[..., R]) -> Callable[..., R]:
-        if sys.version_info >= (3, 12):
-            return method
-        gettrace, settrace = sys.gettrace, sys.settrace
-
-        @functools.wraps(method)
-        def call(self: Any, *args: Any, **kwargs: Any) -> R:
-            hook = gettrace()
-            if hook is None:
-                return method(self, *args, **kwargs)
-            settrace(None)  # first: the check is a frame of its own
-            if not harmless(self):
-                settrace(hook)
-                return method(self, *args, **kwargs)
-            try:
-                return method(self, *args, **kwargs)
-            finally:
-                settrace(hook)
-
-        return call
-
-    return wrap
 
 
 def make_tracer(
