@@ -74,9 +74,10 @@ def test_a_barrier_made_outside_a_run_calls_its_action_under_the_callers_trace_h
             calls.append("seen by the hook")
 
     barrier = Barrier(1, action=action)
+    outer = sys.gettrace()  # a coverage tool's, under one: given back afterwards
     sys.settrace(hook)
     try:
         barrier.wait()
     finally:
-        sys.settrace(None)
+        sys.settrace(outer)
     assert calls == ["seen by the hook", "action"], f"the caller's trace hook saw {calls}"
