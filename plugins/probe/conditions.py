@@ -157,7 +157,7 @@ class Condition(Acquirable):
         for waiter in self._waiters[:n]:
             waiter[0] = True
         del self._waiters[:n]
-        if ctl is not None:
+        if ctl is not None and not ctl[1].atomic:
             ctl[0].step(ctl[1], ctl[0].site())
 
     @untraced_if(_over_a_harness_lock)

@@ -83,6 +83,9 @@ class Lock(PlainAcquirable):
         if self._owner is w and self._reentrant():
             self._count += 1
             return True
+        if w.atomic and self._owner is None:  # a plain queue's mutex, inside its method
+            self._take(w, NO_SITE)
+            return True
         site = run.site()
         if blocking and timeout == -1:
             # Only an acquire that waits forever can deadlock; a timed or non-blocking one
@@ -143,7 +146,7 @@ class Lock(PlainAcquirable):
                 "release-foreign",
             )
             raise RuntimeError("cannot release un-acquired lock")
-        if self._release_one():
+        if self._release_one() and not w.atomic:
             run.step(w, run.site())
 
     def _release_one(self) -> bool:

@@ -20,19 +20,17 @@ from __future__ import annotations
 
 import _threading_local
 import queue
-import sys
 import threading
 import time
 import types
 from typing import Any
 
-from . import virtual_time
+from . import atomic_queue, virtual_time
 from .conditions import Condition
 from .locks import Lock, RLock
 from .semaphores import BoundedSemaphore, Semaphore
 from .signals import Barrier, Event
 from .threads import REAL_THREAD, Thread, Timer, current_thread, get_ident
-from .tracing import untraced_if
 
 _THREADING = {
     "Lock": Lock,
@@ -59,22 +57,6 @@ _TIME = {
     "time": virtual_time.time,
     "time_ns": virtual_time.time_ns,
 }
-
-
-def _plain_queue(q: queue.Queue[Any]) -> bool:
-    """A Queue or LifoQueue: its methods call no learner code (a PriorityQueue compares the
-    learner's items; a subclass may override ``_put`` or ``_get``)."""
-    return type(q) in (queue.Queue, queue.LifoQueue)
-
-
-# queue.Queue's methods, run with the settrace hook off on a plain queue (3.11): each of
-# their frames, and of the Condition and Lock calls they make, cost a call of the hook.
-_QUEUE_METHODS = ("put", "get", "put_nowait", "get_nowait", "task_done", "join", "qsize")
-_QUEUE = (
-    {}
-    if sys.version_info >= (3, 12)  # sys.monitoring never sees them
-    else {name: untraced_if(_plain_queue)(vars(queue.Queue)[name]) for name in _QUEUE_METHODS}
-)
 
 
 def _imports_queue(mod: types.ModuleType) -> bool:
@@ -129,10 +111,10 @@ class Patch:
                 for name, new in repl.items():
                     if name in mod.__dict__:
                         self._set(mod, name, new)
-            if _QUEUE and any(_imports_queue(mod) for mod in self._modules):
+            if any(_imports_queue(mod) for mod in self._modules):
                 # Only where a learner module imports queue: every schedule pays for the swap.
-                for name, untraced_method in _QUEUE.items():
-                    self._set(queue.Queue, name, untraced_method)
+                for name, one_step in atomic_queue.SWAPS.items():
+                    self._set(queue.Queue, name, one_step)
             for mod in [*self._modules, queue]:
                 for name, value in list(vars(mod).items()):
                     hit = _REAL.get(id(value))

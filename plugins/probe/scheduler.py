@@ -84,6 +84,9 @@ class Worker:
         self.ident = 0  # what threading.get_ident() says in it: its own, though threads share
         self.started = False  # a greenlet runs it: from the first time it is scheduled
         self.loc: Loc | None = AT_START  # where it is parked (exhaustive search only)
+        # Inside a plain queue's method (atomic_queue): taking a free lock, notifying and
+        # releasing are no switch points there.
+        self.atomic = 0
 
 
 class Run:

@@ -1,0 +1,134 @@
+"""A plain queue's method is one step of the worker that calls it (plugins/probe/atomic_queue):
+the learner's call before it is the switch point, a call from elsewhere takes a step of its own,
+and a method still waits where the real one waits."""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Callable
+
+import pytest
+
+from plugins.probe import ProbeFailure, api, explore, strategies
+from plugins.probe.exhaustive import Tracker
+from tests.probe.samples import queue_ops
+from tests.probe.samples.queue_ops import Bounded, Mailbox
+
+
+def _got(*items: int) -> Callable[[Mailbox, list[object]], None]:
+    def check(m: Mailbox, _results: list[object]) -> None:
+        assert sorted(m.got) == list(items), f"the takers got {m.got}, not {list(items)}"  # type: ignore[type-var]
+
+    return check
+
+
+def _steps_of(setup: object, workers: list[object]) -> int:
+    execute = api._executor(setup, workers, None, [queue_ops], 20_000, 2.0)  # type: ignore[arg-type]
+    return execute(strategies.Replay([])).steps
+
+
+def test_a_put_from_the_learners_code_is_one_step_past_the_call() -> None:
+    one = _steps_of(Mailbox, [lambda m: m.send(1)])
+    two = _steps_of(Mailbox, [lambda m: (m.send(1), m.send(2))])
+    # send: reads .box, reads .put, makes a call; the put itself adds no step.
+    assert two - one == one, (
+        f"a second put added {two - one} steps to the {one} of the first: a put's mutex, notify "
+        "or release became switch points again"
+    )
+    assert one == 3, f"one send() took {one} steps, not its three switch points"
+
+
+def test_a_put_from_the_tests_own_code_takes_one_step_as_it_starts() -> None:
+    # The test's worker is untraced: without a step of the put's own, both puts would run as
+    # one step and no schedule would let a look see a queue of one item.
+    def puts_two(m: Mailbox) -> None:
+        m.box.put(1)
+        m.box.put(2)
+
+    def never_one(m: Mailbox, _results: list[object]) -> None:
+        assert 1 not in m.sizes, "a look saw the queue between the two puts"
+
+    with pytest.raises(ProbeFailure) as caught:
+        explore(Mailbox, [puts_two, Mailbox.size], never_one, modules=[queue_ops], budget=250)
+    assert "between the two puts" in str(caught.value), str(caught.value)
+
+
+@pytest.mark.parametrize("exhaustive", [0, 25], ids=["sampled", "exhaustive"])
+def test_a_get_before_the_put_is_found_in_either_order(exhaustive: int) -> None:
+    def got_the_item(m: Mailbox, _results: list[object]) -> None:
+        assert m.got == [5], f"the taker got {m.got}"
+
+    with pytest.raises(ProbeFailure) as caught:
+        explore(
+            Mailbox,
+            [lambda m: m.send(5), Mailbox.take_now],
+            got_the_item,
+            modules=[queue_ops],
+            budget=50,
+            seed=0,
+            exhaustive=exhaustive,
+        )
+    assert "['empty']" in str(caught.value), str(caught.value)
+
+
+def test_a_put_into_a_full_queue_waits_for_room() -> None:
+    def never_two(b: Bounded, _results: list[object]) -> None:
+        assert max(b.sizes) <= 1, f"a queue of one place held {max(b.sizes)} items"
+        assert "got 0" in b.order, f"the get did not take the first item: {b.order}"
+
+    stats = explore(
+        Bounded,
+        [Bounded.put_one, Bounded.get_one, Bounded.size, Bounded.size],
+        never_two,
+        modules=[queue_ops],
+        budget=100,
+    )
+    assert stats.max_steps > 0
+
+
+def test_a_mutex_taken_by_hand_makes_the_method_wait() -> None:
+    stats = explore(
+        Mailbox,
+        [Mailbox.hold_the_mutex, lambda m: m.send(1), Mailbox.take, Mailbox.take],
+        _got(1, 7),
+        modules=[queue_ops],
+        budget=100,
+        seed=0,
+    )
+    assert stats.max_steps > 0
+
+
+def test_the_exhaustive_search_proves_a_put_and_a_get_that_wait_for_each_other() -> None:
+    stats = explore(
+        Mailbox,
+        [lambda m: m.send(5), Mailbox.take],
+        _got(5),
+        modules=[queue_ops],
+        budget=250,
+        seed=0,
+        exhaustive=25,
+    )
+    assert stats.proved, f"not proved: {stats}"
+
+
+def test_a_priority_queue_is_not_run_as_one_step() -> None:
+    def steps(kind: type[queue.Queue[int]]) -> int:
+        def setup() -> Mailbox:
+            m = Mailbox()
+            m.box = kind()
+            return m
+
+        return _steps_of(setup, [lambda m: m.send(1)])
+
+    assert steps(queue.PriorityQueue) > steps(queue.Queue), (
+        "a PriorityQueue's put ran as one step: it compares the learner's items"
+    )
+
+
+def test_a_tracked_run_takes_the_same_steps_as_a_sampled_one() -> None:
+    execute = api._executor(
+        Mailbox, [lambda m: m.send(1), Mailbox.take], None, [queue_ops], 20_000, 2.0
+    )
+    tracked = execute(Tracker([]))
+    sampled = execute(strategies.Replay([]))
+    assert (tracked.steps, tracked.choices) == (sampled.steps, sampled.choices)
