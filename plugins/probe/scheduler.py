@@ -317,7 +317,7 @@ class Run:
             return
         site = sites_of(code).get(offset) or (code.co_filename, line_of(code, offset))
         at = None
-        if self.tracking:
+        if self.tracking and len(self.workers) > 1:  # alone, a step races with nothing
             frame = frame_of(code, sys._getframe(1))
             at = None if frame is None else op_loc(frame, offset, self.learner_files, w.loc)
         self._step(w, site, what, at)
@@ -340,7 +340,15 @@ class Run:
             if what is BACK_EDGE:
                 run.back_edge(w, frame.f_code.co_filename, frame.f_code, frame.f_lasti)
             elif run.tracking:
-                step(w, site, what, op_loc(frame, frame.f_lasti, learner_files, w.loc))
+                # A worker alone in its run races with nothing: what its steps touch is not
+                # needed (None, "anything", where it is first needed after a worker is added).
+                alone = len(run.workers) == 1
+                step(
+                    w,
+                    site,
+                    what,
+                    None if alone else op_loc(frame, frame.f_lasti, learner_files, w.loc),
+                )
             else:  # ``_step`` with nothing to track, written out: a call less at every step
                 if run.aborted:
                     raise Unwind
@@ -387,7 +395,7 @@ class Run:
 
     def _primitive_step(self, w: Worker, site: Site, note: str, timed: bool, blocks: bool) -> None:
         at = None
-        if self.tracking:
+        if self.tracking and len(self.workers) > 1:  # alone, a step races with nothing
             frame = sys._getframe(1)
             at = sync_loc(frame, self.learner_files, self._number, timed, blocks, w.loc)
         self._step(w, site, note, at)

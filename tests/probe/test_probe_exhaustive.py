@@ -409,3 +409,47 @@ def test_an_untraced_worker_function_is_read_whole_unless_a_handler_may_have_run
     # of the normal path, and nothing would show it.
     assert path(write_v_twice.__code__, ENTRY, EXIT, traced=False) == {"w:.v"}
     assert path(_take_or_note.__code__, ENTRY, EXIT, traced=False) is None
+
+
+def write_then_spawn_a_look(box: Box) -> None:
+    """Alone until it starts the looker: then its next write races with the look."""
+    box.v = 1
+    looker = threading.Thread(target=lambda: box.items.append(box.v))
+    looker.start()
+    box.v = 2
+    looker.join()
+
+
+def test_a_worker_alone_then_joined_by_a_thread_still_races_with_it() -> None:
+    # A worker alone in its run records no footprints (nothing can race with it yet): once it
+    # starts a thread, its next write must still be ordered both ways with the thread's look.
+    def saw_the_last_write(box: Box, results: list[object]) -> None:
+        assert box.items == [2], f"the look saw v={box.items}, before the parent's last write"
+
+    with pytest.raises(ProbeFailure) as caught:
+        explore(
+            Box,
+            [write_then_spawn_a_look],
+            saw_the_last_write,
+            modules=[HERE],
+            budget=250,
+            seed=0,
+            exhaustive=25,
+        )
+    assert "exhaustive search" in str(caught.value), str(caught.value)
+
+
+def test_a_worker_alone_is_proved_without_reading_what_its_steps_touch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import plugins.probe.scheduler as scheduler
+
+    read: list[object] = []
+    for name in ("op_loc", "sync_loc"):
+        real = getattr(scheduler, name)
+        monkeypatch.setattr(
+            scheduler, name, lambda *a, _real=real, **k: read.append(a) or _real(*a, **k)
+        )
+    stats = explore(Box, [write_v_twice], modules=[HERE], budget=250, seed=0, exhaustive=25)
+    assert stats.proved and stats.interleavings == 1, stats
+    assert not read, f"a lone worker's {len(read)} steps were read for what they touch"
