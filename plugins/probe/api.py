@@ -6,6 +6,7 @@ from __future__ import annotations
 import _thread
 import functools
 import os
+import sys
 import types
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -114,7 +115,11 @@ def _execute(
         set_active(run)
         with Patch(list(modules)) as patch:
             try:
-                state = setup()
+                run.setup_frame = sys._getframe()
+                try:
+                    state = setup()
+                finally:
+                    run.setup_frame = None
                 run.names = {**patch.names, **name_objects(state)}
                 for name, fn in named:
                     run.add_worker(name, functools.partial(fn, state))

@@ -106,6 +106,9 @@ class Run:
         self.clock = VirtualClock()
         self.workers: list[Worker] = []
         self.current: Worker | None = None  # the worker whose greenlet runs, or runs next
+        # The frame that calls the test's setup, while it runs: a walk for a creation site
+        # stops there (sites.find_site).
+        self.setup_frame: FrameType | None = None
         self.driver: greenlet.greenlet | None = None  # the run thread's own greenlet
         self.thread_ident = 0  # the run's thread
         self.stuck = False  # a worker blocked outside the harness: the run's thread with it
@@ -161,7 +164,7 @@ class Run:
     def register(self, obj: Cooperative, kind: str) -> None:
         """Remember a primitive created during the run, for labels in reports."""
         self.prims.append(obj)
-        site = find_site(sys._getframe(2), self.learner_files)
+        site = find_site(sys._getframe(2), self.learner_files, self.setup_frame)
         self.prim_info[id(obj)] = (len(self.prims), kind, site)
 
     def _number(self, obj: object) -> int | None:

@@ -31,10 +31,14 @@ def is_plumbing(filename: str) -> bool:
 _IS_PLUMBING: dict[str, bool] = {}
 
 
-def find_site(frame: FrameType | None, learner_files: frozenset[str]) -> Site:
-    """Innermost learner frame at or above ``frame``; else the innermost non-plumbing one."""
+def find_site(
+    frame: FrameType | None, learner_files: frozenset[str], stop: FrameType | None = None
+) -> Site:
+    """Innermost learner frame at or above ``frame`` and below ``stop``; else the innermost
+    non-plumbing one. (A worker's stack ends at its greenlet; the test's own thread passes the
+    frame that calls its setup as ``stop``: above it are pytest's 40 frames, none the learner's.)"""
     f = frame
-    while f is not None:  # at every switch point: the learner's frame is the usual answer
+    while f is not None and f is not stop:  # at every switch point: usually the learner's
         if f.f_code.co_filename in learner_files:
             return (f.f_code.co_filename, f.f_lineno)
         f = f.f_back

@@ -1,0 +1,58 @@
+"""Where a primitive was made: the walk up the stack for the learner's frame stops at the
+frame that called the test's setup (above it is pytest, never the learner's code)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from types import FrameType
+
+from plugins.probe import api, strategies
+from plugins.probe.sites import find_site
+from tests.probe.samples import counter_unlocked
+
+HERE = __file__
+
+
+def _inner() -> FrameType:
+    return sys._getframe()
+
+
+def test_the_walk_for_a_learners_frame_stops_at_the_given_frame() -> None:
+    outer = sys._getframe()
+    inner = _inner()
+    files = frozenset({HERE})
+    assert find_site(inner, files) == (HERE, inner.f_lineno), "no stop: the inner frame is it"
+    # No learner frame below the stop: the innermost frame that is not the harness's.
+    other = frozenset({"elsewhere.py"})
+    assert find_site(inner, other, stop=outer)[0] == HERE, "the fallback is the innermost frame"
+    above = frozenset({sys._getframe(1).f_code.co_filename})  # pytest's, above this test
+    assert find_site(inner, above)[0] != HERE, "without a stop the walk reaches pytest's frame"
+    assert find_site(inner, above, stop=outer)[0] == HERE, (
+        "the walk went past its stop frame looking for the learner's code"
+    )
+
+
+def test_a_lock_made_in_the_setup_is_labelled_with_the_setups_line() -> None:
+    made: list[int] = []
+
+    def setup() -> counter_unlocked.Counter:
+        made.append(sys._getframe().f_lineno + 1)
+        lock = threading.Lock()
+        counter = counter_unlocked.Counter()
+        counter.lock = lock  # type: ignore[attr-defined]
+        return counter
+
+    labels: list[str] = []
+
+    def look(counter: counter_unlocked.Counter) -> None:
+        from plugins.probe.scheduler import active_run
+
+        run = active_run()
+        assert run is not None
+        labels.append(run.label(counter.lock))  # type: ignore[attr-defined]
+
+    execute = api._executor(setup, [look], None, [counter_unlocked], 1000, 2.0)
+    out = execute(strategies.Replay([]))
+    assert out.failure is None, out.failure
+    assert labels and f"test_probe_sites.py:{made[0]}" in labels[0], labels
