@@ -145,6 +145,8 @@ class Run:
         # The exhaustive search's strategy sees every scheduling point and what each step
         # touched; other strategies are asked only at decisions and cost nothing extra here.
         self.tracker = strategy if isinstance(strategy, Tracker) else None
+        # A random walk's draw, for the scheduler's innermost loop to call itself (_pick).
+        self._draw = strategy.draw if type(strategy) is RandomWalk else None
         # Where each worker is parked and what each step touched: only a search that reduces
         # by footprints reads them, and they cost most of a tracked step.
         self.tracking = self.tracker is not None and self.tracker.footprints
@@ -490,6 +492,12 @@ class Run:
                 if self.tracker is None:
                     return running
                 options = [running]
+            draw = self._draw
+            if draw is not None:  # ``_decide`` for a random walk, written out: most decisions
+                idx = int(draw() * len(options))
+                self.decisions += 1
+                self.choices.append(idx)
+                return options[idx]
             # What the strategy sees: the workers' indexes.
             return self._decide(running, options, [x.index for x in options], True)
         wakeable = self._wakeable
