@@ -138,3 +138,31 @@ def test_the_monitored_code_objects_are_found_again_when_a_module_rebinds_a_name
     again = tracing._learner_codes_again([counter_unlocked])
     rebound = namespace["Counter"].increment.__code__
     assert rebound in again, "a class rebound after the last walk kept the old class's code"
+
+
+def test_the_written_out_random_walk_draws_what_its_choose_method_would() -> None:
+    import random
+
+    from plugins.probe import api, strategies
+    from reference.barriers import barriers
+
+    class Asked(strategies.RandomWalk):
+        """The same walk, asked through choose() like any other strategy."""
+
+    def party(n: int) -> Callable[[barriers.Simulation], object]:
+        return lambda sim: sim.run_party(n, 2)
+
+    execute = api._executor(
+        lambda: barriers.Simulation([1, 0, 1, 1], 3),
+        [party(n) for n in range(3)],
+        None,
+        [barriers],
+        20_000,
+        2.0,
+    )
+    for seed in range(5):
+        fast = execute(strategies.RandomWalk(random.Random(seed)))
+        asked = execute(Asked(random.Random(seed)))
+        assert fast.choices == asked.choices and len(fast.choices) > 20, (
+            f"seed {seed}: the scheduler's own random walk chose differently from the strategy"
+        )
