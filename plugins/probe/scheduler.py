@@ -36,7 +36,7 @@ from .finding import Failure
 from .footprints import AT_END, AT_START, Loc, footprint, frame_of, op_loc, sync_loc
 from .lockorder import LockOrder
 from .sites import NO_SITE, Site, assigned_name, caller_site, find_site, short
-from .strategies import RandomWalk, Strategy, normalize
+from .strategies import PCT, RandomWalk, Strategy, normalize
 from .threadpool import POOL
 from .tracing import BACK_EDGE, line_of, loop_line, make_tracer, sites_of, use_monitoring
 
@@ -147,6 +147,7 @@ class Run:
         self.tracker = strategy if isinstance(strategy, Tracker) else None
         # A random walk's draw, for the scheduler's innermost loop to call itself (_pick).
         self._draw = strategy.draw if type(strategy) is RandomWalk else None
+        self._pct = strategy if type(strategy) is PCT else None
         # Where each worker is parked and what each step touched: only a search that reduces
         # by footprints reads them, and they cost most of a tracked step.
         self.tracking = self.tracker is not None and self.tracker.footprints
@@ -495,6 +496,12 @@ class Run:
             draw = self._draw
             if draw is not None:  # ``_decide`` for a random walk, written out: most decisions
                 idx = int(draw() * len(options))
+                self.decisions += 1
+                self.choices.append(idx)
+                return options[idx]
+            pct = self._pct
+            if pct is not None:  # and for PCT, which reads the workers' indexes itself
+                idx = pct.choose_indexed(running.index, options, self.decisions)
                 self.decisions += 1
                 self.choices.append(idx)
                 return options[idx]

@@ -21,6 +21,12 @@ class Strategy(Protocol):
         ...
 
 
+class Indexed(Protocol):
+    """What ``PCT.choose_indexed`` reads of an option: its key."""
+
+    index: int
+
+
 class RandomWalk:
     """Uniform choice among enabled workers at every decision (found most bugs in research)."""
 
@@ -65,6 +71,24 @@ class PCT:
         for i in range(1, len(options)):
             p = self._priority(options[i])
             if p > best_prio:
+                best, best_prio = i, p
+        return best
+
+    def choose_indexed(self, running: int, options: Sequence[Indexed], step: int) -> int:
+        """``choose`` over objects keyed by their ``index`` (the scheduler's workers), with
+        the same draws in the same order, and no list of keys made at every decision."""
+        prio = self._prio
+        if step in self._changes:
+            self._low -= 1.0
+            prio[running] = self._low
+        best = 0
+        best_prio = 0.0
+        for i, option in enumerate(options):
+            key = option.index
+            p = prio.get(key)
+            if p is None:
+                p = prio[key] = 1.0 + self._rng.random()
+            if i == 0 or p > best_prio:
                 best, best_prio = i, p
         return best
 

@@ -140,14 +140,25 @@ def test_the_monitored_code_objects_are_found_again_when_a_module_rebinds_a_name
     assert rebound in again, "a class rebound after the last walk kept the old class's code"
 
 
-def test_the_written_out_random_walk_draws_what_its_choose_method_would() -> None:
+@pytest.mark.parametrize("kind", ["random", "pct-d3"])
+def test_the_written_out_strategies_choose_what_their_choose_method_would(kind: str) -> None:
     import random
 
     from plugins.probe import api, strategies
     from reference.barriers import barriers
 
-    class Asked(strategies.RandomWalk):
+    def make(seed: int, asked: bool) -> strategies.Strategy:
+        rng = random.Random(seed)
+        if kind == "random":
+            walk = AskedWalk if asked else strategies.RandomWalk
+            return walk(rng)
+        return (AskedPCT if asked else strategies.PCT)(rng, 3, 40)
+
+    class AskedWalk(strategies.RandomWalk):
         """The same walk, asked through choose() like any other strategy."""
+
+    class AskedPCT(strategies.PCT):
+        """The same PCT, asked through choose()."""
 
     def party(n: int) -> Callable[[barriers.Simulation], object]:
         return lambda sim: sim.run_party(n, 2)
@@ -161,8 +172,8 @@ def test_the_written_out_random_walk_draws_what_its_choose_method_would() -> Non
         2.0,
     )
     for seed in range(5):
-        fast = execute(strategies.RandomWalk(random.Random(seed)))
-        asked = execute(Asked(random.Random(seed)))
+        fast = execute(make(seed, asked=False))
+        asked = execute(make(seed, asked=True))
         assert fast.choices == asked.choices and len(fast.choices) > 20, (
-            f"seed {seed}: the scheduler's own random walk chose differently from the strategy"
+            f"seed {seed}: the scheduler's own {kind} chose differently from the strategy's choose"
         )
