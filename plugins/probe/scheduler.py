@@ -596,8 +596,12 @@ class Run:
         the thread's, not a greenlet's: this worker's own (None inside ``untraced``) is put
         back when it resumes."""
         hook = gettrace()
-        g, job = self._greenlet(nxt)
-        call_tracing(g.switch, job)
+        g = nxt.glet
+        if g is None:  # its first turn: a greenlet is given to it now
+            g, job = self._greenlet(nxt)
+            call_tracing(g.switch, job)
+        else:
+            call_tracing(g.switch, ())
         if self.aborted:
             raise Unwind
         if hook is not gettrace():
