@@ -24,6 +24,7 @@ from plugins.probe.exhaustive import Tracker
 from plugins.probe.scheduler import BLOCKED, Run
 from plugins.probe.threadpool import POOL
 from plugins.probe.tracing import use_monitoring
+from reference.queues import queues
 from tests.probe.samples import async_cache as ac
 from tests.probe.scenarios import BUGS, CORRECT
 
@@ -152,6 +153,18 @@ def _step_alone_us(times: int = 200_000) -> float:
     return (time.perf_counter() - started) / times * 1e6
 
 
+class _Gauge:
+    """The work of the queues kata's pipeline test: a virtual second per item."""
+
+    def work(self, item: int) -> int:
+        time.sleep(1.0)
+        return item
+
+
+def _six_items_three_workers(gauge: _Gauge) -> object:
+    return queues.run_pipeline([1, 2, 3, 4, 5, 6], gauge.work, 3)
+
+
 def costs() -> None:
     from reference.barriers import barriers
     from tests.probe.samples import counter_unlocked
@@ -189,6 +202,11 @@ def costs() -> None:
         # The exhaustive search's run: the same schedule, with what each step touched.
         tracked = _median_ms(lambda: sim(Tracker([])))
         print(f"  cost barriers 3 parties tracked (exhaustive search): {tracked:.2f} ms")
+        # A plain queue's methods under a random walk: the queues kata's pipeline of six items.
+        pipeline = api._executor(_Gauge, [_six_items_three_workers], None, [queues], 20_000, 2.0)
+        steps = pipeline(strategies.Replay([])).steps
+        ms = _median_ms(lambda: pipeline(strategies.RandomWalk(random.Random(next(walk)))))
+        print(f"  cost queues pipeline of 6 items, 3 workers: {steps} steps, random {ms:.2f} ms")
         # What every schedule pays besides its steps: patching, the run's thread, the check.
         idle = api._executor(
             counter_unlocked.Counter, [lambda c: None], None, [counter_unlocked], 20_000, 2.0
