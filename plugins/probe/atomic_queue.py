@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .scheduler import active_run
+from .tracing import past_wrappers, untraced_if
 
 R = TypeVar("R")
 
@@ -37,16 +38,15 @@ PLAIN = (queue.Queue, queue.LifoQueue)
 METHODS = ("put", "get", "put_nowait", "get_nowait", "task_done", "join", "qsize", "empty", "full")
 
 
-def plain_queue(q: object) -> bool:
+def _plain(q: object) -> bool:
     """A Queue or LifoQueue: its methods call no learner code (a PriorityQueue compares the
     learner's items; a subclass may override ``_put`` or ``_get``)."""
     return type(q) in PLAIN
 
 
-def one_step(method: Callable[..., R]) -> Callable[..., R]:
+def _one_step(method: Callable[..., R]) -> Callable[..., R]:
     """``method`` of queue.Queue, run as one step by a controlled worker on a plain queue."""
-    untrace = sys.version_info < (3, 12)  # sys.monitoring never sees the harness
-    gettrace, settrace, getframe = sys.gettrace, sys.settrace, sys._getframe
+    getframe = sys._getframe
 
     @functools.wraps(method)
     def call(self: Any, *args: Any, **kwargs: Any) -> R:
@@ -55,24 +55,18 @@ def one_step(method: Callable[..., R]) -> Callable[..., R]:
         if w is None or type(self) not in PLAIN:
             return method(self, *args, **kwargs)
         assert run is not None
-        hook = gettrace() if untrace else None
-        if hook is not None:
-            settrace(None)
+        if past_wrappers(getframe(1)).f_code.co_filename not in run.learner_files:
+            run.step(w, run.site())  # no call instruction of the learner's came before
+        w.atomic += 1
         try:
-            if getframe(1).f_code.co_filename not in run.learner_files:
-                run.step(w, run.site())  # no call instruction of the learner's came before
-            w.atomic += 1
-            try:
-                return method(self, *args, **kwargs)
-            finally:
-                w.atomic -= 1
+            return method(self, *args, **kwargs)
         finally:
-            if hook is not None:
-                settrace(hook)
+            w.atomic -= 1
 
     return call
 
 
 # Made once: the Patch of every schedule swaps these in (only where a learner module imports
-# queue) and puts queue.Queue's own back after.
-SWAPS = {name: one_step(vars(queue.Queue)[name]) for name in METHODS}
+# queue) and puts queue.Queue's own back after. On 3.11 a plain queue's methods also run with
+# the settrace hook off (``untraced_if``): each of their frames cost a call of it.
+SWAPS = {name: untraced_if(_plain)(_one_step(vars(queue.Queue)[name])) for name in METHODS}

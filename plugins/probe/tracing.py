@@ -485,7 +485,6 @@ def _hook_off(method: Callable[P, R], harmless: Callable[[Any], bool] | None) ->
         return method  # sys.monitoring never sees the harness; settrace there is slow to toggle
     gettrace, settrace = sys.gettrace, sys.settrace
 
-    @functools.wraps(method)
     def call(*args: P.args, **kwargs: P.kwargs) -> R:
         hook = gettrace()
         if hook is None:
@@ -499,7 +498,19 @@ def _hook_off(method: Callable[P, R], harmless: Callable[[Any], bool] | None) ->
         finally:
             settrace(hook)
 
-    return call
+    _WRAPPERS.add(call.__code__)  # one code object for every wrapper made here
+    return functools.wraps(method)(call)
+
+
+_WRAPPERS: set[CodeType] = set()
+
+
+def past_wrappers(frame: FrameType) -> FrameType:
+    """``frame``, or the first frame above it that is not an ``untraced`` wrapper's: the caller
+    of a wrapped method, whichever Python version (3.12+ has no wrapper)."""
+    while frame.f_code in _WRAPPERS and frame.f_back is not None:
+        frame = frame.f_back
+    return frame
 
 
 def make_tracer(
