@@ -8,9 +8,10 @@ That makes "0" mean "no preemption", which is what the shrinker and Hypothesis r
 
 from __future__ import annotations
 
+import operator
 import random
-from collections.abc import Hashable, Sequence
-from typing import Protocol
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, Protocol
 
 
 class Strategy(Protocol):
@@ -25,6 +26,9 @@ class Indexed(Protocol):
     """What ``PCT.choose_indexed`` reads of an option: its key."""
 
     index: int
+
+
+_INDEX = operator.attrgetter("index")
 
 
 class RandomWalk:
@@ -56,38 +60,32 @@ class PCT:
         span = max(k, depth)
         self._changes = frozenset(rng.sample(range(1, span + 1), depth - 1))
 
-    def _priority(self, key: Hashable) -> float:
-        if key not in self._prio:
-            # New workers (spawned threads) get a fresh random rank, drawn in first-seen order.
-            self._prio[key] = 1.0 + self._rng.random()
-        return self._prio[key]
-
     def choose(self, running: Hashable | None, options: Sequence[Hashable], step: int) -> int:
-        if running is not None and step in self._changes:
-            self._low -= 1.0
-            self._prio[running] = self._low
-        best = 0
-        best_prio = self._priority(options[0])
-        for i in range(1, len(options)):
-            p = self._priority(options[i])
-            if p > best_prio:
-                best, best_prio = i, p
-        return best
+        return self._highest(running, options, step, None)
 
     def choose_indexed(self, running: int, options: Sequence[Indexed], step: int) -> int:
-        """``choose`` over objects keyed by their ``index`` (the scheduler's workers), with
-        the same draws in the same order, and no list of keys made at every decision."""
+        """``choose`` over objects keyed by their ``index`` (the scheduler's workers): the
+        scheduler makes no list of keys at every decision."""
+        return self._highest(running, options, step, _INDEX)
+
+    def _highest(
+        self,
+        running: Hashable | None,
+        options: Sequence[Any],
+        step: int,
+        key: Callable[[Any], Hashable] | None,
+    ) -> int:
         prio = self._prio
-        if step in self._changes:
+        if running is not None and step in self._changes:
             self._low -= 1.0
             prio[running] = self._low
-        best = 0
-        best_prio = 0.0
+        best, best_prio = 0, 0.0
         for i, option in enumerate(options):
-            key = option.index
-            p = prio.get(key)
+            k = option if key is None else key(option)
+            p = prio.get(k)
             if p is None:
-                p = prio[key] = 1.0 + self._rng.random()
+                # New workers (spawned threads) get a fresh random rank, drawn in first-seen order.
+                p = prio[k] = 1.0 + self._rng.random()
             if i == 0 or p > best_prio:
                 best, best_prio = i, p
         return best
