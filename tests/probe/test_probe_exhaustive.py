@@ -423,6 +423,8 @@ def write_then_spawn_a_look(box: Box) -> None:
 def test_a_worker_alone_then_joined_by_a_thread_still_races_with_it() -> None:
     # A worker alone in its run records no footprints (nothing can race with it yet): once it
     # starts a thread, its next write must still be ordered both ways with the thread's look.
+    # (It fails when the search loses what the steps after the start touch; a lone worker's
+    # own steps come before every other worker's, so what they record cannot hide a race.)
     def saw_the_last_write(box: Box, results: list[object]) -> None:
         assert box.items == [2], f"the look saw v={box.items}, before the parent's last write"
 
