@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import statistics
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, NoReturn, TypeVar
 
@@ -18,7 +18,7 @@ from . import report
 from .clock import REAL_PERF_COUNTER
 from .exhaustive import Tracker
 from .finding import Failure
-from .strategies import Replay, Strategy, make_strategy
+from .strategies import Anchor, Anchored, Replay, Strategy, make_strategy
 
 W = TypeVar("W")
 
@@ -29,8 +29,9 @@ VERDICT_ONLY_VARIABLE = "KATA_VERDICT_ONLY"  # plugins.settings names it too (no
 # three-preemption pair (207-300 runs), and proves the shipped mutants minimal but two: at 500,
 # three semaphores and readers_writers mutants were short (they need 650-850 re-runs in all,
 # about 0.4 s more). The seconds are a safety net that a slow scenario still meets: queues'
-# pipeline (about 7 ms a run) stops there, unproved, and deadlock's livelock mutant shows 29
-# preemptions that no affordable enumeration rules out.
+# pipeline (about 7 ms a run) stops there, unproved, and deadlock's livelock mutant shows 7
+# preemptions (the fewest: two per colliding attempt but the last, tests/probe/samples/
+# lockstep.py) that no affordable enumeration rules out.
 FEWEST_RUNS = 1000
 FEWEST_SECONDS = 5.0
 # Real seconds the exhaustive search may take before the exploration samples instead: only a
@@ -200,6 +201,85 @@ def _greedy(
     return best_out, best, runs
 
 
+# A move: the switches it takes out, and the ones it puts in (an anchor, and which taken-out
+# switch's target it keeps).
+Move = tuple[set[Anchor], list[tuple[Anchor, Anchor]]]
+# How far a kept switch may slide along its worker's steps when a pair is replaced by it.
+_SLIDES = (1, 2, 3, 4, 5, 6, 7, 8, -1, -2, -3, -4)
+
+
+def _drop_one(order: list[Anchor]) -> Iterator[Move]:
+    for anchor in reversed(order):
+        yield {anchor}, []
+
+
+def _drop_pair(order: list[Anchor]) -> Iterator[Move]:
+    """Two workers preempting each other in turn: a round of a livelock's dance."""
+    for n in reversed(range(len(order) - 1)):
+        yield {order[n], order[n + 1]}, []
+
+
+def _pair_to_one(order: list[Anchor]) -> Iterator[Move]:
+    """Two switches in a row become one of them, a few of its worker's steps later or
+    earlier: where the first worker is preempted before it takes a lock and the second
+    after, one preemption after the first's take does what both did."""
+    for n in reversed(range(len(order) - 1)):
+        pair = {order[n], order[n + 1]}
+        for was in (order[n], order[n + 1]):
+            worker, step, _ = was
+            for slide in _SLIDES:
+                if step + slide > 0:
+                    yield pair, [((worker, step + slide, 0), was)]
+
+
+_MOVES: tuple[Callable[[list[Anchor]], Iterator[Move]], ...] = (_drop_one, _drop_pair, _pair_to_one)
+
+
+def _drop_switches(
+    best: list[int],
+    best_out: Outcome,
+    failure: Failure,
+    execute: Execute,
+    limit: int,
+) -> tuple[Outcome, list[int], int]:
+    """Drop the schedule's switches one at a time, each tied to its worker's own progress
+    (``Anchored``): the others stay where they were in each worker's code, where zeroing one
+    choice index shifts every later one (``_greedy`` then sticks at a local minimum: a
+    livelock of four colliding retries stayed at 25 preemptions). Keeps a drop only if the
+    run still fails the same way with fewer preemptions, or as many and fewer switches."""
+    recorder = Anchored({}, replay=best)
+    out = execute(recorder)
+    runs = 1
+    if not failure.same_as(out.failure):
+        return best_out, best, runs
+    switches, resumes = recorder.recorded, frozenset(recorder.resumed)
+    best_out, best = out, _strip(out.choices)
+
+    def key(o: Outcome, n: int) -> tuple[int, int, int]:
+        return (preemptions(o), n, len(_strip(o.choices)))
+
+    phase = 0
+    while runs < limit and phase < len(_MOVES):
+        progress = False
+        for gone, added in _MOVES[phase](list(switches)):
+            if runs >= limit:
+                break
+            if not gone <= switches.keys():
+                continue  # an earlier move of this pass took one of them already
+            kept = {a: t for a, t in switches.items() if a not in gone}
+            trial = Anchored({**kept, **{a: switches[was] for a, was in added}}, resumes)
+            out = execute(trial)
+            runs += 1
+            if failure.same_as(out.failure) and key(out, len(trial.recorded)) < key(
+                best_out, len(switches)
+            ):
+                switches, best_out, best = trial.recorded, out, _strip(out.choices)
+                resumes = frozenset(trial.resumed)
+                progress = True
+        phase = 0 if progress else phase + 1  # after any gain, single drops again
+    return best_out, best, runs
+
+
 @dataclass
 class Shrunk:
     outcome: Outcome | None
@@ -218,7 +298,12 @@ def shrink(
     """The fewest preemptions first (every schedule with fewer is run, by bound 0, 1, …),
     then the fewest choices (greedy)."""
     rerun: Callable[[list[int]], Outcome] = lambda c: execute(Replay(c))  # noqa: E731
-    best_out, best, runs = _greedy(_strip(first.choices), first, failure, rerun, limit)
+    best, runs = _strip(first.choices), 0
+    best_out: Outcome | None = first
+    if not mode.every_switch_preempts:  # threads: anchors are the workers' own steps
+        best_out, best, runs = _drop_switches(best, first, failure, execute, limit)
+    best_out, best, trimmed = _greedy(best, best_out, failure, rerun, limit)
+    runs += trimmed
     fewest = False
     if best_out is not None:
         target = preemptions(best_out)

@@ -36,7 +36,7 @@ from .finding import Failure
 from .footprints import AT_END, AT_START, Loc, footprint, frame_of, op_loc, sync_loc
 from .lockorder import LockOrder
 from .sites import NO_SITE, Site, assigned_name, caller_site, find_site, short
-from .strategies import PCT, RandomWalk, Strategy, normalize
+from .strategies import PCT, Anchored, RandomWalk, Strategy, normalize
 from .threadpool import POOL
 from .tracing import BACK_EDGE, line_of, loop_line, make_tracer, sites_of, use_monitoring
 
@@ -145,6 +145,8 @@ class Run:
         # The exhaustive search's strategy sees every scheduling point and what each step
         # touched; other strategies are asked only at decisions and cost nothing extra here.
         self.tracker = strategy if isinstance(strategy, Tracker) else None
+        if type(strategy) is Anchored:
+            strategy.events = self.events  # it counts each worker's steps in them
         # A random walk's draw, for the scheduler's innermost loop to call itself (_pick).
         self._draw = strategy.draw if type(strategy) is RandomWalk else None
         self._pct = strategy if type(strategy) is PCT else None
@@ -562,6 +564,8 @@ class Run:
         if type(strategy) is RandomWalk:  # most schedules: its choice, without a method call
             raw: int = int(strategy.draw() * n)
         else:
+            if type(strategy) is Anchored:
+                strategy.preemptible = run_ok and running is not None and running.status == READY
             raw = strategy.choose(
                 running.index if running is not None else None, keys, self.decisions
             )

@@ -105,6 +105,75 @@ class Replay:
         return 0
 
 
+Anchor = tuple[Hashable, int, int]  # (running worker, its steps so far, earlier decisions there)
+
+
+class Anchored:
+    """Switches tied to each worker's own progress, not to the count of decisions before.
+
+    A schedule written as choice indices gives each choice its meaning from every choice
+    before it: drop one preemption and every later index lands on another worker or step.
+    Here a preemption is "when worker R has taken k steps, run T" (``switches``), and a
+    choice where no worker is preempted (the running one blocked or ended) is "run T if it
+    has taken k steps" (``resumes``), whoever ran last. Drop one preemption and the others
+    stay where they were in each worker's code, so the shrinker can drop them one at a time
+    (a livelock of four colliding retries was shown with 25 preemptions where 4 do).
+
+    With ``replay`` it follows a choice list instead and records its choices as anchors
+    (``recorded``, ``resumed``): that is how a found schedule is turned into one. The
+    scheduler binds ``events`` to the run's, to count each worker's steps, and sets
+    ``preemptible`` before each call: whether a choice other than 0 preempts.
+    """
+
+    name = "anchored"
+
+    def __init__(
+        self,
+        switches: dict[Anchor, Hashable],
+        resumes: frozenset[tuple[Hashable, int]] = frozenset(),
+        replay: Sequence[int] | None = None,
+    ) -> None:
+        self.switches = switches
+        self.resumes = resumes
+        self._replay = replay
+        self.recorded: dict[Anchor, Hashable] = {}
+        self.resumed: set[tuple[Hashable, int]] = set()
+        self.events: list[tuple[str, int, Any, str]] = []
+        self.preemptible = False
+        self._counted = 0
+        self._steps: dict[Hashable, int] = {}
+        self._seen: dict[tuple[Hashable, int], int] = {}
+
+    def choose(self, running: Hashable | None, options: Sequence[Hashable], step: int) -> int:
+        steps, events = self._steps, self.events
+        for i in range(self._counted, len(events)):
+            if events[i][0] == "s":
+                who = events[i][1]
+                steps[who] = steps.get(who, 0) + 1
+        self._counted = len(events)
+        replay = self._replay
+        if replay is not None:
+            idx = replay[step] if step < len(replay) else 0
+            idx = idx if 0 <= idx < len(options) else 0
+        if self.preemptible:
+            at = (running, steps.get(running, 0))
+            earlier = self._seen.get(at, 0)
+            self._seen[at] = earlier + 1
+            anchor: Anchor = (running, at[1], earlier)
+            if replay is None:
+                target = self.switches.get(anchor)
+                idx = options.index(target) if target is not None and target in options else 0
+            if idx:
+                self.recorded[anchor] = options[idx]
+            return idx
+        if replay is None:
+            idx = next(
+                (i for i, o in enumerate(options) if (o, steps.get(o, 0)) in self.resumes), 0
+            )
+        self.resumed.add((options[idx], steps.get(options[idx], 0)))
+        return idx
+
+
 def normalize(choice: int, n_options: int, running_enabled: bool) -> int:
     """Map a raw choice onto an index: 0 keeps the running worker, k>0 the k-th other."""
     if n_options <= 1:
