@@ -70,3 +70,6 @@ def _one_step(method: Callable[..., R]) -> Callable[..., R]:
 # queue) and puts queue.Queue's own back after. On 3.11 a plain queue's methods also run with
 # the settrace hook off (``untraced_if``): each of their frames cost a call of it.
 SWAPS = {name: untraced_if(_plain)(_one_step(vars(queue.Queue)[name])) for name in METHODS}
+# Making a plain queue is no step (nobody else can see it yet), but on 3.11 its mutex's and
+# three conditions' constructors ran traced: a tenth of the pipeline's schedule.
+SWAPS["__init__"] = untraced_if(_plain)(queue.Queue.__init__)
