@@ -478,7 +478,10 @@ class Run:
         if running is not None and running.status == READY:
             options: list[Worker] | None = None  # made only when another worker may run
             now = self.clock.now
-            for x in self._rings.get(running.index) or self._ring(running):
+            others = self._rings.get(running.index)
+            if others is None:  # not ``or``: a lone worker's ring is empty, and falsy
+                others = self._ring(running)
+            for x in others:
                 status = x.status
                 if status == READY or (
                     status == BLOCKED
