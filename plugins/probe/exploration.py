@@ -242,11 +242,12 @@ def _drop_switches(
     execute: Execute,
     limit: int,
 ) -> tuple[Outcome, list[int], int]:
-    """Drop the schedule's switches one at a time, each tied to its worker's own progress
-    (``Anchored``): the others stay where they were in each worker's code, where zeroing one
-    choice index shifts every later one (``_greedy`` then sticks at a local minimum: a
-    livelock of four colliding retries stayed at 25 preemptions). Keeps a drop only if the
-    run still fails the same way with fewer preemptions, or as many and fewer switches."""
+    """Take the schedule's switches out, each tied to its worker's own progress
+    (``Anchored``), by the ``_MOVES`` in turn: the others stay where they were in each
+    worker's code, where zeroing one choice index shifts every later one (``_greedy`` then
+    sticks at a local minimum: a livelock of four colliding retries stayed at 25 preemptions,
+    where 7 do). Keeps a move only if the run still fails the same way with fewer
+    preemptions, or as many and fewer switches; after any gain, single drops again."""
     recorder = Anchored({}, replay=best)
     out = execute(recorder)
     runs = 1
@@ -276,7 +277,7 @@ def _drop_switches(
                 switches, best_out, best = trial.recorded, out, _strip(out.choices)
                 resumes = frozenset(trial.resumed)
                 progress = True
-        phase = 0 if progress else phase + 1  # after any gain, single drops again
+        phase = 0 if progress else phase + 1
     return best_out, best, runs
 
 

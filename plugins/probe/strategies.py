@@ -1,4 +1,5 @@
-"""Scheduling strategies: random walk, PCT and replay, all drawn from one seeded Random.
+"""Scheduling strategies: random walk, PCT and replay, all drawn from one seeded Random, and
+the shrinker's ``Anchored`` (switches tied to each worker's own steps).
 
 A strategy is asked at every decision point (two or more enabled workers) and answers
 an index into ``options``. ``options[0]`` is the natural choice: the worker that is
@@ -117,7 +118,7 @@ class Anchored:
     choice where no worker is preempted (the running one blocked or ended) is "run T if it
     has taken k steps" (``resumes``), whoever ran last. Drop one preemption and the others
     stay where they were in each worker's code, so the shrinker can drop them one at a time
-    (a livelock of four colliding retries was shown with 25 preemptions where 4 do).
+    (a livelock of four colliding retries was shown with 25 preemptions where 7 do).
 
     With ``replay`` it follows a choice list instead and records its choices as anchors
     (``recorded``, ``resumed``): that is how a found schedule is turned into one. The
