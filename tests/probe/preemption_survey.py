@@ -25,10 +25,10 @@ from pathlib import Path
 from plugins import curriculum, mutants
 from plugins.curriculum import Curriculum, Kata
 from plugins.probe_bench import _probe_katas
+from tests.probe.scenarios import preemptions_shown
 
 # A test's section of pytest's failure report starts with its name between underscores.
 _SECTION = re.compile(r"^_+ (test\S*) _+$", re.MULTILINE)
-_PREEMPTIONS = re.compile(r"interleaving that fails \((\d+) preemptions?")
 RUN_TIMEOUT_S = 600
 
 
@@ -37,10 +37,9 @@ def _rows(output: str) -> Iterator[dict[str, object]]:
     for n, match in enumerate(starts):
         end = starts[n + 1].start() if n + 1 < len(starts) else len(output)
         section = output[match.end() : end]
-        count = _PREEMPTIONS.search(section)
-        if count is None:
+        preemptions = preemptions_shown(section)
+        if preemptions is None:
             continue  # a plain assertion, not a probe report
-        preemptions = int(count.group(1))
         if "no schedule with fewer preemptions fails" in section or preemptions == 0:
             status = "minimal"
         elif "fewer preemptions not ruled out" in section:

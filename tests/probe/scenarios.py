@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -199,3 +200,12 @@ CORRECT = [
         backoff,
     ),
 ]
+
+
+_SHOWN = re.compile(r"interleaving that fails \((\d+) preemptions?;")
+
+
+def preemptions_shown(report: str) -> int | None:
+    """The preemptions a probe report's interleaving shows, or None for a text with none."""
+    found = _SHOWN.search(report)
+    return None if found is None else int(found.group(1))

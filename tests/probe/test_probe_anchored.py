@@ -4,7 +4,6 @@ they were in their workers' code, and a livelock is shown with its fewest preemp
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Callable
 
@@ -14,6 +13,7 @@ from plugins.probe import ProbeFailure, api, explore
 from plugins.probe.exploration import Outcome
 from plugins.probe.strategies import Anchored, Replay
 from tests.probe.samples import lockstep
+from tests.probe.scenarios import preemptions_shown
 
 HERE = sys.modules[__name__]
 
@@ -127,9 +127,9 @@ def _livelock(attempts: int) -> ProbeFailure:
 
 
 def _shown(failure: ProbeFailure) -> int:
-    found = re.search(r"\((\d+) preemptions?;", str(failure))
-    assert found, str(failure)
-    return int(found.group(1))
+    shown = preemptions_shown(str(failure))
+    assert shown is not None, str(failure)
+    return shown
 
 
 def test_a_two_round_livelock_is_shown_with_its_three_preemptions_checked_minimal() -> None:

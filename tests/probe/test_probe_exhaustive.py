@@ -4,7 +4,6 @@ interleavings, the fewest preemptions on known bugs, and an honest fallback to s
 from __future__ import annotations
 
 import functools
-import re
 import sys
 import threading
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from plugins.probe import ExploreStats, ProbeFailure, explore, explore_async, ru
 from plugins.probe.bytecode_paths import ENTRY, EXIT, path
 from plugins.probe_compare_cases import PAIRS_BY_NAME, Pair, condition_buffer
 from tests.probe.samples import async_cache as ac
+from tests.probe.scenarios import preemptions_shown
 
 HERE = sys.modules[__name__]
 
@@ -81,9 +81,9 @@ def _report(pair: Pair, variant: str = "broken") -> ProbeFailure:
 
 
 def _shown(failure: ProbeFailure) -> int:
-    found = re.search(r"\((\d+) preemptions?;", str(failure))
-    assert found, str(failure)
-    return int(found.group(1))
+    shown = preemptions_shown(str(failure))
+    assert shown is not None, str(failure)
+    return shown
 
 
 # The fewest preemptions that make each pair fail, argued in each module's docstring; the
