@@ -125,6 +125,17 @@ def test_a_priority_queue_is_not_run_as_one_step() -> None:
     )
 
 
+def test_a_learners_queue_subclass_is_made_with_its_own_switch_points() -> None:
+    # A plain queue is made with the settrace hook off (3.11); a subclass's constructor may
+    # run the learner's ``_init``, which must keep its switch points.
+    def steps(kind: type[queue.Queue[int]]) -> int:
+        return _steps_of(Mailbox, [lambda m: m.replace_box(kind)])
+
+    assert steps(queue_ops.CountingQueue) > steps(queue.Queue), (
+        "a learner's Queue subclass was made untraced: its own _init lost its switch points"
+    )
+
+
 def test_a_tracked_run_takes_the_same_steps_as_a_sampled_one() -> None:
     execute = api._executor(
         Mailbox, [lambda m: m.send(1), Mailbox.take], None, [queue_ops], 20_000, 2.0

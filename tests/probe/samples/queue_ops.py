@@ -26,6 +26,9 @@ class Mailbox:
     def take(self) -> None:
         self.got.append(self.box.get())
 
+    def replace_box(self, kind: type[queue.Queue[int]]) -> None:
+        self.box = kind()
+
     def hold_the_mutex(self) -> None:
         """Takes the queue's own mutex by hand, across switch points, and adds an item."""
         with self.box.mutex:
@@ -52,3 +55,11 @@ class Bounded:
 
     def size(self) -> None:
         self.sizes.append(self.box.qsize())
+
+
+class CountingQueue(queue.Queue[int]):
+    """A learner's subclass: its ``_init`` is the learner's code, with switch points of its own."""
+
+    def _init(self, maxsize: int) -> None:
+        super()._init(maxsize)
+        self.made_with = len(self.queue)
