@@ -26,7 +26,7 @@ from typing import IO, Any
 
 import pytest
 
-from plugins import isolation, mpi_job, mpi_state, mpi_warm, pycache, settings
+from plugins import impl, isolation, mpi_job, mpi_state, mpi_warm, pycache, settings
 from plugins.backends import mpi_launcher
 from plugins.verify_worker import plugin_modules
 
@@ -233,10 +233,21 @@ def rank_arguments(config: pytest.Config, nodeids: list[str]) -> list[str]:
         # run the rest of the file for results nobody will read.
         *([f"--maxfail={config.option.maxfail}"] if config.option.maxfail else []),
         f"--rootdir={config.rootpath}",
-        f"{settings.IMPL_OPTION}={run.impl}",
+        f"{settings.IMPL_OPTION}={_rank_impl(config, run.impl)}",
         *run.child_args(),
         *nodeids,
     ]
+
+
+def _rank_impl(config: pytest.Config, choice: str) -> str:
+    """The implementation each rank imports: for a mutant, the folder this run already wrote
+    it to. A rank that resolved `mutant:NAME` itself wrote a scratch copy of its own, and a
+    rank that ends without pytest's cleanup (an abort, a rank past its budget) left it in the
+    temporary folder: 94 of them after one self-check."""
+    written = impl.implementation(config)
+    if written is not None and written.scratch is not None:
+        return str(written.scratch)
+    return choice
 
 
 def rank_environment(namespace: isolation.Namespace, job: Path, warm: str | None) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -227,6 +228,50 @@ def test_a_crash_an_abort_an_exception_and_a_hang_each_end_the_job_at_once(
         if str(kata_repo.root) in line or "KATA_MPI_JOB" in line
     ]
     assert not leftovers, f"processes left running: {leftovers}"
+
+
+MUTANT_JOB = """
+import time
+
+import pytest
+from adder import add
+
+
+@pytest.mark.mpi(n=2)
+def test_every_rank_imports_the_mutant(comm):
+    assert add(2, 2) == 5, f"rank {comm.rank} did not import the off-by-one mutant"
+
+
+@pytest.mark.mpi(n=2)
+def test_abort(comm):
+    if comm.rank == 0:
+        comm.Abort(3)
+    comm.barrier()
+
+
+@pytest.mark.mpi(n=2)
+@pytest.mark.budget(1)
+def test_busy_rank_runs_past_its_budget(comm):
+    if comm.rank == 1:
+        while True:
+            time.sleep(0.01)
+    comm.barrier()
+"""
+
+
+def test_a_mutants_job_leaves_no_copy_of_the_mutant_behind(
+    kata_repo: KataRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The self-check runs every MPI mutant: each rank that wrote its own copy and was ended
+    # without pytest's cleanup left a folder in the temporary directory (43 for two katas).
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    kata_repo.write("katas/adder/test_adder.py", MUTANT_JOB)
+    result = kata_repo.run("katas/adder", "--kata-impl=mutant:adder/off-by-one", timeout=120)
+    result.assert_outcomes(passed=1, failed=2)
+    left = sorted(p.name for p in scratch.glob("kata-mutant-*"))
+    assert not left, f"copies of the mutant left behind by the job's ranks: {left}"
 
 
 LISTENERS = """
