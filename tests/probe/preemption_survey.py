@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from plugins import curriculum, mutants
-from plugins.curriculum import Curriculum, Kata
+from plugins.curriculum import Kata
 from plugins.probe_bench import _probe_katas
 from tests.probe.scenarios import preemptions_shown
 
@@ -49,41 +50,34 @@ def _rows(output: str) -> Iterator[dict[str, object]]:
         yield {"test": match.group(1), "preemptions": preemptions, "status": status}
 
 
-def _survey_one(
-    root: Path, lessons: Curriculum, kata: Kata, mutant: mutants.Mutant
-) -> list[dict[str, object]]:
-    with tempfile.TemporaryDirectory(prefix="survey-") as scratch:
-        folder = Path(scratch) / kata.name
-        folder.mkdir()
-        source = lessons.reference_path(kata).read_text(encoding="utf-8")
-        (folder / f"{kata.module}.py").write_text(mutant.apply(source), encoding="utf-8")
-        command = [
-            sys.executable,
-            "-m",
-            "pytest",
-            f"katas/{kata.name}",
-            f"--kata-impl={scratch}",
-            "-m",
-            "probe",
-            "-q",
-            "--tb=short",
-            "-p",
-            "no:cacheprovider",
-            "-p",
-            "no:randomly",
-        ]
-        try:
-            done = subprocess.run(
-                command,
-                cwd=root,
-                capture_output=True,
-                text=True,
-                timeout=RUN_TIMEOUT_S,
-                check=False,
-            )
-            output = done.stdout + done.stderr
-        except subprocess.TimeoutExpired:
-            output = ""
+def _survey_one(root: Path, kata: Kata, mutant: mutants.Mutant) -> list[dict[str, object]]:
+    """Every probe report of one mutant's run (the plugin writes the mutant itself)."""
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        f"katas/{kata.name}",
+        f"--kata-impl=mutant:{kata.name}/{mutant.name}",
+        "-m",
+        "probe",
+        "-q",
+        "--tb=short",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:randomly",
+    ]
+    # A group of its own, so that a run past its time goes with anything it started.
+    child = subprocess.Popen(
+        command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        output, _ = child.communicate(timeout=RUN_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.communicate()
+        return [{"kata": kata.name, "mutant": mutant.name, "test": "-", "status": "timed out"}]
     rows = [{"kata": kata.name, "mutant": mutant.name, **row} for row in _rows(output)]
     return rows or [{"kata": kata.name, "mutant": mutant.name, "test": "-", "status": "no report"}]
 
@@ -102,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         for mutant in mutants.load(lessons.mutants_path(kata))
     ]
     with ThreadPoolExecutor(max(1, options.jobs)) as pool:
-        results = list(pool.map(lambda job: _survey_one(root, lessons, *job), jobs))
+        results = list(pool.map(lambda job: _survey_one(root, *job), jobs))
     rows = [row for result in results for row in result]
     for row in rows:
         shown = row.get("preemptions", "")
