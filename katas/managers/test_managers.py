@@ -23,6 +23,9 @@ from managers import (
 # Generous: every scenario below needs well under a second (a spawned one one or two); 5 s
 # only runs out when something is really stuck, even on a busy machine.
 TIMEOUT = 5.0
+# A spawned manager and worker are two fresh interpreters: the self-check, running 8 suites
+# at once beside MPI jobs on 2 cores, once saw them take 6.8 s. A stuck one still fails.
+SPAWN_TIMEOUT = 15.0
 KEY = b"kata-secret"
 
 
@@ -231,10 +234,11 @@ def test_lines_appended_by_every_worker_all_reach_the_board() -> None:
 
 
 @pytest.mark.clause(3)
+@pytest.mark.budget(25)  # SPAWN_TIMEOUT, and the test's own start and checks
 def test_the_manager_and_the_workers_start_with_the_chosen_start_method(
     start_methods: list[str],
 ) -> None:
-    lines = parent(collect_lines, 1, 2, start_method="spawn")
+    lines = parent(collect_lines, 1, 2, start_method="spawn", timeout=SPAWN_TIMEOUT)
     assert lines == ["0:0", "0:1"], f"collect_lines(1, 2) returned {lines}"
     assert start_methods == ["spawn", "spawn"], (
         f"collect_lines(1, 2, start_method='spawn') started its manager and its worker by "
