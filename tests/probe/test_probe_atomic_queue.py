@@ -5,11 +5,12 @@ and a method still waits where the real one waits."""
 from __future__ import annotations
 
 import queue
+import random
 from collections.abc import Callable
 
 import pytest
 
-from plugins.probe import ProbeFailure, api, explore, strategies
+from plugins.probe import ProbeFailure, api, atomic_queue, explore, strategies
 from plugins.probe.exhaustive import Tracker
 from tests.probe.samples import queue_ops
 from tests.probe.samples.queue_ops import Bounded, Mailbox
@@ -143,3 +144,35 @@ def test_a_tracked_run_takes_the_same_steps_as_a_sampled_one() -> None:
     tracked = execute(Tracker([]))
     sampled = execute(strategies.Replay([]))
     assert (tracked.steps, tracked.choices) == (sampled.steps, sampled.choices)
+
+
+def test_the_quick_answers_of_put_get_and_task_done_change_no_schedule(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # put, get and task_done answer without the queue's mutex and Conditions where they
+    # cannot wait or raise: every schedule must end as with the standard library's code.
+    logs: list[list[tuple[str, object]]] = []
+    execute = api._executor(
+        queue_ops.Exchange,
+        [queue_ops.Exchange.producer, queue_ops.Exchange.taker, queue_ops.Exchange.hasty_taker],
+        lambda exchange, _results: logs.append(list(exchange.log)),
+        [queue_ops],
+        20_000,
+        2.0,
+    )
+
+    def outcomes() -> list[tuple[object, ...]]:
+        runs = [execute(strategies.RandomWalk(random.Random(seed))) for seed in range(60)]
+        return [
+            (log, run.steps, run.choices, str(run.failure))
+            for log, run in zip(logs[-60:], runs, strict=True)
+        ]
+
+    quick = outcomes()
+    monkeypatch.setattr(atomic_queue, "_QUICK", {})
+    slow = outcomes()
+    differ = [seed for seed, (a, b) in enumerate(zip(quick, slow, strict=True)) if a != b]
+    assert not differ, (
+        f"{len(differ)} of 60 schedules ended otherwise with the quick answers, seed "
+        f"{differ[0]}:\n  quick: {quick[differ[0]]}\n  stdlib: {slow[differ[0]]}"
+    )

@@ -63,3 +63,46 @@ class CountingQueue(queue.Queue[int]):
     def _init(self, maxsize: int) -> None:
         super()._init(maxsize)
         self.made_with = len(self.queue)
+
+
+class Exchange:
+    """Plain-queue calls of every kind, for comparing the one-step methods' quick answers with
+    the standard library's code: takers that wait and are woken in turn, a bounded queue,
+    task_done and join, and each error a call can raise."""
+
+    def __init__(self) -> None:
+        self.box: queue.Queue[int] = queue.Queue()
+        self.small: queue.Queue[int] = queue.Queue(maxsize=1)
+        self.late: queue.Queue[int] = queue.Queue()  # the takers wait on it for the producer
+        self.log: list[tuple[str, object]] = []
+
+    def _try(self, who: str, action: object) -> None:
+        try:
+            self.log.append((who, action()))  # type: ignore[operator]
+        except Exception as error:
+            self.log.append((who, type(error).__name__))
+
+    def producer(self) -> None:
+        self.late.put(10)
+        self.late.put(11)
+        for item in range(3):
+            self.box.put(item)
+        self._try("put_nowait", lambda: self.small.put_nowait(9))
+        self._try("put_nowait when full", lambda: self.small.put_nowait(8))
+        self._try("put, negative timeout", lambda: self.small.put(7, timeout=-1))
+        self.box.join()
+        self.log.append(("producer", "joined"))
+
+    def taker(self) -> None:
+        self._try("taker got late", self.late.get)
+        for _ in range(2):
+            self._try("taker got", self.box.get)
+            self.box.task_done()
+
+    def hasty_taker(self) -> None:
+        self._try("hasty got late", self.late.get)
+        self._try("get, negative timeout", lambda: self.box.get(timeout=-1))
+        self._try("hasty got", self.box.get)
+        self.box.task_done()
+        self._try("task_done on small", self.small.task_done)
+        self._try("get_nowait on small", self.small.get_nowait)
