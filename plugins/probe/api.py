@@ -12,14 +12,14 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
-from . import exploration
+from . import exploration, instrument
 from .cooperative import Cooperative
 from .exhaustive import Tracker
 from .exploration import Execute, ExploreStats, Outcome, named_workers
 from .failures import Check, checked
 from .finding import Failure
 from .patching import Patch
-from .scheduler import Run, set_active
+from .scheduler import Run, instrumented_point, set_active
 from .semaphores import Semaphore
 from .strategies import Strategy
 from .threadpool import POOL
@@ -105,32 +105,39 @@ def _execute(
     files: frozenset[str],
     max_steps: int,
     watchdog_s: float,
+    passed: list[types.FunctionType] | None,
     strategy: Strategy,
 ) -> Outcome:
-    """Run one schedule on cooperative threads; the mode's half of the exploration loop."""
-    run = Run(strategy, files, max_steps, watchdog_s)
+    """Run one schedule on cooperative threads; the mode's half of the exploration loop.
+    ``passed``: the learner's functions the test handed the exploration (None: settrace)."""
     if not _EXCLUSIVE.acquire(True, 30.0):
         raise RuntimeError("probe: another exploration is still running in this process")
     try:
-        set_active(run)
-        with Patch(list(modules)) as patch:
-            try:
-                run.setup_frame = sys._getframe()
+        swap = _rewritten_code(modules, passed, strategy)
+        run = Run(strategy, files, max_steps, watchdog_s, rewritten=swap is not None)
+        try:
+            set_active(run)
+            with Patch(list(modules)) as patch:
                 try:
-                    state = setup()
-                finally:
-                    run.setup_frame = None
-                run.names = {**patch.names, **name_objects(state)}
-                for name, fn in named:
-                    run.add_worker(name, functools.partial(fn, state))
-                if run.use_settrace:
-                    _launch_and_wait(run)
-                else:
-                    with Monitor(list(modules), run.on_instruction):
+                    run.setup_frame = sys._getframe()
+                    try:
+                        state = setup()
+                    finally:
+                        run.setup_frame = None
+                    run.names = {**patch.names, **name_objects(state)}
+                    for name, fn in named:
+                        run.add_worker(name, functools.partial(fn, state))
+                    if run.use_settrace or run.rewritten:
                         _launch_and_wait(run)
-            finally:
-                set_active(None)
-                run.closed = True
+                    else:
+                        with Monitor(list(modules), run.on_instruction):
+                            _launch_and_wait(run)
+                finally:
+                    set_active(None)
+                    run.closed = True
+        finally:
+            if swap is not None:
+                swap.restore()
     finally:
         _EXCLUSIVE.release()
     results = [w.result for w in run.workers[: len(named)]]
@@ -156,6 +163,25 @@ def _execute(
     )
 
 
+def _rewriting() -> bool:
+    return instrument.AVAILABLE and os.environ.get("PROBE_TRACER") != "settrace"
+
+
+def _rewritten_code(
+    modules: Sequence[types.ModuleType],
+    passed: list[types.FunctionType] | None,
+    strategy: Strategy,
+) -> instrument.Swap | None:
+    """3.11, a run that tracks no footprints: the learner's functions swapped for copies
+    that call the scheduler at each switch point (plugins/probe/instrument), instead of
+    settrace; None where settrace runs it (``PROBE_TRACER=settrace`` asks for it)."""
+    if passed is None or isinstance(strategy, Tracker):
+        return None
+    functions = instrument.learner_functions(list(modules))
+    swap = instrument.Swap([*functions, *passed], instrumented_point)
+    return swap if swap.ready else None
+
+
 def _executor(
     setup: Callable[[], S],
     workers: Workers[S],
@@ -165,8 +191,18 @@ def _executor(
     watchdog_s: float,
 ) -> Execute:
     named = named_workers(workers)
+    files = _files(modules)
+    passed = None
+    if _rewriting():
+        # The learner's functions the test reaches through its own (a factory's closure
+        # given as a worker), and every one rewritten now, before the first schedule, once
+        # per process: the rewriting is a cost of the learner's code, not of a schedule.
+        roots: list[object] = [setup, check, *(fn for _, fn in named)]
+        passed = instrument.reachable(roots, files, list(modules))
+        functions = instrument.learner_functions(list(modules))
+        instrument.prepare([*functions, *passed], instrumented_point)
     return functools.partial(
-        _execute, setup, named, check, modules, _files(modules), max_steps, watchdog_s
+        _execute, setup, named, check, modules, files, max_steps, watchdog_s, passed
     )
 
 

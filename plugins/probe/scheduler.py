@@ -98,6 +98,7 @@ class Run:
         learner_files: frozenset[str],
         max_steps: int,
         watchdog_s: float = 2.0,
+        rewritten: bool = False,
     ) -> None:
         self.strategy = strategy
         self.learner_files = learner_files
@@ -135,7 +136,10 @@ class Run:
         self.thread_seq = 0
         self.lock_order = LockOrder()
         self.workers_launched = False
-        self.use_settrace = not use_monitoring()
+        # The learner's code calls the scheduler itself (3.11, plugins/probe/instrument):
+        # neither settrace nor sys.monitoring.
+        self.rewritten = rewritten
+        self.use_settrace = not rewritten and not use_monitoring()
         # The run's settrace hook, dropped when the run ends (it refers back to the run).
         self._tracer = (
             make_tracer(learner_files, self._opcode_hook()) if self.use_settrace else None
@@ -711,6 +715,33 @@ def _serve(job: tuple[Run, Worker]) -> None:
 
 def active_run() -> Run | None:
     return _ACTIVE[0]
+
+
+def instrumented_point(args: tuple[CodeType, int, str, Site]) -> None:
+    """A switch point of rewritten learner code (plugins/probe/instrument): ``args`` names the
+    original instruction. The settrace hook's step (``Run._opcode_hook``), for a run that
+    tracks nothing; any other thread or greenlet that runs the code passes through."""
+    run = _ACTIVE[0]
+    if run is None or not run.rewritten:
+        return
+    w = run.current
+    if w is None or w.glet is not getcurrent():
+        return
+    code, offset, what, site = args
+    if what is BACK_EDGE:
+        run.back_edge(w, code.co_filename, code, offset)
+        return
+    if run.aborted:
+        raise Unwind
+    run.events.append(("s", w.index, site, what))
+    run.steps += 1
+    run.spins = 0
+    if run.steps > run.max_steps:
+        run.fail(diagnosis.livelock(w, site, run.max_steps))
+        raise Unwind
+    nxt = run._pick(w)
+    if nxt is not w and nxt is not None:
+        run._handoff(w, nxt)
 
 
 @contextlib.contextmanager

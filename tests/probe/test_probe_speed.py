@@ -53,7 +53,9 @@ def test_the_trace_hook_skips_the_harness_inside_a_primitive(
     """On 3.11 each frame a worker enters calls the trace hook; a Lock or Condition call ran
     five to seven harness frames through it per switch point (the scheduler's own, the walk to
     the learner's line), most of a switch point's cost. Primitives now run with the hook off.
-    Counted, not timed: the same seed runs the same schedules, so this never flakes."""
+    Counted, not timed: the same seed runs the same schedules, so this never flakes. (A
+    sampled run uses no trace hook at all now, unless asked to: plugins/probe/instrument.)"""
+    monkeypatch.setenv("PROBE_TRACER", "settrace")
     real_settrace = sys.settrace
     frames = harness_frames = 0
 
