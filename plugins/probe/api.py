@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
-from . import exploration, instrument
+from . import bytecode_paths, exploration, instrument
 from .cooperative import Cooperative
 from .exhaustive import Tracker
 from .exploration import Execute, ExploreStats, Outcome, named_workers
@@ -23,7 +23,7 @@ from .scheduler import Run, instrumented_point, set_active
 from .semaphores import Semaphore
 from .strategies import Strategy
 from .threadpool import POOL
-from .tracing import Monitor
+from .tracing import Monitor, learner_codes
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -236,6 +236,11 @@ def explore(
     outside the harness's control.
     """
     execute = _executor(setup, workers, check, modules, max_steps, watchdog_s)
+    if exhaustive:
+        # The search reads each learner function's control flow from its bytecode: read
+        # now, once per process, not in the first schedule (a proved test may have two).
+        for code in learner_codes(list(modules)):
+            bytecode_paths.analysed(code)
     with POOL.on_one_core():
         POOL.reserve(1)  # the run's thread: every worker is a greenlet on it
         return exploration.explore_schedules(
