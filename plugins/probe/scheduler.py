@@ -605,9 +605,20 @@ class Run:
         tracing, which would leave the worker switched to untraced; it resets that count for
         the call and restores it once this worker is switched back to. The settrace hook is
         the thread's, not a greenlet's: this worker's own (None inside ``untraced``) is put
-        back when it resumes."""
-        hook = gettrace()
+        back when it resumes. A run on rewritten code (``rewritten``) switches from a plain
+        call, with no hook of its own: it switches straight (a tenth of barriers' schedule
+        was the detour)."""
         g = nxt.glet
+        if self.rewritten:  # no hook anywhere in the run: a plain switch
+            if g is None:
+                g, job = self._greenlet(nxt)
+                g.switch(*job)
+            else:
+                g.switch()
+            if self.aborted:
+                raise Unwind
+            return
+        hook = gettrace()
         if g is None:  # its first turn: a greenlet is given to it now
             g, job = self._greenlet(nxt)
             call_tracing(g.switch, job)
