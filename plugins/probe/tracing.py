@@ -498,17 +498,20 @@ def _hook_off(method: Callable[P, R], harmless: Callable[[Any], bool] | None) ->
         finally:
             settrace(hook)
 
-    _WRAPPERS.add(call.__code__)  # one code object for every wrapper made here
+    _WRAPPER[0] = call.__code__  # one code object for every wrapper made here
     return functools.wraps(method)(call)
 
 
-_WRAPPERS: set[CodeType] = set()
+# The wrappers' code object (None on 3.12+): told apart by identity, since hashing a code
+# object hashes its bytecode and constants (a tenth of a pipeline's schedule went there).
+_WRAPPER: list[CodeType | None] = [None]
 
 
 def past_wrappers(frame: FrameType) -> FrameType:
     """``frame``, or the first frame above it that is not an ``untraced`` wrapper's: the caller
     of a wrapped method, whichever Python version (3.12+ has no wrapper)."""
-    while frame.f_code in _WRAPPERS and frame.f_back is not None:
+    wrapper = _WRAPPER[0]
+    while frame.f_code is wrapper and frame.f_back is not None:
         frame = frame.f_back
     return frame
 
