@@ -38,7 +38,7 @@ from .lockorder import LockOrder
 from .sites import NO_SITE, Site, assigned_name, caller_site, find_site, short
 from .strategies import PCT, Anchored, RandomWalk, Strategy, normalize
 from .threadpool import POOL
-from .tracing import BACK_EDGE, line_of, loop_line, make_tracer, sites_of, use_monitoring
+from .tracing import BACK_EDGE, loop_line, make_tracer, use_monitoring
 
 if TYPE_CHECKING:
     from .cooperative import Cooperative
@@ -319,7 +319,7 @@ class Run:
             settrace(None)
 
     # ----- scheduling -----------------------------------------------------------------
-    def on_instruction(self, code: CodeType, offset: int, what: str) -> None:
+    def on_instruction(self, code: CodeType, offset: int, what: str, site: Site) -> None:
         """sys.monitoring hook: a switch point if the calling thread is one of our workers."""
         w = self.current
         if w is None or w.glet is not getcurrent():  # not a worker: another thread's code
@@ -327,7 +327,6 @@ class Run:
         if what is BACK_EDGE:
             self.back_edge(w, code.co_filename, code, offset)
             return
-        site = sites_of(code).get(offset) or (code.co_filename, line_of(code, offset))
         at = None
         if self.tracking and len(self.workers) > 1:  # alone, a step races with nothing
             frame = frame_of(code, sys._getframe(1))

@@ -424,11 +424,15 @@ class Monitor:
     TOOL = 4  # 0-2 and 5 are reserved for debuggers, coverage, profilers, optimizers
 
     def __init__(
-        self, modules: list[types.ModuleType], on_point: Callable[[CodeType, int, str], None]
+        self,
+        modules: list[types.ModuleType],
+        on_point: Callable[[CodeType, int, str, tuple[str, int]], None],
     ) -> None:
         self._codes = _learner_codes_again(modules)
         self._on_point = on_point
-        self._points = {code: switch_points(code) for code in self._codes}
+        # By id: hashing a code object hashes its bytecode and constants, at every event
+        # (``_codes`` keeps them alive meanwhile).
+        self._points = {id(code): (switch_points(code), sites_of(code)) for code in self._codes}
 
     def __enter__(self) -> Monitor:
         mon: Any = sys.monitoring  # type: ignore[attr-defined,unused-ignore]  # 3.12+
@@ -442,11 +446,11 @@ class Monitor:
         disable = mon.DISABLE
 
         def callback(code: CodeType, offset: int) -> object:
-            pts = points.get(code)
-            what = pts.get(offset) if pts is not None else None
+            known = points.get(id(code))
+            what = known[0].get(offset) if known is not None else None
             if what is None:
                 return disable  # never interesting: switch this location off for good
-            on_point(code, offset, what)
+            on_point(code, offset, what, known[1][offset])  # type: ignore[index]
             return None
 
         mon.register_callback(self.TOOL, mon.events.INSTRUCTION, callback)
