@@ -251,6 +251,8 @@ class Run:
                 g.switch(*job)
             for x in self.workers:
                 if x.glet is not None and x.status != DONE:
+                    if self._tracer is not None:  # its handlers stop at a switch point too
+                        sys.settrace(self._tracer)
                     with contextlib.suppress(BaseException):
                         x.glet.throw(Unwind)
         except BaseException as exc:  # the harness's own error: a failure, never a silent pass
@@ -323,6 +325,7 @@ class Run:
         """sys.monitoring hook: a switch point if the calling thread is one of our workers."""
         w = self.current
         if w is None or w.glet is not getcurrent():  # not a worker: another thread's code
+            self.unwinding()
             return
         if what is BACK_EDGE:
             self.back_edge(w, code.co_filename, code, offset)
@@ -332,6 +335,17 @@ class Run:
             frame = frame_of(code, sys._getframe(1))
             at = None if frame is None else op_loc(frame, offset, self.learner_files, w.loc)
         self._step(w, site, what, at)
+
+    def unwinding(self) -> None:
+        """At a switch point of a greenlet that does not hold the token: once the run is
+        decided, one of its workers being unwound (the driver throws Unwind into each) stops
+        there too, as settrace's hook stops it, instead of running the rest of its ``finally``
+        blocks and handlers unchecked (a barrier's action calling the real ``threading`` after
+        the run). Another thread's code passes through."""
+        if self.aborted:
+            me = getcurrent()
+            if any(x.glet is me for x in self.workers):
+                raise Unwind
 
     def _opcode_hook(self) -> Callable[[FrameType, str, Site], None]:
         """settrace's switch points (a closure: it runs at every step). Only the worker
@@ -347,6 +361,7 @@ class Run:
         def on_opcode(frame: FrameType, what: str, site: Site) -> None:
             w = run.current
             if w is None:
+                run.unwinding()
                 return
             if what is BACK_EDGE:
                 run.back_edge(w, frame.f_code.co_filename, frame.f_code, frame.f_lasti)
@@ -736,6 +751,7 @@ def instrumented_point(args: tuple[CodeType, int, str, Site]) -> None:
         return
     w = run.current
     if w is None or w.glet is not getcurrent():
+        run.unwinding()
         return
     code, offset, what, site = args
     if what is BACK_EDGE:

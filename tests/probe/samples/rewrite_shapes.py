@@ -133,3 +133,20 @@ def decorated_bump(b: Box) -> None:
 def cached_bump(b: Box) -> None:
     seen = b.v
     b.v = seen + 1  # unlocked: a lost update
+
+
+class Stuck:
+    """Two workers that wait for a notify nobody sends (a deadlock), each with a handler that
+    would run code when it is unwound."""
+
+    def __init__(self) -> None:
+        self.ready = threading.Condition()
+        self.cleaned: list[str] = []
+
+    def waits(self) -> None:
+        with self.ready:
+            try:
+                self.ready.wait()
+            except BaseException:
+                self.cleaned.append("unwound")
+                raise
