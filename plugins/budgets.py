@@ -159,7 +159,13 @@ def really_alive(thread: threading.Thread) -> bool:
 
 
 def _collect_strays(item: pytest.Item, before: set[threading.Thread]) -> None:
-    leftover = [t for t in threading.enumerate() if t not in before and really_alive(t)]
+    # A dummy thread is a thread threading did not start, which asked current_thread(): it
+    # cannot be joined (join() asserts), and the test did not start it.
+    leftover = [
+        t
+        for t in threading.enumerate()
+        if t not in before and really_alive(t) and not isinstance(t, threading._DummyThread)
+    ]
     for thread in leftover:
         thread.join(STRAY_GRACE_SECONDS / max(1, len(leftover)))
     strays = item.config.stash.setdefault(strays_key, [])

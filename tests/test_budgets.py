@@ -132,3 +132,34 @@ def test_a_budget_expiry_swallowed_by_a_finalizer_fails_that_test_and_the_run_go
     result.stdout.fnmatch_lines(
         ["*the test ran past its budget of 1 s while Python was running a finalizer*"]
     )
+
+
+ASKS_FROM_A_FOREIGN_THREAD = """
+import _thread
+import threading
+import time
+
+from adder import add
+
+
+def test_a_thread_threading_did_not_start_asks_who_it_is():
+    names = []
+    _thread.start_new_thread(lambda: (names.append(threading.current_thread().name), time.sleep(2)), ())
+    deadline = time.monotonic() + 5
+    while not names and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert names and add(1, 2) == 3
+
+
+def test_runs_after_it():
+    assert add(2, 2) == 4
+"""
+
+
+def test_a_dummy_thread_left_behind_is_no_stray_to_join(kata_repo: KataRepo) -> None:
+    # threading registers a thread it did not start as a dummy when that thread calls
+    # current_thread(); joining one asserts, and crashed the run (INTERNALERROR).
+    kata_repo.write("katas/adder/test_adder.py", ASKS_FROM_A_FOREIGN_THREAD)
+    result = kata_repo.run("katas/adder", "--kata-impl=reference", "-p", "no:randomly", timeout=60)
+    assert "INTERNALERROR" not in result.stdout.str(), result.stdout.str()[-2000:]
+    result.assert_outcomes(passed=2)
