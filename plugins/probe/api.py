@@ -23,7 +23,7 @@ from .scheduler import Run, instrumented_point, set_active
 from .semaphores import Semaphore
 from .strategies import Strategy
 from .threadpool import POOL
-from .tracing import Monitor, learner_codes
+from .tracing import Monitor, learner_codes, reachable_functions
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -198,7 +198,7 @@ def _executor(
         # given as a worker), and every one rewritten now, before the first schedule, once
         # per process: the rewriting is a cost of the learner's code, not of a schedule.
         roots: list[object] = [setup, check, *(fn for _, fn in named)]
-        passed = instrument.reachable(roots, files, list(modules))
+        passed = reachable_functions(roots, files, list(modules))
         functions = instrument.learner_functions(list(modules))
         instrument.prepare([*functions, *passed], instrumented_point)
     return functools.partial(

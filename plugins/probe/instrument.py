@@ -25,19 +25,16 @@ The cost is a scan per code object, once per process (cached), made before the r
 
 from __future__ import annotations
 
-import contextlib
 import dis
-import functools
 import itertools
 import opcode
 import operator
-import os
 import sys
 import types
 from collections.abc import Callable, Iterator
 from types import CodeType
 
-from .tracing import sites_of, switch_points
+from .tracing import module_files, reachable_functions, sites_of, switch_points
 
 Hook = Callable[[tuple[CodeType, int, str, tuple[str, int]]], None]
 
@@ -384,51 +381,5 @@ def learner_functions(modules: list[types.ModuleType]) -> list[types.FunctionTyp
 
 def _functions(modules: list[types.ModuleType]) -> list[types.FunctionType]:
     """The function objects of the learner's modules (``reachable`` from what they hold)."""
-    paths = [str(m.__file__) for m in modules if getattr(m, "__file__", None)]
-    files = frozenset(f for p in paths for f in (p, os.path.abspath(p), os.path.realpath(p)))
-    return reachable([v for m in modules for v in vars(m).values()], files, modules)
-
-
-def reachable(
-    roots: list[object], files: frozenset[str], modules: list[types.ModuleType]
-) -> list[types.FunctionType]:
-    """The functions of ``files`` reachable from ``roots``: through functions' closures and
-    ``__wrapped__`` (a decorated function), bound methods, partials, static and class methods,
-    properties, the classes the ``modules`` define, and lists, tuples, sets and dicts.
-
-    A function made while a rewritten one runs comes from rewritten code already. Not
-    reached: one made before the run and kept only in an object's attribute; it runs with no
-    switch point in a sampled run (settrace, ``PROBE_TRACER=settrace``, has none missing)."""
-    found: dict[int, types.FunctionType] = {}
-    todo = list(roots)
-    seen: set[int] = set()
-    while todo:
-        obj = todo.pop()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, types.FunctionType):
-            if obj.__code__.co_filename in files:
-                found[id(obj)] = obj
-            todo.append(getattr(obj, "__wrapped__", None))
-            for cell in obj.__closure__ or ():
-                with contextlib.suppress(ValueError):  # an empty cell
-                    todo.append(cell.cell_contents)
-        elif isinstance(obj, types.MethodType):
-            todo.append(obj.__func__)
-        elif isinstance(obj, functools.partial):
-            todo.extend((obj.func, *obj.args, *obj.keywords.values()))
-        elif isinstance(obj, (staticmethod, classmethod)):
-            todo.append(obj.__func__)
-        elif isinstance(obj, property):
-            todo.extend((obj.fget, obj.fset, obj.fdel))
-        elif isinstance(obj, type):
-            if any(obj.__module__ == m.__name__ for m in modules):
-                todo.extend(vars(obj).values())
-        elif isinstance(obj, (list, tuple, set, frozenset)):
-            todo.extend(obj)
-        elif isinstance(obj, dict):
-            todo.extend(obj.values())
-        elif callable(obj) and type(obj).__module__ == "functools":
-            todo.append(getattr(obj, "__wrapped__", None))  # an lru_cache'd function
-    return list(found.values())
+    files = module_files(modules)
+    return reachable_functions([v for m in modules for v in vars(m).values()], files, modules)

@@ -250,24 +250,3 @@ def test_explorations_find_the_same_bugs_the_same_way_with_either_hook(
     for mine, theirs in zip(rewritten, traced, strict=True):
         assert mine == theirs, f"rewritten:\n{mine}\n\nsettrace:\n{theirs}"
     assert sum("passed" not in r for r in traced) >= len(BUGS) - 1, traced
-
-
-def _lost_update(worker: Callable[[Box], None]) -> str:
-    def both_counted(b: Box, _results: list[object]) -> None:
-        assert b.v == 2, f"a lost update: {b.v} after two bumps"
-
-    with pytest.raises(ProbeFailure) as caught:
-        explore(Box, [worker, worker], both_counted, modules=[rewrite_shapes], budget=100)
-    return str(caught.value)
-
-
-def test_a_closure_the_test_made_before_exploring_keeps_its_switch_points() -> None:
-    assert "a lost update" in _lost_update(rewrite_shapes.bumper())
-
-
-def test_a_decorated_function_keeps_its_switch_points() -> None:
-    assert "a lost update" in _lost_update(rewrite_shapes.decorated_bump)
-
-
-def test_a_function_behind_lru_cache_keeps_its_switch_points() -> None:
-    assert "a lost update" in _lost_update(rewrite_shapes.cached_bump)
