@@ -155,7 +155,27 @@ def test_deadlocks_fail_within_two_seconds_with_who_waits_for_what(kata_repo: Ka
     assert len(found) >= 5 and max(found) < 2.0, f"deadlocks called after {found} s"
 
 
-ENDINGS = """
+# A rank that calls Abort, and one that runs past its budget: in the job of every ending, and
+# in a mutant's job.
+ABORTS = """
+@pytest.mark.mpi(n=2)
+def test_abort(comm):
+    if comm.rank == 0:
+        comm.Abort(3)
+    comm.barrier()
+"""
+RUNS_PAST_ITS_BUDGET = """
+@pytest.mark.mpi(n=2)
+@pytest.mark.budget(1)
+def test_busy_rank_runs_past_its_budget(comm):
+    if comm.rank == 1:
+        while True:
+            time.sleep(0.01)
+    comm.barrier()
+"""
+
+ENDINGS = (
+    """
 import ctypes
 import os
 import time
@@ -170,12 +190,9 @@ def test_segfault_on_one_rank(comm):
     comm.barrier()
 
 
-@pytest.mark.mpi(n=2)
-def test_abort(comm):
-    if comm.rank == 0:
-        comm.Abort(3)
-    comm.barrier()
-
+"""
+    + ABORTS[1:]
+    + """
 
 @pytest.mark.mpi(n=2)
 def test_exception_while_the_other_waits_in_a_collective(comm):
@@ -184,19 +201,15 @@ def test_exception_while_the_other_waits_in_a_collective(comm):
     comm.barrier()
 
 
-@pytest.mark.mpi(n=2)
-@pytest.mark.budget(1)
-def test_busy_rank_runs_past_its_budget(comm):
-    if comm.rank == 1:
-        while True:
-            time.sleep(0.01)
-    comm.barrier()
-
+"""
+    + RUNS_PAST_ITS_BUDGET[1:]
+    + """
 
 @pytest.mark.mpi(n=2)
 def test_still_runs_after_all_that(comm):
     assert comm.allreduce(1) == 2
 """
+)
 
 
 def test_a_crash_an_abort_an_exception_and_a_hang_each_end_the_job_at_once(
@@ -230,7 +243,8 @@ def test_a_crash_an_abort_an_exception_and_a_hang_each_end_the_job_at_once(
     assert not leftovers, f"processes left running: {leftovers}"
 
 
-MUTANT_JOB = """
+MUTANT_JOB = (
+    """
 import time
 
 import pytest
@@ -242,21 +256,13 @@ def test_every_rank_imports_the_mutant(comm):
     assert add(2, 2) == 5, f"rank {comm.rank} did not import the off-by-one mutant"
 
 
-@pytest.mark.mpi(n=2)
-def test_abort(comm):
-    if comm.rank == 0:
-        comm.Abort(3)
-    comm.barrier()
-
-
-@pytest.mark.mpi(n=2)
-@pytest.mark.budget(1)
-def test_busy_rank_runs_past_its_budget(comm):
-    if comm.rank == 1:
-        while True:
-            time.sleep(0.01)
-    comm.barrier()
 """
+    + ABORTS[1:]
+    + """
+
+"""
+    + RUNS_PAST_ITS_BUDGET[1:]
+)
 
 
 def test_a_mutants_job_leaves_no_copy_of_the_mutant_behind(
