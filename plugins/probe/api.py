@@ -114,8 +114,8 @@ def _execute(
         raise RuntimeError("probe: another exploration is still running in this process")
     try:
         swap = _rewritten_code(modules, passed, strategy)
-        run = Run(strategy, files, max_steps, watchdog_s, rewritten=swap is not None)
-        try:
+        try:  # from here on the learner's own code is put back, whatever fails
+            run = Run(strategy, files, max_steps, watchdog_s, rewritten=swap is not None)
             set_active(run)
             with Patch(list(modules)) as patch:
                 try:

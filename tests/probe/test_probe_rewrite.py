@@ -250,3 +250,17 @@ def test_explorations_find_the_same_bugs_the_same_way_with_either_hook(
     for mine, theirs in zip(rewritten, traced, strict=True):
         assert mine == theirs, f"rewritten:\n{mine}\n\nsettrace:\n{theirs}"
     assert sum("passed" not in r for r in traced) >= len(BUGS) - 1, traced
+
+
+def test_the_learners_own_code_is_back_after_a_run_whose_setup_raises() -> None:
+    def broken_setup() -> Box:
+        raise KeyError("no box")
+
+    with pytest.raises(Exception, match="no box"):
+        explore(broken_setup, [rewrite_shapes.loops], None, modules=[rewrite_shapes], budget=3)
+    swapped = [
+        f.__name__
+        for f in instrument.learner_functions([rewrite_shapes])
+        if f.__code__ in instrument.REWRITTEN
+    ]
+    assert not swapped, f"still running rewritten code after the run: {swapped}"
