@@ -112,6 +112,11 @@ def _execute(
     ``passed``: the learner's functions the test handed the exploration (None: settrace)."""
     if not _EXCLUSIVE.acquire(True, 30.0):
         raise RuntimeError("probe: another exploration is still running in this process")
+    # A search's first run with one worker goes untracked while it stays alone (Tracker.lone).
+    tracker = strategy if isinstance(strategy, Tracker) else None
+    lone = tracker is not None and tracker.lone and len(named) == 1
+    if tracker is not None and lone:
+        tracker.footprints = False
     try:
         swap = _rewritten_code(modules, passed, strategy)
         try:  # from here on the learner's own code is put back, whatever fails
@@ -140,6 +145,8 @@ def _execute(
                 swap.restore()
     finally:
         _EXCLUSIVE.release()
+    if tracker is not None and lone and len(run.workers) > 1:
+        tracker.spawned = True
     results = [w.result for w in run.workers[: len(named)]]
     cut = isinstance(strategy, Tracker) and strategy.cut
     failure = (
@@ -174,11 +181,13 @@ def _rewritten_code(
 ) -> instrument.Swap | None:
     """3.11, a run that tracks no footprints: the learner's functions swapped for copies
     that call the scheduler at each switch point (plugins/probe/instrument), instead of
-    settrace; None where settrace runs it (``PROBE_TRACER=settrace`` asks for it)."""
-    if passed is None or isinstance(strategy, Tracker):
+    settrace; None where settrace runs it (``PROBE_TRACER=settrace`` asks for it). A search's
+    run that reads what each step touches (``Tracker.footprints``) keeps settrace: it reads
+    the frames at their own offsets."""
+    if passed is None or (isinstance(strategy, Tracker) and strategy.footprints):
         return None
     functions = instrument.learner_functions(list(modules))
-    swap = instrument.Swap([*functions, *passed], instrumented_point)
+    swap = instrument.Swap((functions, passed), instrumented_point)
     return swap if swap.ready else None
 
 

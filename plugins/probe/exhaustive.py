@@ -66,11 +66,17 @@ class Tracker:
         every_switch_preempts: bool = False,
         sleep: dict[Key, Footprint] | None = None,
         footprints: bool = True,
+        lone: bool = False,
     ) -> None:
         self.prefix = list(prefix)
         # Whether the run works out what each step touched (``footprints``): the partial-order
         # reduction needs it; counting preemptions does not, and runs 3-4 times faster.
         self.footprints = footprints
+        # A search's first run may go untracked if it starts with one worker (``lone``): a
+        # worker alone has one interleaving, and its steps race with nothing. The run says
+        # ``spawned`` if a second worker came after all, and the search runs it again, tracked.
+        self.lone = lone
+        self.spawned = False
         self.points: list[Point] = []
         self.decisions = 0
         self.cut = False
@@ -169,17 +175,23 @@ def prove(
     traces: set[tuple[Key, ...]] = set()
     finished: list[list[tuple[Key, Footprint]]] = []  # the complete runs' steps, when reduced
     search = Search()
+    lone = True  # the first run: untracked if one worker runs it alone (Tracker.lone)
     while True:
         if search.runs >= max_runs or REAL_PERF_COUNTER() - started > max_seconds:
             search.distinct = len(traces)
             return search
-        tracker = Tracker(prefix, every_switch_preempts=every_switch_preempts, sleep=sleep)
+        tracker = Tracker(
+            prefix, every_switch_preempts=every_switch_preempts, sleep=sleep, lone=lone
+        )
         failed, outcome = run(tracker)
         search.runs += 1
         if failed and not tracker.cut:
             search.failing = outcome
             search.distinct = len(traces)
             return search
+        lone = False
+        if tracker.spawned:  # it was not alone after all: the same run again, tracked
+            continue
         decisions = [p for p in tracker.points if p.decision is not None]
         for p in decisions[len(nodes) :]:
             node = _Node(p.options, p.chosen, p.preemptible, {p.chosen}, {p.chosen}, p.sleep)

@@ -116,23 +116,31 @@ def _target(ins: _Ins) -> int | None:
     return None
 
 
-_DONE: dict[CodeType, CodeType | None] = {}
-# Every rewritten code object, so that settrace (a tracked run) can tell a stray one apart.
-REWRITTEN: set[CodeType] = set()
+# Both caches are keyed by id(): hashing a code object hashes its bytecode, and every run
+# asks about each of the learner's functions (a tenth of a short schedule). Each holds the
+# code objects it names, so that no id is reused while it is there.
+_DONE: dict[int, tuple[CodeType, CodeType | None]] = {}  # id(code) -> (code, its rewriting)
+_REWRITTEN: dict[int, CodeType] = {}  # id -> every code object made here (or kept as it was)
+
+
+def is_rewritten(code: CodeType) -> bool:
+    """Whether ``code`` came out of ``rewritten`` (it calls the hook already)."""
+    return id(code) in _REWRITTEN
 
 
 def rewritten(code: CodeType, hook: Hook) -> CodeType | None:
     """``code`` with a call of ``hook`` before each switch point, nested code too; None if
     it cannot be rewritten. Cached: ``hook`` must be the same at every call."""
-    if code in _DONE:
-        return _DONE[code]
+    done = _DONE.get(id(code))
+    if done is not None:
+        return done[1]
     try:
         new = _rewrite(code, hook)
     except KeyError:  # a jump into the middle of an instruction: settrace runs this code
         new = None
-    _DONE[code] = new
+    _DONE[id(code)] = (code, new)
     if new is not None:
-        REWRITTEN.add(new)
+        _REWRITTEN[id(new)] = new
     return new
 
 
@@ -326,33 +334,59 @@ def _svarint(value: int) -> bytes:
 def prepare(functions: list[types.FunctionType], hook: Hook) -> None:
     """Rewrite the functions' code now (cached), ahead of the runs that swap it in."""
     for function in functions:
-        if function.__code__ not in REWRITTEN:
+        if id(function.__code__) not in _REWRITTEN:
             rewritten(function.__code__, hook)
+
+
+# One function's swap: the function, the code it has, the rewritten code it gets.
+_Change = tuple[types.FunctionType, CodeType, CodeType]
+# The last plan (``_plan``), with the lists it was made from: every run of an exploration
+# swaps the same functions (the modules' list is learner_functions' cached one).
+_PLAN: list[tuple[tuple[list[types.FunctionType], ...], list[_Change] | None]] = []
+
+
+def _plan(groups: tuple[list[types.FunctionType], ...], hook: Hook) -> list[_Change] | None:
+    """Each function's change, once each, or None if one cannot be rewritten; the last
+    answer while ``groups`` are the same lists and their functions still hold the code it
+    saw."""
+    if _PLAN:
+        last_groups, last = _PLAN[0]
+        same = len(last_groups) == len(groups) and all(map(operator.is_, last_groups, groups))
+        if same and (last is None or all(f.__code__ is code for f, code, _new in last)):
+            return last
+    found: list[_Change] = []
+    changes: list[_Change] | None = found
+    seen: set[int] = set()
+    for function in itertools.chain(*groups):
+        code = function.__code__
+        if id(function) in seen or id(code) in _REWRITTEN:
+            continue  # made by rewritten code in an earlier run: it calls the hook already
+        seen.add(id(function))
+        new = rewritten(code, hook)
+        if new is None:
+            changes = None
+            break
+        found.append((function, code, new))
+    _PLAN[:] = [(groups, changes)]
+    return changes
 
 
 class Swap:
     """For one run: every learner function's code swapped for its rewritten copy, and put
     back after. ``ready`` is False (and nothing is swapped) if one cannot be rewritten."""
 
-    def __init__(self, functions: list[types.FunctionType], hook: Hook) -> None:
-        self._saved: list[tuple[types.FunctionType, CodeType]] = []
-        pairs = []
-        for function in functions:
-            if function.__code__ in REWRITTEN:
-                continue  # made by rewritten code in an earlier run: it calls the hook already
-            new = rewritten(function.__code__, hook)
-            if new is None:
-                self.ready = False
-                return
-            pairs.append((function, new))
-        for function, new in pairs:
-            self._saved.append((function, function.__code__))
-            function.__code__ = new
-        self.ready = True
+    def __init__(self, groups: tuple[list[types.FunctionType], ...], hook: Hook) -> None:
+        self._saved: list[_Change] = []
+        changes = _plan(groups, hook)
+        self.ready = changes is not None
+        if changes is not None:
+            for change in changes:
+                change[0].__code__ = change[2]
+            self._saved = changes
 
     def restore(self) -> None:
-        while self._saved:
-            function, code = self._saved.pop()
+        saved, self._saved = self._saved, []
+        for function, code, _new in reversed(saved):
             function.__code__ = code
 
 

@@ -513,7 +513,9 @@ class Run:
                     else:
                         options.append(x)
             if options is None:
-                if self.tracker is None:
+                # Nobody else may run. A search that reads footprints records the point (what
+                # the step touched); one without them only needs the decisions.
+                if not self.tracking:
                     return running
                 options = [running]
             draw = self._draw

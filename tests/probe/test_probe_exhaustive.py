@@ -7,10 +7,18 @@ import functools
 import sys
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from plugins.probe import ExploreStats, ProbeFailure, explore, explore_async, run_schedule
+from plugins.probe import (
+    ExploreStats,
+    ProbeFailure,
+    exhaustive,
+    explore,
+    explore_async,
+    run_schedule,
+)
 from plugins.probe.bytecode_paths import ENTRY, EXIT, path
 from plugins.probe_compare_cases import PAIRS_BY_NAME, Pair, condition_buffer
 from tests.probe.samples import async_cache as ac
@@ -455,3 +463,41 @@ def test_a_worker_alone_is_proved_without_reading_what_its_steps_touch(
     stats = explore(Box, [write_v_twice], modules=[HERE], budget=250, seed=0, exhaustive=25)
     assert stats.proved and stats.interleavings == 1, stats
     assert not read, f"a lone worker's {len(read)} steps were read for what they touch"
+
+
+def write_v_beside_a_thread_writing_w(box: Box) -> None:
+    """Alone until it starts a thread whose writes touch nothing the parent's touch."""
+    box.v = 1
+    writer = threading.Thread(target=write_w_twice, args=(box,))
+    writer.start()
+    box.v = 2
+    writer.join()
+
+
+def test_a_lone_worker_that_starts_a_thread_is_counted_from_a_tracked_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The search's first run goes untracked while its one worker is alone; this one starts a
+    # thread, so that run is made again with footprints. Counted from the untracked run, every
+    # step would be "may touch anything": more distinct interleavings than a search that
+    # tracks from its first run counts (5 against 4, when the run is not made again).
+    def explored() -> ExploreStats:
+        return explore(
+            Box,
+            [write_v_beside_a_thread_writing_w],
+            modules=[HERE],
+            budget=250,
+            seed=0,
+            exhaustive=25,
+        )
+
+    shortcut = explored()
+
+    class NeverLone(exhaustive.Tracker):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **{**kwargs, "lone": False})
+
+    monkeypatch.setattr(exhaustive, "Tracker", NeverLone)
+    tracked = explored()
+    assert shortcut.proved and tracked.proved, (shortcut, tracked)
+    assert shortcut.interleavings == tracked.interleavings, (shortcut, tracked)
