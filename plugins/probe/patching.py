@@ -19,6 +19,7 @@ blocked on it), as does one inside an object made before the run.
 from __future__ import annotations
 
 import _threading_local
+import operator
 import queue
 import threading
 import time
@@ -94,6 +95,72 @@ def _free(lock: Any) -> bool:
     return True
 
 
+class _Scan:
+    """What ``Patch`` changes in the learner's modules (and ``queue``), read from what they
+    and their classes hold: names bound to a real primitive, classes to re-base, and the
+    slots of real locks (swapped only if free, each run). Kept while every dict it read still
+    holds the same objects (``still``): each run of an exploration asks again."""
+
+    def __init__(self, modules: list[types.ModuleType]) -> None:
+        self.owners: list[Any] = [*modules, queue]
+        self.hits: list[tuple[Any, str, Any]] = []  # (module, name, replacement)
+        self.rebase: list[type] = []
+        self.locks: list[tuple[Any, str, str]] = []  # (owner, name, label)
+        self.queues = any(_imports_queue(mod) for mod in modules)
+        for mod in self.owners:
+            for name, value in list(vars(mod).items()):
+                hit = _REAL.get(id(value))
+                if hit is not None and hit[0] is value:
+                    self.hits.append((mod, name, hit[1]))
+                elif isinstance(value, type) and REAL_THREAD in value.__bases__:
+                    self.rebase.append(value)
+        for mod in modules:
+            self._lock_slots(mod, mod.__name__.rsplit(".", 1)[-1])
+            for value in list(vars(mod).values()):
+                if isinstance(value, type) and value.__module__ == mod.__name__:
+                    self.owners.append(value)
+                    self._lock_slots(value, value.__name__)
+        self.held = [list(vars(owner).values()) for owner in self.owners]
+
+    def _lock_slots(self, owner: Any, label: str) -> None:
+        for name, value in list(vars(owner).items()):
+            if type(value) in _REAL_LOCKS:
+                self.locks.append((owner, name, label))
+
+    def still(self, modules: list[types.ModuleType]) -> bool:
+        """Whether the same modules, and everything they and their classes hold, are the same
+        objects as when this was read."""
+        if len(modules) + 1 > len(self.owners) or not all(map(operator.is_, modules, self.owners)):
+            return False
+        if self.owners[len(modules)] is not queue:
+            return False
+        for owner, held in zip(self.owners, self.held, strict=True):
+            now = list(vars(owner).values())
+            if len(now) != len(held) or not all(map(operator.is_, now, held)):
+                return False
+        return True
+
+
+_LAST_SCAN: list[_Scan] = []
+
+
+def _scan(modules: list[types.ModuleType]) -> _Scan:
+    if _LAST_SCAN and _LAST_SCAN[0].still(modules):
+        return _LAST_SCAN[0]
+    found = _Scan(modules)
+    _LAST_SCAN[:] = [found]
+    return found
+
+
+# threading's and time's names that Patch replaces (those each module has), read once.
+_FIXED: list[tuple[types.ModuleType, str, Any]] = [
+    (mod, name, new)
+    for mod, repl in ((threading, _THREADING), (time, _TIME))
+    for name, new in repl.items()
+    if name in mod.__dict__
+]
+
+
 class Patch:
     """Context manager; ``restore`` undoes every change in reverse order, even on failure.
     ``names`` labels each lock swapped in: id -> ``module.NAME`` or ``Class.name``."""
@@ -106,28 +173,27 @@ class Patch:
 
     def __enter__(self) -> Patch:
         try:
+            scan = _scan(self._modules)  # before anything is patched
             self._set(_threading_local, "current_thread", current_thread)
-            for mod, repl in ((threading, _THREADING), (time, _TIME)):
-                for name, new in repl.items():
-                    if name in mod.__dict__:
-                        self._set(mod, name, new)
-            if any(_imports_queue(mod) for mod in self._modules):
+            saved = self._saved
+            for mod, name, new in _FIXED:
+                names = mod.__dict__
+                saved.append((mod, name, names[name]))
+                names[name] = new
+            if scan.queues:
                 # Only where a learner module imports queue: every schedule pays for the swap.
                 for name, one_step in atomic_queue.SWAPS.items():
                     self._set(queue.Queue, name, one_step)
-            for mod in [*self._modules, queue]:
-                for name, value in list(vars(mod).items()):
-                    hit = _REAL.get(id(value))
-                    if hit is not None and hit[0] is value:
-                        self._set(mod, name, hit[1])
-                    elif isinstance(value, type) and REAL_THREAD in value.__bases__:
-                        self._rebase(value)
-            for mod in self._modules:
-                short = mod.__name__.rsplit(".", 1)[-1]
-                self._swap_real_locks(mod, short)
-                for value in list(vars(mod).values()):
-                    if isinstance(value, type) and value.__module__ == mod.__name__:
-                        self._swap_real_locks(value, value.__name__)
+            for owner, name, replacement in scan.hits:
+                self._set(owner, name, replacement)
+            for cls in scan.rebase:
+                self._rebase(cls)
+            for owner, name, label in scan.locks:
+                real = vars(owner)[name]
+                if _free(real):
+                    lock = _REAL_LOCKS[type(real)]()
+                    self._set(owner, name, lock)
+                    self.names[id(lock)] = f"{label}.{name}"
         except BaseException:
             self.restore()
             raise
@@ -139,14 +205,6 @@ class Patch:
     def _set(self, obj: Any, name: str, value: Any) -> None:
         self._saved.append((obj, name, getattr(obj, name)))
         setattr(obj, name, value)
-
-    def _swap_real_locks(self, owner: Any, label: str) -> None:
-        for name, value in list(vars(owner).items()):
-            cooperative = _REAL_LOCKS.get(type(value))
-            if cooperative is not None and _free(value):
-                lock = cooperative()
-                self._set(owner, name, lock)
-                self.names[id(lock)] = f"{label}.{name}"
 
     def _rebase(self, cls: type) -> None:
         old = cls.__bases__

@@ -3,6 +3,8 @@ share one OS thread, so the run swaps each free one for a cooperative lock while
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from plugins.probe import ProbeFailure, explore
@@ -59,3 +61,24 @@ def test_a_lock_held_when_the_run_starts_stays_real_and_is_reported() -> None:
     finally:
         module_locks.COUNT_LOCK.release()
     assert caught.value.kind == "uncontrolled", str(caught.value)
+
+
+def test_a_lock_bound_after_an_earlier_run_is_swapped_in_the_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What a run swaps is read once and kept while the modules and classes hold the same
+    # objects: a real lock bound in between, under a new name, is found in the next run.
+    both = [Counter.add_under_the_module_lock, Counter.add_under_the_module_lock]
+    explore(Counter, both, _both_counted, modules=[module_locks], budget=5)
+    monkeypatch.setattr(module_locks, "LATE", threading.Lock(), raising=False)
+    late = [module_locks.add_under_a_lock_bound_later] * 2
+    stats = explore(
+        Counter,
+        late,
+        _both_counted,
+        modules=[module_locks],
+        budget=60,
+        strategies="random",
+        watchdog_s=0.5,
+    )
+    assert stats.schedules == 60 or stats.proved

@@ -30,3 +30,10 @@ class Counter:
     def second_then_first(self) -> None:
         with SECOND, FIRST:
             self.v += 1
+
+
+def add_under_a_lock_bound_later(counter: Counter) -> None:
+    """Takes LATE, which the test binds after the module's import (and after a first run)."""
+    with LATE:  # type: ignore[name-defined]  # noqa: F821
+        v = counter.v
+        counter.v = v + 1
