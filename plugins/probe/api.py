@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
-from . import bytecode_paths, exploration, instrument
+from . import exploration, footprints, instrument
 from .cooperative import Cooperative
 from .exhaustive import Tracker
 from .exploration import Execute, ExploreStats, Outcome, named_workers
@@ -215,6 +215,17 @@ def _executor(
     )
 
 
+def _worker_codes(workers: Workers[S]) -> list[types.CodeType]:
+    """The code of each worker function the test gives (through a partial too)."""
+    found = []
+    for _, fn in named_workers(workers):
+        while isinstance(fn, functools.partial):
+            fn = fn.func
+        if isinstance(fn, types.FunctionType):
+            found.append(fn.__code__)
+    return found
+
+
 def _replay_call(modules: Sequence[types.ModuleType]) -> Callable[[list[int]], str]:
     mods = ", ".join(m.__name__.rsplit(".", 1)[-1] for m in modules)
     return lambda schedule: (
@@ -246,10 +257,13 @@ def explore(
     """
     execute = _executor(setup, workers, check, modules, max_steps, watchdog_s)
     if exhaustive:
-        # The search reads each learner function's control flow from its bytecode: read
-        # now, once per process, not in the first schedule (a proved test may have two).
+        # The search reads each learner function's control flow from its bytecode, and the
+        # test's worker functions whole: read now, once per process, not in the first
+        # schedule (a proved test may have two).
         for code in learner_codes(list(modules)):
-            bytecode_paths.analysed(code)
+            footprints.read_ahead(code)
+        for code in _worker_codes(workers):
+            footprints.read_ahead(code, traced=False)
     with POOL.on_one_core():
         POOL.reserve(1)  # the run's thread: every worker is a greenlet on it
         return exploration.explore_schedules(

@@ -196,6 +196,14 @@ def is_operator(code: CodeType, offset: int) -> bool:
     return ins is not None and ins.opname == "BINARY_OP"
 
 
+def read_ahead(code: CodeType, offset: int) -> None:
+    """Read the shape of the call or operator at ``offset`` now (cached for the steps)."""
+    if is_operator(code, offset):
+        _operands(code, offset)
+    else:
+        _shape(code, offset)
+
+
 def operator_effect(frame: FrameType, offset: int) -> Footprint:
     """What the BINARY_OP at ``offset`` touches, read at its switch point (right after the
     step that loaded its operands, with no other worker in between): nothing when both

@@ -183,6 +183,42 @@ def path(code: CodeType, start: int, end: int, traced: bool = True) -> Footprint
     return result
 
 
+def ends(code: CodeType, start: int, traced: bool = True) -> list[int]:
+    """The ``end``s that ``path(code, start, end, traced)`` can reach: the switch points first
+    met from ``start``, the calls on the way (a primitive's switch point stops a frame at
+    the call that entered it) and EXIT. For reading a learner's code ahead of its runs:
+    these are the paths a tracked step asks for."""
+    info = _analysed(code)
+    todo = [info.first] if start == ENTRY else list(info.succ.get(start, []))
+    seen: set[int] = set()
+    found: set[int] = set()
+    while todo:
+        o = todo.pop()
+        if o in seen or o not in info.ins:
+            continue
+        seen.add(o)
+        if traced and o in info.points:
+            found.add(o)
+            continue
+        if info.ins[o].opname in _ENTERS:
+            found.add(o)
+        if info.ins[o].opname in _RETURNS:
+            found.add(EXIT)
+            continue
+        todo.extend(info.succ.get(o, []))
+    return sorted(found)
+
+
+def calls(code: CodeType) -> list[int]:
+    """The offsets of ``code``'s instructions that may call into Python code: its calls and
+    the start of its ``with`` blocks (``__enter__``)."""
+    info = _analysed(code)
+    return [o for o in info.offsets if info.ins[o].opname in _ENTERS]
+
+
+_ENTERS = _CALLS | {"BEFORE_WITH"}
+
+
 _ACCESS: dict[tuple[CodeType, int], Footprint] = {}
 
 

@@ -38,6 +38,7 @@ import itertools
 from types import CodeType, FrameType
 
 from .builtin_calls import builtin_call_effect, call_effect
+from .builtin_calls import read_ahead as read_call_ahead
 from .bytecode_paths import (
     CALL_AT,
     CONTAINERS,
@@ -46,7 +47,10 @@ from .bytecode_paths import (
     EXIT,
     Footprint,
     access,
+    analysed,
+    calls,
     direct_call,
+    ends,
     path,
 )
 from .locations import AT_END as AT_END
@@ -60,8 +64,23 @@ from .locations import sync_loc as sync_loc
 
 __all__ = [
     "AT_END", "AT_START", "GLOBAL_SYNC", "RELEASES", "TAKES", "Loc", "dependent", "footprint",
-    "frame_of", "op_loc", "sync_loc",
+    "frame_of", "op_loc", "read_ahead", "sync_loc",
 ]  # fmt: skip
+
+
+def read_ahead(code: CodeType, traced: bool = True) -> None:
+    """Read what a tracked step may ask of ``code`` now, into the caches the steps read: the
+    paths between its switch points and calls (between its calls only, if it is not
+    ``traced``: a test's worker function), what each switch point touches, and the shapes of its calls and
+    operators. The exhaustive search's first run read them otherwise, at a third of its
+    cost."""
+    points = sorted(analysed(code).points) if traced else []
+    for offset in points:
+        access(code, offset)
+        read_call_ahead(code, offset)
+    for start in (ENTRY, *sorted({*points, *calls(code)})):
+        for end in ends(code, start, traced):
+            path(code, start, end, traced)
 
 
 @functools.lru_cache(maxsize=1 << 16)
