@@ -189,14 +189,16 @@ class Run:
         info = self.prim_info.get(id(obj))
         if info is None:
             return type(obj).__name__
+        return f"{self._name(obj, info)} (created at {short(info[2])})"
+
+    def _name(self, obj: object, info: tuple[int, str, Site]) -> str:
+        """``Lock 'state.lock'``, or ``Lock#2 'self.lock'`` by its creation line."""
         seq, kind, site = info
         path = self.names.get(id(obj))
         if path:
-            name = f"{kind} '{path}'"
-        else:
-            var = assigned_name(site)
-            name = f"{kind}#{seq} '{var}'" if var else f"{kind}#{seq}"
-        return f"{name} (created at {short(site)})"
+            return f"{kind} '{path}'"
+        var = assigned_name(site)
+        return f"{kind}#{seq} '{var}'" if var else f"{kind}#{seq}"
 
     # ----- workers --------------------------------------------------------------------
     def add_worker(
@@ -471,7 +473,9 @@ class Run:
         names are fixed before the workers start, so it never changes)."""
         note = self._notes.get(id(obj))
         if note is None:
-            note = self._notes[id(obj)] = "waits for " + self.label(obj).split(" (created")[0]
+            info = self.prim_info.get(id(obj))
+            name = type(obj).__name__ if info is None else self._name(obj, info)
+            note = self._notes[id(obj)] = "waits for " + name
         return note
 
     def _wakeable(self, w: Worker) -> bool:

@@ -8,7 +8,7 @@ import queue
 import re
 import sys
 import threading
-from types import FrameType, TracebackType
+from types import CodeType, FrameType, TracebackType
 
 _HARNESS_DIR = os.path.dirname(os.path.abspath(__file__))
 # Frames in these files are plumbing, never the place a learner should look at.
@@ -38,16 +38,39 @@ def find_site(
     non-plumbing one. (A worker's stack ends at its greenlet; the test's own thread passes the
     frame that calls its setup as ``stop``: above it are pytest's 40 frames, none the learner's.)"""
     f = frame
+    fallback = None  # the innermost frame that is not plumbing, met on the way
     while f is not None and f is not stop:  # at every switch point: usually the learner's
-        if f.f_code.co_filename in learner_files:
-            return (f.f_code.co_filename, f.f_lineno)
+        filename = f.f_code.co_filename
+        if filename in learner_files:
+            return (filename, line_of(f))
+        if fallback is None and not is_plumbing(filename):
+            fallback = f
         f = f.f_back
-    f = frame
-    while f is not None:
+    while fallback is None and f is not None:  # past ``stop``: no learner frame counts there
         if not is_plumbing(f.f_code.co_filename):
-            return (f.f_code.co_filename, f.f_lineno)
+            fallback = f
         f = f.f_back
-    return NO_SITE
+    return NO_SITE if fallback is None else (fallback.f_code.co_filename, line_of(fallback))
+
+
+def line_of(frame: FrameType) -> int:
+    """``frame.f_lineno``, from the lines already read for its code: reading a line decodes
+    the code's line table from its start (0.9 us near the end of a 60-line function), at
+    every switch point a primitive reaches."""
+    code = frame.f_code
+    known = _LINES.get(id(code))
+    if known is None or known[0] is not code:
+        known = _LINES[id(code)] = (code, {})
+    lines = known[1]
+    lasti = frame.f_lasti
+    line = lines.get(lasti)
+    if line is None:
+        line = lines[lasti] = frame.f_lineno
+    return line
+
+
+# id(code) -> (the code, which keeps the id its own; f_lasti -> line).
+_LINES: dict[int, tuple[CodeType, dict[int, int]]] = {}
 
 
 def caller_site(learner_files: frozenset[str]) -> Site:
@@ -81,5 +104,11 @@ _TARGET = re.compile(r"^\s*([A-Za-z_][\w.]*(?:\[[^\]]*\])?)\s*(?::[^=]*)?=[^=]")
 
 def assigned_name(site: Site) -> str | None:
     """``self.lock`` for a creation line like ``self.lock = threading.Lock()``."""
-    m = _TARGET.match(source(site) + " ")
-    return m.group(1) if m else None
+    text = source(site)
+    if text not in _ASSIGNED:  # a run's primitives are new, their creation lines are not
+        m = _TARGET.match(text + " ")
+        _ASSIGNED[text] = m.group(1) if m else None
+    return _ASSIGNED[text]
+
+
+_ASSIGNED: dict[str, str | None] = {}  # a line of source -> the name it assigns

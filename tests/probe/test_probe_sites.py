@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Iterator
 from types import FrameType
 
 from plugins.probe import api, strategies
-from plugins.probe.sites import find_site
+from plugins.probe.sites import find_site, line_of
 from tests.probe.samples import counter_unlocked
 
 HERE = __file__
@@ -56,3 +57,18 @@ def test_a_lock_made_in_the_setup_is_labelled_with_the_setups_line() -> None:
     out = execute(strategies.Replay([]))
     assert out.failure is None, out.failure
     assert labels and f"test_probe_sites.py:{made[0]}" in labels[0], labels
+
+
+def _three_lines() -> Iterator[tuple[int, int]]:
+    frame = sys._getframe()
+    yield line_of(frame), frame.f_lineno
+    yield line_of(frame), frame.f_lineno
+    yield line_of(frame), frame.f_lineno
+
+
+def test_a_frames_line_is_read_from_where_it_is_now_each_time() -> None:
+    # The lines read are kept per code object and instruction: one frame, three places.
+    for _ in range(2):  # the second time from what the first one kept
+        seen = list(_three_lines())
+        assert [kept for kept, _ in seen] == [now for _, now in seen], seen
+        assert len({now for _, now in seen}) == 3, seen
