@@ -29,5 +29,10 @@ def test_a_fork_after_an_exploration_retires_the_idle_harness_threads() -> None:
     assert not POOL._idle, "a fork must find no idle harness thread"
     if before:
         assert _os_threads() <= before - idle, "the retired threads are gone from the OS"
+    if os.environ.get("PYTEST_XDIST_WORKER") and sys.version_info >= (3, 12):
+        pytest.skip(
+            "pytest-xdist's worker runs threads of its own, so Python 3.12+ warns at any fork "
+            "whatever the harness does: run this test without -n to check the warning"
+        )
     forking = [w for w in caught if "multi-threaded" in str(w.message)]
     assert not forking, f"Python {sys.version_info[:2]} warned: {forking[0].message}"
