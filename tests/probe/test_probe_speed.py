@@ -179,3 +179,28 @@ def test_the_written_out_strategies_choose_what_their_choose_method_would(kind: 
         assert fast.choices == asked.choices and len(fast.choices) > 20, (
             f"seed {seed}: the scheduler's own {kind} chose differently from the strategy's choose"
         )
+
+
+def test_pct_chooses_the_same_through_either_method_when_every_rank_was_lowered() -> None:
+    # Depth 5 over 8 decisions: most ranks are dropped below all, often every option's.
+    import random
+    from dataclasses import dataclass
+
+    from plugins.probe import strategies
+
+    @dataclass
+    class Worker:
+        index: int
+
+    workers = [Worker(n) for n in range(4)]
+    for seed in range(200):
+        by_key = strategies.PCT(random.Random(seed), 5, 8)
+        by_index = strategies.PCT(random.Random(seed), 5, 8)
+        draw = random.Random(-seed)
+        for step in range(30):
+            running = draw.randrange(4)
+            others = [n for n in range(4) if n != running and draw.random() < 0.6]
+            keys = [running, *others]
+            assert by_key.choose(running, keys, step) == by_index.choose_indexed(
+                running, [workers[n] for n in keys], step
+            ), f"seed {seed}, decision {step}: choose_indexed picked another worker"
