@@ -21,6 +21,7 @@ from .finding import Failure
 from .patching import Patch
 from .scheduler import Run, instrumented_point, set_active
 from .semaphores import Semaphore
+from .sites import read_sources
 from .strategies import Strategy
 from .threadpool import POOL
 from .tracing import Monitor, learner_codes, reachable_functions
@@ -201,6 +202,10 @@ def _executor(
 ) -> Execute:
     named = named_workers(workers)
     files = _files(modules)
+    # The source lines that label a primitive in a run (its creation line, in the learner's
+    # module or the test's), read now: once per process, not in a first schedule (0.15 ms a
+    # file; a one-schedule probe test is only that).
+    read_sources([*modules, *_worker_codes(workers), setup, check])
     passed = None
     if _rewriting():
         # The learner's functions the test reaches through its own (a factory's closure

@@ -8,6 +8,7 @@ import queue
 import re
 import sys
 import threading
+from collections.abc import Iterable
 from types import CodeType, FrameType, TracebackType
 
 _HARNESS_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -97,6 +98,15 @@ def short(site: Site) -> str:
 
 def source(site: Site) -> str:
     return linecache.getline(site[0], site[1]).strip()
+
+
+def read_sources(owners: Iterable[object]) -> None:
+    """Read the source of each module's, function's or code object's file into linecache."""
+    for owner in owners:
+        code = getattr(owner, "__code__", owner)
+        filename = getattr(code, "co_filename", None) or getattr(owner, "__file__", None)
+        if isinstance(filename, str):
+            linecache.getlines(filename)
 
 
 _TARGET = re.compile(r"^\s*([A-Za-z_][\w.]*(?:\[[^\]]*\])?)\s*(?::[^=]*)?=[^=]")

@@ -72,3 +72,22 @@ def test_a_frames_line_is_read_from_where_it_is_now_each_time() -> None:
         seen = list(_three_lines())
         assert [kept for kept, _ in seen] == [now for _, now in seen], seen
         assert len({now for _, now in seen}) == 3, seen
+
+
+def test_the_sources_that_label_primitives_are_read_before_the_first_schedule() -> None:
+    # A label reads the line a primitive was made on, in the learner's module or the test's:
+    # read when the exploration is set up, not inside a (one-schedule test's only) schedule.
+    import linecache
+
+    for path in (counter_unlocked.__file__, HERE):
+        linecache.cache.pop(path, None)
+    api._executor(
+        lambda: counter_unlocked.Counter(),
+        [counter_unlocked.Counter.increment],
+        None,
+        [counter_unlocked],
+        100,
+        2.0,
+    )
+    assert counter_unlocked.__file__ in linecache.cache, "the learner's module was not read"
+    assert HERE in linecache.cache, "the test's file (its setup's) was not read"
