@@ -4,6 +4,7 @@ share one OS thread, so the run swaps each free one for a cooperative lock while
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 
@@ -16,14 +17,11 @@ def _both_counted(counter: Counter, results: list[object]) -> None:
     assert counter.v == 2, f"an increment was lost: {counter.v} after 2"
 
 
-@pytest.mark.parametrize(
-    "add", [Counter.add_under_the_module_lock, Counter.add_under_the_class_rlock]
-)
-def test_a_lock_made_at_import_still_keeps_workers_apart(add: object) -> None:
-    real = (module_locks.COUNT_LOCK, Counter.lock)
+def _kept_apart(workers: list[Any]) -> None:
+    """Two increments under a lock, over 60 random schedules: none lost, none stuck."""
     stats = explore(
         Counter,
-        [add, add],  # type: ignore[list-item]
+        workers,
         _both_counted,
         modules=[module_locks],
         budget=60,
@@ -31,6 +29,14 @@ def test_a_lock_made_at_import_still_keeps_workers_apart(add: object) -> None:
         watchdog_s=0.5,
     )
     assert stats.schedules == 60 or stats.proved
+
+
+@pytest.mark.parametrize(
+    "add", [Counter.add_under_the_module_lock, Counter.add_under_the_class_rlock]
+)
+def test_a_lock_made_at_import_still_keeps_workers_apart(add: object) -> None:
+    real = (module_locks.COUNT_LOCK, Counter.lock)
+    _kept_apart([add, add])
     assert (module_locks.COUNT_LOCK, Counter.lock) == real, "the real locks were not put back"
 
 
@@ -71,14 +77,4 @@ def test_a_lock_bound_after_an_earlier_run_is_swapped_in_the_next(
     # (Not COUNT_LOCK: the run left stuck on it by the test above may still hold it a moment.)
     explore(Counter, [Counter.first_then_second], modules=[module_locks], budget=5)
     monkeypatch.setattr(module_locks, "LATE", threading.Lock(), raising=False)
-    late = [module_locks.add_under_a_lock_bound_later] * 2
-    stats = explore(
-        Counter,
-        late,
-        _both_counted,
-        modules=[module_locks],
-        budget=60,
-        strategies="random",
-        watchdog_s=0.5,
-    )
-    assert stats.schedules == 60 or stats.proved
+    _kept_apart([module_locks.add_under_a_lock_bound_later] * 2)
