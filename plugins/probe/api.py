@@ -123,7 +123,7 @@ def _execute(
         try:  # from here on the learner's own code is put back, whatever fails
             run = Run(strategy, files, max_steps, watchdog_s, rewritten=swap is not None)
             set_active(run)
-            with Patch(list(modules)) as patch:
+            with Patch(list(modules), hooked=swap is None) as patch:
                 try:
                     run.setup_frame = sys._getframe()
                     try:

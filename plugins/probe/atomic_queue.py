@@ -53,6 +53,7 @@ def _plain(q: object) -> bool:
 def _one_step(method: Callable[..., R]) -> Callable[..., R]:
     """``method`` of queue.Queue, run as one step by a controlled worker on a plain queue."""
     getframe = sys._getframe
+    quick = _QUICK.get(method.__name__)
 
     @functools.wraps(method)
     def call(self: Any, *args: Any, **kwargs: Any) -> R:
@@ -63,7 +64,6 @@ def _one_step(method: Callable[..., R]) -> Callable[..., R]:
         assert run is not None
         if past_wrappers(getframe(1)).f_code.co_filename not in run.learner_files:
             run.step(w, run.site())  # no call instruction of the learner's came before
-        quick = _QUICK.get(method.__name__)
         if quick is not None:
             try:
                 done, value = quick(self, *args, **kwargs)
@@ -162,3 +162,6 @@ SWAPS = {name: untraced_if(_plain)(_one_step(vars(queue.Queue)[name])) for name 
 # Making a plain queue is no step (nobody else can see it yet), but on 3.11 its mutex's and
 # three conditions' constructors ran traced: a tenth of the pipeline's schedule.
 SWAPS["__init__"] = untraced_if(_plain)(queue.Queue.__init__)
+# For a run with no settrace hook (3.11's rewritten code): the same without the wrapper that
+# turns the hook off, a frame of its own at every call of a queue's method.
+SWAPS_UNHOOKED = {name: _one_step(vars(queue.Queue)[name]) for name in METHODS}

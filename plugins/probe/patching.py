@@ -165,8 +165,11 @@ class Patch:
     """Context manager; ``restore`` undoes every change in reverse order, even on failure.
     ``names`` labels each lock swapped in: id -> ``module.NAME`` or ``Class.name``."""
 
-    def __init__(self, modules: list[types.ModuleType]) -> None:
+    def __init__(self, modules: list[types.ModuleType], hooked: bool = True) -> None:
         self._modules = modules
+        # Whether the run sets a trace hook (settrace, 3.11): a plain queue's methods then turn
+        # it off around themselves (atomic_queue.SWAPS); a run with none needs no such wrapper.
+        self._swaps = atomic_queue.SWAPS if hooked else atomic_queue.SWAPS_UNHOOKED
         self._saved: list[tuple[Any, str, Any]] = []
         self._bases: list[tuple[type, tuple[type, ...]]] = []
         self.names: dict[int, str] = {}
@@ -182,7 +185,7 @@ class Patch:
                 names[name] = new
             if scan.queues:
                 # Only where a learner module imports queue: every schedule pays for the swap.
-                for name, one_step in atomic_queue.SWAPS.items():
+                for name, one_step in self._swaps.items():
                     self._set(queue.Queue, name, one_step)
             for owner, name, replacement in scan.hits:
                 self._set(owner, name, replacement)
