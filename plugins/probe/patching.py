@@ -26,7 +26,7 @@ import time
 import types
 from typing import Any
 
-from . import atomic_queue, virtual_time
+from . import atomic_queue, tracing, virtual_time
 from .conditions import Condition
 from .locks import Lock, RLock
 from .semaphores import BoundedSemaphore, Semaphore
@@ -161,6 +161,45 @@ _FIXED: list[tuple[types.ModuleType, str, Any]] = [
 ]
 
 
+def _unwrapped(value: Any) -> Any:
+    """The function an ``untraced`` wrapper calls (tracing), or ``value`` if it is none."""
+    wrapper = tracing.wrapper_code()
+    inner = getattr(value, "__wrapped__", None)
+    if wrapper is not None and inner is not None and getattr(value, "__code__", None) is wrapper:
+        return inner
+    return value
+
+
+# For a run with no trace hook (3.11's rewritten code): the same, without the ``untraced``
+# wrappers, each a frame of its own at every call that only finds no hook to turn off.
+_FIXED_UNHOOKED = [(mod, name, _unwrapped(new)) for mod, name, new in _FIXED]
+# The primitives' methods that are such wrappers: (class, name, wrapper, what it calls).
+_WRAPPED_METHODS = [
+    (cls, name, value, _unwrapped(value))
+    for cls in {
+        base
+        for kind in (Lock, RLock, Condition, Semaphore, BoundedSemaphore, Event, Barrier, Thread)
+        for base in kind.__mro__
+        if base.__module__.startswith(__package__ + ".")
+    }
+    for name, value in list(vars(cls).items())
+    if _unwrapped(value) is not value
+]
+_UNHOOKED = [False]  # whether the primitives' classes hold the unwrapped methods now
+
+
+def _hook_wrappers(hooked: bool) -> None:
+    """Put the wrappers on the primitives' classes for a run with a hook, the methods they
+    wrap for one with none. Kept from run to run (an exploration's runs are mostly of one
+    kind: setting a class attribute costs its type's method cache); between runs, both do the
+    same."""
+    if _UNHOOKED[0] != hooked:
+        return
+    for cls, name, wrapper, inner in _WRAPPED_METHODS:
+        setattr(cls, name, wrapper if hooked else inner)
+    _UNHOOKED[0] = not hooked
+
+
 class Patch:
     """Context manager; ``restore`` undoes every change in reverse order, even on failure.
     ``names`` labels each lock swapped in: id -> ``module.NAME`` or ``Class.name``."""
@@ -169,6 +208,7 @@ class Patch:
         self._modules = modules
         # Whether the run sets a trace hook (settrace, 3.11): a plain queue's methods then turn
         # it off around themselves (atomic_queue.SWAPS); a run with none needs no such wrapper.
+        self._hooked = hooked
         self._swaps = atomic_queue.SWAPS if hooked else atomic_queue.SWAPS_UNHOOKED
         self._saved: list[tuple[Any, str, Any]] = []
         self._bases: list[tuple[type, tuple[type, ...]]] = []
@@ -177,9 +217,10 @@ class Patch:
     def __enter__(self) -> Patch:
         try:
             scan = _scan(self._modules)  # before anything is patched
+            _hook_wrappers(self._hooked)
             self._set(_threading_local, "current_thread", current_thread)
             saved = self._saved
-            for mod, name, new in _FIXED:
+            for mod, name, new in _FIXED if self._hooked else _FIXED_UNHOOKED:
                 names = mod.__dict__
                 saved.append((mod, name, names[name]))
                 names[name] = new

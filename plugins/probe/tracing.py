@@ -554,6 +554,11 @@ def _hook_off(method: Callable[P, R], harmless: Callable[[Any], bool] | None) ->
 _WRAPPER: list[CodeType | None] = [None]
 
 
+def wrapper_code() -> CodeType | None:
+    """The code object of every ``untraced`` wrapper (None on 3.12+, which makes none)."""
+    return _WRAPPER[0]
+
+
 def past_wrappers(frame: FrameType) -> FrameType:
     """``frame``, or the first frame above it that is not an ``untraced`` wrapper's: the caller
     of a wrapped method, whichever Python version (3.12+ has no wrapper)."""
