@@ -69,11 +69,11 @@ __all__ = [
 
 
 def read_ahead(code: CodeType, traced: bool = True) -> None:
-    """Read what a tracked step may ask of ``code`` now, into the caches the steps read: the
-    paths between its switch points and calls (between its calls only, if it is not
-    ``traced``: a test's worker function), what each switch point touches, and the shapes of its calls and
-    operators. The exhaustive search's first run read them otherwise, at a third of its
-    cost."""
+    """Read what a tracked step may ask of ``code`` now, into the caches the steps read:
+    the paths between its switch points and calls (between its calls only if it is not
+    ``traced``: a test's worker function), what each switch point touches, and the shapes
+    of its calls and operators. The exhaustive search's first run read them otherwise, at a
+    third of its cost."""
     points = sorted(analysed(code).points) if traced else []
     for offset in points:
         access(code, offset)

@@ -185,7 +185,7 @@ _WRAPPED_METHODS = [
     for name, value in list(vars(cls).items())
     if _unwrapped(value) is not value
 ]
-_UNHOOKED = [False]  # whether the primitives' classes hold the unwrapped methods now
+_WRAPPERS_ON = [True]  # whether the primitives' classes hold the wrappers now (as defined)
 
 
 def _hook_wrappers(hooked: bool) -> None:
@@ -193,11 +193,11 @@ def _hook_wrappers(hooked: bool) -> None:
     wrap for one with none. Kept from run to run (an exploration's runs are mostly of one
     kind: setting a class attribute costs its type's method cache); between runs, both do the
     same."""
-    if _UNHOOKED[0] != hooked:
+    if _WRAPPERS_ON[0] is hooked:
         return
     for cls, name, wrapper, inner in _WRAPPED_METHODS:
         setattr(cls, name, wrapper if hooked else inner)
-    _UNHOOKED[0] = not hooked
+    _WRAPPERS_ON[0] = hooked
 
 
 class Patch:

@@ -518,7 +518,8 @@ class Run:
                         options.append(x)
             if options is None:
                 # Nobody else may run. A search that reads footprints records the point (what
-                # the step touched); one without them only needs the decisions.
+                # the step touched); one without them only needs the decisions (it has no
+                # sleep sets either: they are made of footprints).
                 if not self.tracking:
                     return running
                 options = [running]
