@@ -15,9 +15,10 @@ from typing import Protocol
 
 import pytest
 
-from plugins.probe import ProbeFailure, explore
+from plugins.probe import ProbeFailure, explore, instrument, tracing
+from plugins.probe.locks import Lock
 from plugins.probe.signals import Barrier
-from tests.probe.samples import inside_primitives
+from tests.probe.samples import counter_locked, inside_primitives
 from tests.probe.samples.inside_primitives import Board, Gated, Rounds
 
 
@@ -81,3 +82,28 @@ def test_a_barrier_made_outside_a_run_calls_its_action_under_the_callers_trace_h
     finally:
         sys.settrace(outer)
     assert calls == ["seen by the hook", "action"], f"the caller's trace hook saw {calls}"
+
+
+@pytest.mark.skipif(not instrument.AVAILABLE, reason="3.11 only: 3.12+ makes no wrapper")
+def test_only_a_run_with_a_trace_hook_calls_the_wrappers_that_turn_it_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A sampled run on rewritten code sets no hook: its primitives' methods are the ones the
+    # wrappers call (the wrappers only found no hook to turn off). A settrace run sets one.
+    seen: list[bool] = []
+
+    def look_then_increment(counter: counter_locked.Counter) -> None:
+        seen.append(Lock.acquire.__code__ is tracing.wrapper_code())
+        counter.increment()
+
+    def explored() -> list[bool]:
+        seen.clear()
+        workers = [look_then_increment, look_then_increment]
+        explore(counter_locked.Counter, workers, modules=[counter_locked], budget=3)
+        return sorted(set(seen))
+
+    assert explored() == [False], "a run with no trace hook went through the wrappers"
+    monkeypatch.setenv("PROBE_TRACER", "settrace")
+    assert explored() == [True], "a run with settrace's hook ran without the wrappers"
+    monkeypatch.delenv("PROBE_TRACER")
+    assert explored() == [False], "the wrappers stayed on after the settrace run"
