@@ -61,12 +61,15 @@ _WRITE_METHODS = frozenset(
 # How a call's callee is loaded, read once per call site: ("global", name) or
 # ("method", local, attribute or "", method name); None when not one of these shapes.
 Shape = tuple[str, str] | tuple[str, str, str, str] | None
-_SHAPES: dict[tuple[CodeType, int], Shape] = {}
+# By id(code) (a code object's hash reads its bytecode): ``analysed`` keeps every code object
+# it has read, so none of these ids is ever another's.
+_SHAPES: dict[tuple[int, int], Shape] = {}
 
 
 def _shape(code: CodeType, call: int) -> Shape:
-    key = (code, call)
+    key = (id(code), call)
     if key not in _SHAPES:
+        analysed(code)  # keeps the code object (its id is the key's)
         _SHAPES[key] = _find_shape(code, call)
     return _SHAPES[key]
 
@@ -141,12 +144,13 @@ def _plain_attr(obj: object, name: str) -> object:
 # Per BINARY_OP site: how to read its two operands, each ("local", name), ("const", value)
 # or ("attr", local, name); None when they are not that simple.
 Operand = tuple[str, object] | tuple[str, str, str]
-_OPERANDS: dict[tuple[CodeType, int], tuple[Operand, Operand] | None] = {}
+_OPERANDS: dict[tuple[int, int], tuple[Operand, Operand] | None] = {}
 
 
 def _operands(code: CodeType, offset: int) -> tuple[Operand, Operand] | None:
-    key = (code, offset)
+    key = (id(code), offset)
     if key not in _OPERANDS:
+        analysed(code)  # keeps the code object (its id is the key's)
         _OPERANDS[key] = _find_operands(code, offset)
     return _OPERANDS[key]
 

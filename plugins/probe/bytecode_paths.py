@@ -68,16 +68,22 @@ class _Code:
     points: frozenset[int]  # switch points
     first: int
     offsets: list[int]
+    code: CodeType  # kept, so that no other code object ever has its id
+    # What ``path``, ``access`` and ``callee_loader`` found in it, by offsets.
+    paths: dict[tuple[int, int, bool], Footprint]
+    accesses: dict[int, Footprint]
+    loaders: dict[int, int | None]
 
 
-_CODES: dict[CodeType, _Code] = {}
-_PATHS: dict[tuple[CodeType, int, int, bool], Footprint] = {}
+# By id(code): hashing a code object hashes its bytecode, names and constants (0.2 us, and a
+# tracked step asks a few times).
+_CODES: dict[int, _Code] = {}
 EXIT = -2
 ENTRY = -1
 
 
 def _analysed(code: CodeType) -> _Code:
-    found = _CODES.get(code)
+    found = _CODES.get(id(code))
     if found is None:
         listing = list(dis.get_instructions(code))
         ins = {i.offset: i for i in listing}
@@ -95,8 +101,8 @@ def _analysed(code: CodeType) -> _Code:
                 pred.setdefault(t, []).append(o)
         points = frozenset(o for o, what in switch_points(code).items() if what != BACK_EDGE)
         first = listing[0].offset if listing else 0
-        found = _Code(ins, succ, pred, points, first, [i.offset for i in listing])
-        _CODES[code] = found
+        found = _Code(ins, succ, pred, points, first, [i.offset for i in listing], code, {}, {}, {})
+        _CODES[id(code)] = found
     return found
 
 
@@ -124,15 +130,16 @@ def path(code: CodeType, start: int, end: int, traced: bool = True) -> Footprint
     only non-switch-point instructions; None if that includes anything unknown or ``end`` is
     not reachable so. Code that is not ``traced`` (a test's own worker function) has no
     switch points: its attribute and item accesses are read like the rest."""
-    key = (code, start, end, traced)
-    if key in _PATHS:
-        return _PATHS[key]
+    info = _analysed(code)
+    key = (start, end, traced)
+    paths = info.paths
+    if key in paths:
+        return paths[key]
     if not traced and code.co_exceptiontable:
         # A handler may have run instead (a worker function catching what the learner's
         # code raised): with no switch point in it, nothing would show which way it went.
-        _PATHS[key] = None
+        paths[key] = None
         return None
-    info = _analysed(code)
     todo = [info.first] if start == ENTRY else list(info.succ.get(start, []))
     seen: set[int] = set()
     hit_end = False
@@ -179,7 +186,7 @@ def path(code: CodeType, start: int, end: int, traced: bool = True) -> Footprint
             entries |= got
         if result is not None:
             result = frozenset(entries)
-    _PATHS[key] = result
+    paths[key] = result
     return result
 
 
@@ -219,16 +226,13 @@ def calls(code: CodeType) -> list[int]:
 _ENTERS = _CALLS | {"BEFORE_WITH"}
 
 
-_ACCESS: dict[tuple[CodeType, int], Footprint] = {}
-
-
 def access(code: CodeType, offset: int) -> Footprint:
     """What the switch-point instruction at ``offset`` itself touches; None for a call.
     (Cached: the exhaustive search asks at every step, twice.)"""
-    key = (code, offset)
-    if key not in _ACCESS:
-        _ACCESS[key] = _access(code, offset)
-    return _ACCESS[key]
+    accesses = _analysed(code).accesses
+    if offset not in accesses:
+        accesses[offset] = _access(code, offset)
+    return accesses[offset]
 
 
 def _access(code: CodeType, offset: int) -> Footprint:
@@ -257,17 +261,14 @@ _LOADS_ONE = frozenset(
 )
 
 
-_LOADERS: dict[tuple[CodeType, int], int | None] = {}
-
-
 def callee_loader(code: CodeType, call: int) -> int | None:
     """The offset of the instruction that loads what the CALL at ``call`` calls, if it is
     loaded right before the call's arguments (``self.m(x, 1)``, ``f(a)``, ``super().m()``,
     ``sorted(t, key=lambda a: a.n)``); None when unsure."""
-    key = (code, call)
-    if key not in _LOADERS:
-        _LOADERS[key] = _find_loader(code, call)
-    return _LOADERS[key]
+    loaders = _analysed(code).loaders
+    if call not in loaders:
+        loaders[call] = _find_loader(code, call)
+    return loaders[call]
 
 
 def _callee_name(code: CodeType, call: int) -> str | None:

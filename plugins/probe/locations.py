@@ -225,21 +225,39 @@ def _waits_forever(acquire: FrameType) -> bool:
 Number = Callable[[object], "int | None"]
 
 
-def _resource(obj: object, number: Number) -> str | None:
-    """The primitive a learner's call reached ("sync:<n>", n its creation number in the run:
-    the same in every replay; its lock for a Condition or a Queue, whose operations all run
-    under it); None for anything else."""
-    kind = type(obj)
-    target: object = None
+# How a primitive's type leads to the primitive whose creation number names its resource:
+# itself, its lock (a Condition's ``_coop``), or a Queue's mutex when that is a cooperative
+# Lock; None for anything else. Read once per type.
+_SELF, _COOP, _MUTEX = "self", "coop", "mutex"
+_TARGETS: dict[type, str | None] = {}
+
+
+def _target_kind(kind: type) -> str | None:
     if kind.__module__.startswith("plugins.probe."):
         if kind.__name__ in _SIMPLE:
-            target = obj
-        elif kind.__name__ == "Condition":
-            target = getattr(obj, "_coop", None)
-    elif isinstance(obj, queue.Queue) and type(getattr(obj, "mutex", None)).__name__ == "Lock":
-        target = obj.mutex
-    seq = number(target) if target is not None else None
-    return None if seq is None else f"sync:{seq}"
+            return _SELF
+        return _COOP if kind.__name__ == "Condition" else None
+    return _MUTEX if issubclass(kind, queue.Queue) else None
+
+
+def _sequence(obj: object, number: Number) -> int | None:
+    """The creation number in the run of the primitive a learner's call reached: the same in
+    every replay (its lock, for a Condition or a Queue, whose operations all run under it)."""
+    kind = type(obj)
+    how = _TARGETS.get(kind, "")
+    if how == "":
+        how = _TARGETS[kind] = _target_kind(kind)
+    if how is None:
+        return None
+    if how is _SELF:
+        return number(obj)
+    if how is _COOP:
+        target = getattr(obj, "_coop", None)
+    else:
+        target = getattr(obj, "mutex", None)
+        if type(target).__name__ != "Lock":
+            return None
+    return None if target is None else number(target)
 
 
 def _trusted(obj: object) -> bool:
@@ -249,26 +267,36 @@ def _trusted(obj: object) -> bool:
     return isinstance(obj, queue.Queue)
 
 
-def _sync_parts(
-    entry: FrameType, innermost: FrameType, timed: bool, number: Number
-) -> tuple[frozenset[str], frozenset[str]]:
+Parts = tuple[frozenset[str], frozenset[str]]
+# (primitive's type, its creation number, the innermost method's owner type and name, whether
+# that acquire waits forever) -> what the primitive's code touches before and after: the same
+# sets at every visit, so they are made once.
+_PARTS: dict[tuple[type, int, type, str, bool], Parts] = {}
+
+
+def _sync_parts(obj: object, owner: object, innermost: FrameType, number: Number) -> Parts:
     """What the primitive's code did before the switch point and does after it: a write of
     its resource, except the first switch point of acquire() (nothing of it came before: its
     only test, "do I hold it already", no other worker can change) and the last of
     release()/notify() (nothing follows)."""
-    if timed:
+    seq = _sequence(obj, number)
+    if seq is None:
         return SYNC, SYNC
-    obj = entry.f_locals.get("self")
-    name = _resource(obj, number)
-    if name is None:
-        return SYNC, SYNC
+    method = innermost.f_code.co_name
+    waits = method == "acquire" and _waits_forever(innermost)
+    key = (type(obj), seq, type(owner), method, waits)
+    parts = _PARTS.get(key)
+    if parts is None:
+        parts = _PARTS[key] = _parts_of(obj, owner, method, waits, f"sync:{seq}")
+    return parts
+
+
+def _parts_of(obj: object, owner: object, method: str, waits: bool, name: str) -> Parts:
     write = frozenset({"w:" + name})
     if _trusted(obj):
-        owner = innermost.f_locals.get("self")
-        method = innermost.f_code.co_name
         mutex = type(owner).__name__ in _MUTEXES
         if type(owner).__name__ in _COUNTERS and method == "acquire":
-            if mutex and _waits_forever(innermost):
+            if mutex and waits:
                 return EMPTY, write | {TAKES + name}
             return EMPTY, write
         if type(owner).__name__ in _COUNTERS and method == "release":
@@ -283,15 +311,25 @@ def _sync_parts(
     return write, write
 
 
-def _acquiring(innermost: FrameType) -> FrameType | None:
+# (owner's type, method) -> whether a switch point in it is inside a take of a lock: an
+# acquire() of a Lock, RLock or Semaphore, or a Condition's wait. Read once per pair.
+_TAKING: dict[tuple[type, str], bool] = {}
+
+
+def _acquiring(owner: object, innermost: FrameType) -> FrameType | None:
     """The call that takes a lock this switch point is in: an acquire() of a Lock, RLock or
     Semaphore, or a Condition's wait (which takes its lock back when woken, blocking in
     acquire_restore while another worker holds it)."""
-    owner = innermost.f_locals.get("self")
     method = innermost.f_code.co_name
-    if method == "acquire" and type(owner).__name__ in _COUNTERS and _trusted(owner):
-        return innermost
-    if method == "_wait" and type(owner).__name__ == "Condition" and _trusted(owner):
+    key = (type(owner), method)
+    taking = _TAKING.get(key)
+    if taking is None:
+        named = type(owner).__name__
+        taking = _TAKING[key] = _trusted(owner) and (
+            (method == "acquire" and named in _COUNTERS)
+            or (method == "_wait" and named == "Condition")
+        )
+    if taking:
         return innermost
     caller = innermost.f_back
     if method == "acquire_restore" and type(owner).__name__ in _MUTEXES and caller is not None:
@@ -299,6 +337,31 @@ def _acquiring(innermost: FrameType) -> FrameType | None:
         if caller.f_code.co_name == "_wait" and type(waiter).__name__ == "Condition":
             return caller
     return None
+
+
+# What sync_loc's walk makes of a frame outside the learner's files, by its code object (kept
+# with it, so that no other code object ever has its id): 0, outside the primitives' files
+# (the step is unknown); 1, a primitive's frame that is not a method (a wrapper, the
+# scheduler's); 2, a method of a primitive. Read once per code object.
+_OUTSIDE, _PLUMBING, _METHOD = 0, 1, 2
+_WALK: dict[int, tuple[CodeType, int]] = {}
+
+
+def _walk_kind(code: CodeType) -> int:
+    found = _WALK.get(id(code))
+    if found is not None:
+        return found[1]
+    name = code.co_filename
+    # Wrappers (tracing.untraced) have no `self`: the methods around them tell.
+    kind = (
+        _OUTSIDE
+        if not _sync_file(name)
+        else _METHOD
+        if "self" in code.co_varnames and not _scheduler_file(name)
+        else _PLUMBING
+    )
+    _WALK[id(code)] = (code, kind)
+    return kind
 
 
 def sync_loc(
@@ -316,18 +379,22 @@ def sync_loc(
     entry: FrameType | None = None
     innermost: FrameType | None = None
     while frame is not None:
-        name = frame.f_code.co_filename
-        if name in files:
+        code = frame.f_code
+        if code.co_filename in files:
             parts = (SYNC, SYNC)
-            if entry is not None and innermost is not None:
-                parts = _sync_parts(entry, innermost, timed, number)
-            offset = instruction_at(frame.f_code, frame.f_lasti)
-            acquiring = None if innermost is None or timed else _acquiring(innermost)
+            acquiring = None
+            if innermost is not None and entry is not None and not timed:
+                owner = innermost.f_locals.get("self")
+                obj = owner if entry is innermost else entry.f_locals.get("self")
+                parts = _sync_parts(obj, owner, innermost, number)
+                acquiring = _acquiring(owner, innermost)
+            offset = instruction_at(code, frame.f_lasti)
             return _loc("sync", frame, offset, files, parts, acquiring, blocks, previous=previous)
-        if not _sync_file(name):
+        found = _WALK.get(id(code))
+        kind = found[1] if found is not None else _walk_kind(code)
+        if kind == _OUTSIDE:
             return None
-        # Wrappers (tracing.untraced) have no `self`: the methods around them tell.
-        if "self" in frame.f_code.co_varnames and not _scheduler_file(name):
+        if kind == _METHOD:
             if innermost is None:
                 innermost = frame
             entry = frame

@@ -587,15 +587,19 @@ def make_tracer(
 
         return local
 
-    by_code: dict[CodeType, TraceFn] = {}  # one local hook per code object, not per call
+    # One local hook per code object, not per call; by id (a code object's hash reads its
+    # bytecode), with the code kept so that its id is never another's.
+    by_code: dict[int, TraceFn] = {}
+    kept: list[CodeType] = []
 
     def global_trace(frame: FrameType, event: str, arg: Any) -> Any:
         code = frame.f_code
         if code.co_filename not in learner_files:
             return None
-        local = by_code.get(code)
+        local = by_code.get(id(code))
         if local is None:
-            local = by_code[code] = local_for(code)
+            kept.append(code)
+            local = by_code[id(code)] = local_for(code)
         # 3.12+ only enables opcode events when f_trace is already set (frame_settrace_opcodes).
         frame.f_trace = local
         frame.f_trace_opcodes = True
