@@ -19,7 +19,7 @@ from .exploration import Execute, ExploreStats, Outcome, named_workers
 from .failures import Check, checked
 from .finding import Failure
 from .patching import Patch
-from .scheduler import Run, instrumented_point, set_active
+from .scheduler import Run, instrumented_point, set_active, spare_greenlets
 from .semaphores import Semaphore
 from .sites import read_sources
 from .strategies import Strategy
@@ -271,6 +271,9 @@ def explore(
             footprints.read_ahead(code, traced=False)
     with POOL.on_one_core():
         POOL.reserve(1)  # the run's thread: every worker is a greenlet on it
+        # Its greenlets for the workers, made now, once per thread: a new thread's first
+        # schedule (a forked process's, the self-check's) would otherwise make them.
+        POOL.run_and_wait(functools.partial(spare_greenlets, len(named_workers(workers))))
         return exploration.explore_schedules(
             execute,
             _replay_call(modules),

@@ -730,19 +730,32 @@ def _spare_greenlets() -> list[greenlet.greenlet]:
     return spare
 
 
-def _serve(job: tuple[Run, Worker]) -> None:
+def _serve(job: tuple[Run, Worker] | None) -> None:
     """A worker greenlet: runs one worker at a time, each in a fresh context (as a new thread
     would), then waits among its thread's spare greenlets for the next one. A worker's
-    function ends back in the driver, its parent, as if the greenlet had ended."""
+    function ends back in the driver, its parent, as if the greenlet had ended. Started
+    with None, it only waits (``spare_greenlets``)."""
     me = getcurrent()
     driver = me.parent  # the thread's own greenlet, which drives every run on it
     assert driver is not None
     while True:
-        run, w = job
-        contextvars.Context().run(run._bootstrap, w)
-        del run, w, job  # a spare greenlet keeps no run alive
+        if job is not None:
+            run, w = job
+            contextvars.Context().run(run._bootstrap, w)
+            del run, w  # a spare greenlet keeps no run alive
+        job = None
         _spare_greenlets().append(me)
         job = driver.switch()
+
+
+def spare_greenlets(count: int) -> None:
+    """On the run's thread, before an exploration's first schedule: ``count`` spare greenlets,
+    started and waiting as a finished worker's does. A process's first schedule on a new
+    thread otherwise makes them itself (a greenlet's first switch sets up its stack)."""
+    spare = _spare_greenlets()
+    driver = getcurrent()
+    while len(spare) < count:
+        greenlet.greenlet(_serve, driver).switch(None)
 
 
 def active_run() -> Run | None:

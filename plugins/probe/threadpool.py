@@ -94,6 +94,25 @@ class ThreadPool:
         while missing > 0 and len(self._idle) < count and time.monotonic() < deadline:
             time.sleep(0.0001)
 
+    def run_and_wait(self, job: Callable[[], None], timeout: float = 1.0) -> None:
+        """Run ``job`` on the thread the next job will run on (the last to go idle), and
+        wait for it, ``timeout`` at most."""
+        done = allocate_lock()
+        done.acquire()
+
+        def then_done() -> None:
+            try:
+                job()
+            finally:
+                done.release()
+
+        self.submit(then_done)
+        done.acquire(True, timeout)
+        # Until it is idle again: the next job must find it there, not start another thread.
+        deadline = time.monotonic() + timeout
+        while not self._idle and time.monotonic() < deadline:
+            time.sleep(0.0001)
+
     def _start(self, job: Callable[[], None]) -> None:
         wake, gone = allocate_lock(), allocate_lock()
         wake.acquire()

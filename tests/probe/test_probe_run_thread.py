@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import time
 
+import greenlet
 import pytest
 
-from plugins.probe import ProbeFailure, explore, scheduler
+from plugins.probe import ProbeFailure, api, explore, scheduler
 from plugins.probe.clock import REAL_SLEEP
 from plugins.probe.scheduler import DONE
+from plugins.probe.threadpool import POOL
 from tests.probe.samples import counter_unlocked, identity
 
 
@@ -87,3 +89,30 @@ def test_a_schedule_that_keeps_stepping_outlasts_the_watchdog_without_a_report()
     )
     assert time.perf_counter() - started >= 0.3
     assert stats.schedules == 1
+
+
+def test_the_workers_first_schedule_runs_on_greenlets_made_before_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A new thread's first schedule would otherwise start its workers' greenlets itself,
+    # timed as part of that schedule (a forked process's first probe test is only that).
+    made: list[object] = []
+    spare = scheduler.spare_greenlets
+
+    def recorded(count: int) -> None:
+        spare(count)
+        made.extend(scheduler._spare_greenlets())
+
+    monkeypatch.setattr(api, "spare_greenlets", recorded)
+    seen: list[object] = []
+
+    def look(s: identity.Seen) -> None:
+        seen.append(greenlet.getcurrent())
+        s.record("a")
+
+    POOL.retire_idle()  # a new run thread, as in a forked process
+    explore(identity.Seen, [look, look, look], None, modules=[identity], budget=1)
+    assert len(seen) == 3 and all(g in made for g in seen), (
+        f"the first schedule's workers ran on {len(set(seen) - set(made))} greenlets made "
+        f"during it: the run's thread should have had them ready before it started"
+    )
