@@ -18,7 +18,7 @@ from .exhaustive import Tracker
 from .exploration import Execute, ExploreStats, Outcome, named_workers
 from .failures import Check, checked
 from .finding import Failure
-from .patching import Patch
+from .patching import Patch, scan_ahead
 from .scheduler import Run, instrumented_point, set_active, spare_greenlets
 from .semaphores import Semaphore
 from .sites import read_sources
@@ -215,6 +215,10 @@ def _executor(
         passed = reachable_functions(roots, files, list(modules))
         functions = instrument.learner_functions(list(modules))
         instrument.prepare([*functions, *passed], instrumented_point)
+        instrument.plan((functions, passed), instrumented_point)  # what each run swaps
+    # What the runs' Patch swaps in the learner's modules, read now too (kept while they
+    # hold the same objects).
+    scan_ahead(list(modules))
     return functools.partial(
         _execute, setup, named, check, modules, files, max_steps, watchdog_s, passed
     )

@@ -371,6 +371,11 @@ def _plan(groups: tuple[list[types.FunctionType], ...], hook: Hook) -> list[_Cha
     return changes
 
 
+def plan(groups: tuple[list[types.FunctionType], ...], hook: Hook) -> None:
+    """Work out now, before an exploration's first run, what its runs will swap."""
+    _plan(groups, hook)
+
+
 class Swap:
     """For one run: every learner function's code swapped for its rewritten copy, and put
     back after. ``ready`` is False (and nothing is swapped) if one cannot be rewritten."""

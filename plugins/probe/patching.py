@@ -144,6 +144,11 @@ class _Scan:
 _LAST_SCAN: list[_Scan] = []
 
 
+def scan_ahead(modules: list[types.ModuleType]) -> None:
+    """Read now, before an exploration's first run, what its runs will swap in ``modules``."""
+    _scan(modules)
+
+
 def _scan(modules: list[types.ModuleType]) -> _Scan:
     if _LAST_SCAN and _LAST_SCAN[0].still(modules):
         return _LAST_SCAN[0]

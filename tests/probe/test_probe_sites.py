@@ -3,12 +3,13 @@ frame that called the test's setup (above it is pytest, never the learner's code
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections.abc import Iterator
 from types import FrameType
 
-from plugins.probe import api, strategies
+from plugins.probe import api, instrument, patching, strategies
 from plugins.probe.sites import find_site, line_of
 from tests.probe.samples import counter_unlocked
 
@@ -91,3 +92,23 @@ def test_the_sources_that_label_primitives_are_read_before_the_first_schedule() 
     )
     assert counter_unlocked.__file__ in linecache.cache, "the learner's module was not read"
     assert HERE in linecache.cache, "the test's file (its setup's) was not read"
+
+
+def test_what_the_runs_swap_is_worked_out_before_the_first_schedule() -> None:
+    # The learner's functions' rewritten code and the module names Patch swaps are the same
+    # in every run: read when the exploration is set up, not inside its first schedule.
+    patching._LAST_SCAN.clear()
+    instrument._PLAN.clear()
+    api._executor(
+        lambda: counter_unlocked.Counter(),
+        [counter_unlocked.Counter.increment],
+        None,
+        [counter_unlocked],
+        100,
+        2.0,
+    )
+    assert patching._LAST_SCAN and patching._LAST_SCAN[0].still([counter_unlocked]), (
+        "the learner's module was not scanned for what Patch swaps"
+    )
+    if instrument.AVAILABLE and os.environ.get("PROBE_TRACER") != "settrace":
+        assert instrument._PLAN, "the rewritten code each run swaps in was not planned"
