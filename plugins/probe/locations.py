@@ -182,16 +182,28 @@ def op_loc(
     """A switch point at ``offset`` of the learner ``frame``; ``previous``: where the same
     worker was parked before (``_loc`` reuses the frames below that it still shares)."""
     code = frame.f_code
+    key = (id(code), offset)
+    kind = _OP_KINDS.get(key)
+    if kind is None:
+        kind = _OP_KINDS[key] = (
+            _CALL if access(code, offset) is None else _OPERATOR if is_operator(code, offset) else 0
+        )
     # Read now: the locals are those the instruction's operands were made of, and the
     # attribute an operand was read from holds what was read (no other worker ran since).
     effect = (
         call_effect(frame, offset)
-        if access(code, offset) is None
+        if kind == _CALL
         else operator_effect(frame, offset)
-        if is_operator(code, offset)
+        if kind == _OPERATOR
         else None
     )
     return _loc("op", frame, offset, files, effect=effect, previous=previous)
+
+
+# Whether the switch-point instruction at an offset is a call, an operator or neither, by
+# (id(code), offset): ``access`` keeps every code object it has read, so no id is another's.
+_CALL, _OPERATOR = 1, 2
+_OP_KINDS: dict[tuple[int, int], int] = {}
 
 
 def frame_of(code: CodeType, start: FrameType | None) -> FrameType | None:
