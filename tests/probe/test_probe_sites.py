@@ -75,13 +75,8 @@ def test_a_frames_line_is_read_from_where_it_is_now_each_time() -> None:
         assert len({now for _, now in seen}) == 3, seen
 
 
-def test_the_sources_that_label_primitives_are_read_before_the_first_schedule() -> None:
-    # A label reads the line a primitive was made on, in the learner's module or the test's:
-    # read when the exploration is set up, not inside a (one-schedule test's only) schedule.
-    import linecache
-
-    for path in (counter_unlocked.__file__, HERE):
-        linecache.cache.pop(path, None)
+def _set_up_an_exploration() -> None:
+    """What ``explore`` does before its first schedule, and no schedule."""
     api._executor(
         lambda: counter_unlocked.Counter(),
         [counter_unlocked.Counter.increment],
@@ -90,6 +85,16 @@ def test_the_sources_that_label_primitives_are_read_before_the_first_schedule() 
         100,
         2.0,
     )
+
+
+def test_the_sources_that_label_primitives_are_read_before_the_first_schedule() -> None:
+    # A label reads the line a primitive was made on, in the learner's module or the test's:
+    # read when the exploration is set up, not inside a (one-schedule test's only) schedule.
+    import linecache
+
+    for path in (counter_unlocked.__file__, HERE):
+        linecache.cache.pop(path, None)
+    _set_up_an_exploration()
     assert counter_unlocked.__file__ in linecache.cache, "the learner's module was not read"
     assert HERE in linecache.cache, "the test's file (its setup's) was not read"
 
@@ -99,14 +104,7 @@ def test_what_the_runs_swap_is_worked_out_before_the_first_schedule() -> None:
     # in every run: read when the exploration is set up, not inside its first schedule.
     patching._LAST_SCAN.clear()
     instrument._PLAN.clear()
-    api._executor(
-        lambda: counter_unlocked.Counter(),
-        [counter_unlocked.Counter.increment],
-        None,
-        [counter_unlocked],
-        100,
-        2.0,
-    )
+    _set_up_an_exploration()
     assert patching._LAST_SCAN and patching._LAST_SCAN[0].still([counter_unlocked]), (
         "the learner's module was not scanned for what Patch swaps"
     )
