@@ -186,7 +186,11 @@ def op_loc(
     kind = _OP_KINDS.get(key)
     if kind is None:
         kind = _OP_KINDS[key] = (
-            _CALL if access(code, offset) is None else _OPERATOR if is_operator(code, offset) else 0
+            _CALL
+            if access(code, offset) is None
+            else _OPERATOR
+            if is_operator(code, offset)
+            else _PLAIN
         )
     # Read now: the locals are those the instruction's operands were made of, and the
     # attribute an operand was read from holds what was read (no other worker ran since).
@@ -202,7 +206,7 @@ def op_loc(
 
 # Whether the switch-point instruction at an offset is a call, an operator or neither, by
 # (id(code), offset): ``access`` keeps every code object it has read, so no id is another's.
-_CALL, _OPERATOR = 1, 2
+_PLAIN, _CALL, _OPERATOR = 0, 1, 2
 _OP_KINDS: dict[tuple[int, int], int] = {}
 
 
@@ -360,9 +364,7 @@ _WALK: dict[int, tuple[CodeType, int]] = {}
 
 
 def _walk_kind(code: CodeType) -> int:
-    found = _WALK.get(id(code))
-    if found is not None:
-        return found[1]
+    """Read the kind of a code object not in ``_WALK`` yet, and keep it there."""
     name = code.co_filename
     # Wrappers (tracing.untraced) have no `self`: the methods around them tell.
     kind = (
