@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from plugins import proctree, pycache, served_cpu, services, warm_socket
+from plugins.verify_worker import take_environment
 
 if TYPE_CHECKING:
     from plugins.isolation import Namespace
@@ -164,8 +165,7 @@ class _Workers:
                 os.dup2(fd, target)
             os.close(stdin)
             os.close(output)
-            os.environ.clear()
-            os.environ.update(env)
+            take_environment(env)
             os.chdir(cwd)
             # As a fresh `python -m` would have it: the folder first, then PYTHONPATH (where the
             # implementation plugin puts the kata's folder).

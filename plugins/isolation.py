@@ -27,8 +27,12 @@ from plugins import budgets, services
 from plugins.services import Service
 
 RUN_ID_VARIABLE = "KATA_RUN_ID"
-# Shared by every run of this user on this machine: one lock file per port handed out.
-PORT_LOCK_DIR = Path(tempfile.gettempdir()) / f"kata-ports-{os.getuid()}"
+# Shared by every run of this user on this machine: one lock file per port handed out. Named in
+# the environment, because the processes a run starts get a temporary folder of their own.
+PORT_LOCK_VARIABLE = "KATA_PORT_LOCKS"
+PORT_LOCK_DIR = Path(
+    os.environ.get(PORT_LOCK_VARIABLE) or Path(tempfile.gettempdir()) / f"kata-ports-{os.getuid()}"
+)
 # Below Linux's default ephemeral range (32768-60999), which the kernel draws from for bind(0)
 # and outgoing connections, so no client socket can take a reserved port before its server.
 PORT_RANGE = range(20000, 32768)
@@ -87,8 +91,17 @@ class Namespace:
         return self._scratch
 
     def environment(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        """This process's environment with the run id, plus `extra`: for a child to inherit."""
-        return {**os.environ, RUN_ID_VARIABLE: self.run_id, **(extra or {})}
+        """This process's environment with the run id, plus `extra`: for a child to inherit.
+        Its temporary folder is the run's scratch, removed when the run ends: a server or rank
+        the run kills never removes what it made there itself (a Celery worker's pool folder,
+        a rank's OpenCL loader folder)."""
+        return {
+            **os.environ,
+            RUN_ID_VARIABLE: self.run_id,
+            PORT_LOCK_VARIABLE: str(PORT_LOCK_DIR),
+            "TMPDIR": str(self.scratch),
+            **(extra or {}),
+        }
 
     def start_service(
         self,

@@ -42,7 +42,7 @@ from typing import Any
 from plugins import installed_snapshot, pycache, served_cpu, warm_socket
 from plugins.mpi_shim import SERVER_VARIABLE as SERVER_VARIABLE  # the ranks find the server by it
 from plugins.mpi_shim import STATUS
-from plugins.verify_worker import exit_after, run_pytest
+from plugins.verify_worker import exit_after, run_pytest, take_environment
 
 COLD_VARIABLE = "KATA_MPI_COLD"
 SHIM = Path(__file__).with_name("mpi_shim.py")
@@ -153,8 +153,7 @@ class _Ranks:
             fcntl.fcntl(watched, fcntl.F_SETOWN, os.getpid())
             flags = fcntl.fcntl(watched, fcntl.F_GETFL)
             fcntl.fcntl(watched, fcntl.F_SETFL, flags | os.O_ASYNC)
-            os.environ.clear()
-            os.environ.update(request["env"])
+            take_environment(request["env"])
             os.chdir(request["cwd"])
             sys.path[0] = request["cwd"]  # as `python -m` sets it
             from mpi4py import MPI

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
-from plugins import impl
+from plugins import impl, isolation
 from plugins.verify_worker import kill_group, wait_for
 
 # A backstop only: each kata test already fails within its own budget.
@@ -128,6 +128,18 @@ def parse_junit(junit: Path, returncode: int) -> Outcome:
     return outcome
 
 
+def run_environment(scratch: str) -> dict[str, str]:
+    """A run's environment: this process's, with the run's own scratch folder as TMPDIR. The
+    folder goes once the run has ended, and with it whatever the run or a process it started
+    left in the temporary folder: a process killed at a timeout (a run, an MPI rank, a Celery
+    worker) never removes its own (a self-check left 228 of them in /tmp)."""
+    return {
+        **os.environ,
+        isolation.PORT_LOCK_VARIABLE: str(isolation.PORT_LOCK_DIR),
+        "TMPDIR": scratch,
+    }
+
+
 # -- the cold way ----------------------------------------------------------------------------
 
 
@@ -135,18 +147,20 @@ def cold_runner(root: Path) -> Runner:
     """Each run a fresh `python -m pytest` (KATA_VERIFY_COLD=1; the warm way's yardstick)."""
 
     def run(argv: list[str], timeout: float) -> Ended:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "pytest", *argv],
-            cwd=root,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # as the warm children: a timeout kills all it started
-        )
-        # The worker's own wait: it kills the group and reaps the child with its CPU seconds.
-        returncode, timed_out, cpu = wait_for(process.pid, timeout)
-        process.returncode = returncode  # reaped here, so Popen must not wait for it again
-        return Ended(-1 if timed_out else returncode, timed_out, cpu)
+        with tempfile.TemporaryDirectory(prefix="kata-run-") as scratch:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "pytest", *argv],
+                cwd=root,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=run_environment(scratch),
+                start_new_session=True,  # as the warm children: a timeout kills all it started
+            )
+            # The worker's own wait: it kills the group and reaps the child with its CPU seconds.
+            returncode, timed_out, cpu = wait_for(process.pid, timeout)
+            process.returncode = returncode  # reaped here, so Popen must not wait for it again
+            return Ended(-1 if timed_out else returncode, timed_out, cpu)
 
     return run
 
@@ -249,7 +263,8 @@ class WarmRunner:
 
     def __call__(self, argv: list[str], timeout: float) -> Ended:
         setup = 0.0
-        with tempfile.TemporaryDirectory(prefix="kata-verify-output-") as scratch:
+        with tempfile.TemporaryDirectory(prefix="kata-run-") as scratch:
+            output = Path(scratch) / "output.txt"
             for _attempt in range(2):
                 if self.closed:
                     return Ended(-1, False, 0.0)  # the session is over; nobody reads it
@@ -258,9 +273,7 @@ class WarmRunner:
                         began = time.perf_counter()
                         self.worker = Worker(self.root, self.preload)
                         setup += time.perf_counter() - began
-                    answer = self.worker.run(
-                        argv, dict(os.environ), Path(scratch) / "output.txt", timeout
-                    )
+                    answer = self.worker.run(argv, run_environment(scratch), output, timeout)
                     return Ended(
                         int(answer["returncode"]),
                         bool(answer["timed_out"]),

@@ -31,6 +31,7 @@ import os
 import select
 import signal
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -152,12 +153,20 @@ def run_child(request: dict[str, Any]) -> None:
         os.close(devnull)
         os.close(output)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        os.environ.clear()
-        os.environ.update(request["env"])
+        take_environment(request["env"])
         os.environ[served_cpu.VARIABLE] = served_file(request)
         return run_pytest(list(request["argv"]))
 
     exit_after(start)
+
+
+def take_environment(env: dict[str, str]) -> None:
+    """In a forked child: `env` in place of the server's environment. tempfile keeps the folder
+    it chose first (the server's); reset, it chooses again from the new TMPDIR, which the
+    parent removes once the child has ended, with whatever a killed process left there."""
+    os.environ.clear()
+    os.environ.update(env)
+    tempfile.tempdir = None
 
 
 def served_file(request: dict[str, Any]) -> str:

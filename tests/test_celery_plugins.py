@@ -6,6 +6,9 @@ comes back fails naming its id, state and queue."""
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -140,6 +143,9 @@ def test_redis_and_workers_are_private_to_the_run_and_gone_after_it(
     monkeypatch.delenv("KATA_BROKER_URL", raising=False)
     served = kata_repo.root / "served-cpu"
     monkeypatch.setenv(served_cpu.VARIABLE, str(served))
+    # Short: the warm server's socket is made below it, and a socket's path fits in 108 bytes.
+    temporary = Path(tempfile.mkdtemp(prefix="celery-run-"))
+    monkeypatch.setenv("TMPDIR", str(temporary))
     result = kata_repo.run("katas/adder", "-p", "no:randomly", "-rA", timeout=120)
     result.assert_outcomes(passed=1, failed=5)
     output = result.stdout.str()
@@ -163,6 +169,11 @@ def test_redis_and_workers_are_private_to_the_run_and_gone_after_it(
     assert facts["url"] not in output, "the broker's password must not be printed"
     for pid in [facts["redis"], facts["warm"], *facts["worker"]]:
         assert process_gone(pid), f"process {pid} outlived the run"
+    # Killed at the end, the worker's pool never removes its folder: the run must (all but the
+    # port locks, which every run shares).
+    left = sorted(p.name for p in temporary.iterdir() if not p.name.startswith("kata-ports-"))
+    shutil.rmtree(temporary)
+    assert not left, f"the run left these in its temporary folder: {left}"
     # The warm server recorded the worker's CPU seconds, which the self-check counts as the
     # run's own (plugins/served_cpu.py); a worker that ran Celery used well over 10 ms.
     recorded = served.read_text(encoding="ascii").split() if served.exists() else []

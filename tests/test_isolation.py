@@ -238,3 +238,30 @@ def test_a_service_ends_when_the_process_that_started_it_is_killed_outright(tmp_
     while not process_gone(server) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert process_gone(server), f"the service {server} outlived the process that started it"
+
+
+def test_what_a_killed_service_made_in_its_temporary_folder_goes_when_the_run_ends() -> None:
+    # A server the run kills outright (a Celery worker's pool makes a folder; an MPI rank its
+    # OpenCL loader folder) never removes what it made: its temporary folder is the run's.
+    namespace = isolation.Namespace("temporary-files-test")
+    try:
+        service = namespace.start_service(
+            [
+                sys.executable,
+                "-c",
+                "import tempfile, time\n"
+                "print(tempfile.mkdtemp(prefix='left-behind-'), flush=True)\n"
+                "time.sleep(60)",
+            ],
+            ready=lambda: bool(next(namespace.scratch.glob("*.log")).read_text().strip()),
+            name="leaver",
+        )
+        service.kill()
+        made = Path(service.log_tail().strip())
+        assert made.is_dir(), f"the service never made its folder ({made})"
+    finally:
+        namespace.close()
+    assert not made.exists(), (
+        f"{made}, made by a service the run killed, outlived the run: a service's temporary "
+        "folder must be the run's scratch folder"
+    )

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.skipif(
 
 RANK_TESTS = """
 import os
+import tempfile
 import time
 
 from mpi4py import MPI
@@ -32,6 +33,10 @@ from mpi4py import MPI
 def test_passes():
     assert MPI.Is_initialized() and MPI.COMM_WORLD.Get_size() == int(os.environ["EXPECTED_SIZE"])
     assert MPI.COMM_WORLD.allreduce(1) == MPI.COMM_WORLD.Get_size()
+    # The run removes its job's temporary folder, with what a killed rank left there.
+    assert tempfile.gettempdir() == os.environ["TMPDIR"], (
+        f"the rank's temporary folder is {tempfile.gettempdir()}, not its job's"
+    )
 
 
 def test_fails_on_request():
@@ -45,7 +50,8 @@ def test_sleeps_on_request():
 
 @pytest.fixture
 def server() -> Iterator[mpi_warm.Server]:
-    warm = mpi_warm.Server(ROOT, ["pytest"])
+    # isolation asks tempfile for its folder at import, as the plugins do in every server.
+    warm = mpi_warm.Server(ROOT, ["pytest", "plugins.isolation"])
     assert warm.ready(), warm.problem()
     yield warm
     warm.stop()
@@ -55,11 +61,18 @@ def launch(tmp_path: Path, size: int, server: str, **env: str) -> subprocess.Pop
     assert LAUNCHER is not None
     tests = tmp_path / "test_rank.py"
     tests.write_text(RANK_TESTS)
+    (tmp_path / "job-tmp").mkdir(exist_ok=True)
     arguments = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", str(tests)]
     return subprocess.Popen(
         [*LAUNCHER, "-n", str(size), *mpi_warm.rank_command(arguments)],
         cwd=tmp_path,
-        env={**os.environ, mpi_warm.SERVER_VARIABLE: server, "EXPECTED_SIZE": str(size), **env},
+        env={
+            **os.environ,
+            mpi_warm.SERVER_VARIABLE: server,
+            "EXPECTED_SIZE": str(size),
+            "TMPDIR": str(tmp_path / "job-tmp"),
+            **env,
+        },
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
