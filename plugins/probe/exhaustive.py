@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from .bytecode_paths import Footprint
 from .clock import REAL_PERF_COUNTER
 from .footprints import dependent
-from .races import Key, canonical, clocks_of, initials, races, redirect
+from .races import Key, Order, canonical, initials, redirect
 
 
 @dataclass(slots=True)
@@ -174,6 +174,7 @@ def prove(
     sleep: dict[Key, Footprint] = {}
     traces: set[tuple[Key, ...]] = set()
     finished: list[list[tuple[Key, Footprint]]] = []  # the complete runs' steps, when reduced
+    order = Order()
     search = Search()
     lone = True  # the first run: untracked if one worker runs it alone (Tracker.lone)
     while True:
@@ -203,7 +204,7 @@ def prove(
                 nodes[p.decision].footprints[p.chosen] = p.footprint
         events = [(p.chosen, p.footprint) for p in tracker.points]
         if reduce:
-            _add_backtracks(tracker.points, nodes, events)
+            _add_backtracks(tracker.points, nodes, events, order)
             if not tracker.cut:
                 # Counted only if the search completes (a canonical order costs more than
                 # the race analysis); an incomplete search reports no count.
@@ -236,10 +237,13 @@ def prove(
 
 
 def _add_backtracks(
-    points: list[Point], nodes: list[_Node], events: list[tuple[Key, Footprint]]
+    points: list[Point], nodes: list[_Node], events: list[tuple[Key, Footprint]], order: Order
 ) -> None:
-    clocks, seq = clocks_of(events)
-    for first, j in races(events, clocks, seq):
+    """Each race of the run reversed at its decision. Races among the steps this run shares
+    with the one before it are skipped (``Order.update``): what they add is there already."""
+    found = order.update(events)
+    clocks, seq = order.clocks, order.seq
+    for first, j in found:
         i = redirect(first, j, events)
         moved = points[i].decision
         if moved is None or moved >= len(nodes):

@@ -94,6 +94,52 @@ def races(
     return found
 
 
+class Order:
+    """Happens-before over the runs of one search, kept from run to run. A depth-first search
+    replays the run before it up to the step where it branches: the steps it shares with that
+    run keep their clocks, and only the steps from there on are read. Their races are the
+    earlier run's, whose reversals the search has already taken up."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[Key, Footprint]] = []
+        self.clocks: list[dict[Key, int]] = []
+        self.seq: list[int] = []
+        self.positions: dict[Key, list[int]] = {}
+
+    def update(self, events: list[tuple[Key, Footprint]]) -> list[tuple[int, int]]:
+        """Read the new run ``events``; return its races (i, j) (as ``races`` gives them)
+        whose later step j is not one the run before shares with it."""
+        shared = 0
+        limit = min(len(events), len(self.events))
+        while shared < limit and events[shared] == self.events[shared]:
+            shared += 1
+        self._forget_from(shared)
+        self.events = list(events)
+        clocks, seq, positions = self.clocks, self.seq, self.positions
+        found: list[tuple[int, int]] = []
+        for j in range(shared, len(events)):
+            tj = events[j][0]
+            mine = positions.get(tj)
+            clock: dict[Key, int] = dict(clocks[mine[-1]]) if mine else {}
+            racing: list[int] = []
+            _scan(events, clocks, seq, positions, j, clock, racing)
+            found += [(i, j) for i in racing]
+            seq.append(len(mine) if mine else 0)
+            clock[tj] = seq[-1]
+            clocks.append(clock)
+            positions.setdefault(tj, []).append(j)
+        return found
+
+    def _forget_from(self, shared: int) -> None:
+        del self.clocks[shared:], self.seq[shared:]
+        for worker in list(self.positions):
+            steps = self.positions[worker]
+            while steps and steps[-1] >= shared:
+                steps.pop()
+            if not steps:
+                del self.positions[worker]
+
+
 def initials(
     i: int,
     j: int,

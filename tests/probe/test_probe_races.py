@@ -9,7 +9,7 @@ import pytest
 
 from plugins.probe.bytecode_paths import Footprint
 from plugins.probe.footprints import dependent
-from plugins.probe.races import Key, _looks, canonical, clocks_of, races
+from plugins.probe.races import Key, Order, _looks, canonical, clocks_of, races
 
 Events = list[tuple[Key, Footprint]]
 
@@ -93,3 +93,27 @@ def test_clocks_races_and_canonical_orders_agree_with_their_plain_definitions(se
         assert (clocks, seq) == plain_clocks(events), events
         assert sorted(races(events, clocks, seq)) == sorted(plain_races(events)), events
         assert canonical(events) == plain_canonical(events), events
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_run_read_after_another_gets_the_clocks_and_new_races_read_from_scratch_give(
+    seed: int,
+) -> None:
+    # As the depth-first search runs them: each run replays a prefix of the one before.
+    rng = random.Random(seed)
+    order = Order()
+    before: Events = []
+    for _ in range(25):
+        kept = before[: rng.randint(0, len(before))]
+        events = kept + random_run(rng)
+        shared = next(
+            (n for n, (a, b) in enumerate(zip(events, before, strict=False)) if a != b),
+            min(len(events), len(before)),
+        )
+        found = order.update(events)
+        assert (order.clocks, order.seq) == plain_clocks(events), (before, events)
+        assert sorted(found) == sorted(r for r in plain_races(events) if r[1] >= shared), (
+            "the races whose later step the run shares with the one before are those the "
+            f"search reversed already; every other race must be found: {before}, {events}"
+        )
+        before = events
