@@ -184,6 +184,13 @@ import pytest
 
 
 @pytest.mark.mpi(n=2)
+def test_a_first_job_waits_for_the_warm_rank_server(comm):
+    # The server imports while the run collects; with an empty bytecode cache (this test's
+    # fresh home) on a loaded machine, the first job can wait several seconds for it.
+    comm.barrier()
+
+
+@pytest.mark.mpi(n=2)
 def test_segfault_on_one_rank(comm):
     if comm.rank == 1:
         ctypes.string_at(0)
@@ -217,7 +224,7 @@ def test_a_crash_an_abort_an_exception_and_a_hang_each_end_the_job_at_once(
 ) -> None:
     kata_repo.write("katas/adder/test_adder.py", ENDINGS)
     result = kata_repo.run("katas/adder", "--durations=0", "-vv", timeout=120)
-    result.assert_outcomes(passed=1, failed=4)
+    result.assert_outcomes(passed=2, failed=4)
     result.stdout.fnmatch_lines(
         [
             "rank 1 died while running test_segfault_on_one_rank?n2?. Python's report of the crash:",
@@ -225,7 +232,7 @@ def test_a_crash_an_abort_an_exception_and_a_hang_each_end_the_job_at_once(
         ]
     )
     result.stdout.fnmatch_lines(
-        ["rank 0 called Abort(3) at test_adder.py:18: MPI_Abort ends every rank of the job*"]
+        ["rank 0 called Abort(3) at test_adder.py:*: MPI_Abort ends every rank of the job*"]
     )
     result.stdout.fnmatch_lines(
         ["*failed on rank 0 of 2;*rank 1 had not finished it*", "*ValueError: rank 0 gives up"]
@@ -233,8 +240,12 @@ def test_a_crash_an_abort_an_exception_and_a_hang_each_end_the_job_at_once(
     result.stdout.fnmatch_lines(["*the test ran past its budget of 1 s*"])
     # Each ending is a launch (about a second) and at most a budget of 1 s: none waited out the
     # default budget of 10 s, as a rank left waiting in a collective would.
-    calls = [float(s) for s in re.findall(r"([\d.]+)s call ", result.stdout.str())]
-    assert len(calls) == 5 and max(calls) < 8, f"seconds per test: {calls}"
+    calls = {
+        name: float(seconds)
+        for seconds, name in re.findall(r"([\d.]+)s call +\S+::(\w+)", result.stdout.str())
+    }
+    calls.pop("test_a_first_job_waits_for_the_warm_rank_server", None)
+    assert len(calls) == 5 and max(calls.values()) < 8, f"seconds per test: {calls}"
     leftovers = [
         line
         for line in os.popen("ps -eo pid,args").read().splitlines()
