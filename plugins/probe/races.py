@@ -60,40 +60,6 @@ def _scan(
             heapq.heappush(heap, (-positions[t][k - 1], t, k - 1))
 
 
-def clocks_of(events: list[tuple[Key, Footprint]]) -> tuple[list[dict[Key, int]], list[int]]:
-    """Vector clocks of happens-before (program order plus dependent steps, in run order) and
-    each step's number within its worker."""
-    clocks: list[dict[Key, int]] = []
-    seq: list[int] = []
-    positions: dict[Key, list[int]] = {}
-    for j, (tj, _) in enumerate(events):
-        mine = positions.get(tj)
-        base = dict(clocks[mine[-1]]) if mine else {}
-        _scan(events, clocks, seq, positions, j, base, None)
-        seq.append(len(mine) if mine else 0)
-        base[tj] = seq[-1]
-        clocks.append(base)
-        positions.setdefault(tj, []).append(j)
-    return clocks, seq
-
-
-def races(
-    events: list[tuple[Key, Footprint]], clocks: list[dict[Key, int]], seq: list[int]
-) -> list[tuple[int, int]]:
-    """Pairs (i, j): dependent steps of different workers, i before j, with no step between
-    them ordered after i and before j."""
-    found: list[tuple[int, int]] = []
-    positions: dict[Key, list[int]] = {}
-    for j, (tj, _) in enumerate(events):
-        mine = positions.get(tj)
-        before: dict[Key, int] = dict(clocks[mine[-1]]) if mine else {}
-        racing: list[int] = []
-        _scan(events, clocks, seq, positions, j, before, racing)
-        found += [(i, j) for i in racing]
-        positions.setdefault(tj, []).append(j)
-    return found
-
-
 class Order:
     """Happens-before over the runs of one search, kept from run to run. A depth-first search
     replays the run before it up to the step where it branches: the steps it shares with that
@@ -107,8 +73,9 @@ class Order:
         self.positions: dict[Key, list[int]] = {}
 
     def update(self, events: list[tuple[Key, Footprint]]) -> list[tuple[int, int]]:
-        """Read the new run ``events``; return its races (i, j) (as ``races`` gives them)
-        whose later step j is not one the run before shares with it."""
+        """Read the new run ``events``; return its races (i, j): dependent steps of different
+        workers, i before j, with no step between them ordered after i and before j, whose
+        later step j is not one the run before shares with it (a fresh Order: every race)."""
         shared = 0
         limit = min(len(events), len(self.events))
         while shared < limit and events[shared] == self.events[shared]:
