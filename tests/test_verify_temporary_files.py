@@ -61,4 +61,6 @@ def test_what_a_killed_run_made_in_the_temporary_folder_is_removed_after_it(
         "a run with a temporary folder of its own must still lock ports in the folder every "
         f"run shares ({isolation.PORT_LOCK_DIR}), not in {port_locks}"
     )
-    assert os.environ.get("TMPDIR") != str(Path(made).parent), "not this process's folder"
+    assert os.environ.get("TMPDIR") != str(Path(made).parent), (
+        "the run's temporary folder must be its own, not the one of the process that ran it"
+    )
