@@ -4,15 +4,16 @@ schedules is the Hypothesis strategy of choice lists."""
 from __future__ import annotations
 
 import _thread
+import contextlib
 import functools
 import os
 import sys
 import types
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
-from . import exploration, footprints, instrument
+from . import exploration, footprints, instrument, watchdog
 from .cooperative import Cooperative
 from .exhaustive import Tracker
 from .exploration import Execute, ExploreStats, Outcome, named_workers
@@ -88,7 +89,12 @@ def _post_checks(run: Run) -> Failure | None:
 
 def _launch_and_wait(run: Run) -> None:
     """Run the schedule; should the wait end in an exception (a test's time budget, Ctrl-C),
-    abort it first, so that no worker goes on running after the test."""
+    abort it first, so that no worker goes on running after the test. Inline (``run.inline``),
+    the test's thread runs it, with no trace hook of its own meanwhile (a coverage tool's,
+    Hypothesis's), and an exception that interrupted it is raised once it has ended."""
+    hook = sys.gettrace() if run.inline else None
+    if hook is not None:
+        sys.settrace(None)
     try:
         run.launch()
         run.wait()
@@ -96,6 +102,11 @@ def _launch_and_wait(run: Run) -> None:
         run.abort()
         run.finished.acquire(True, 1.0)  # its workers unwind at their next switch point
         raise
+    finally:
+        if hook is not None:
+            sys.settrace(hook)
+    if run.interrupted is not None:
+        raise run.interrupted
 
 
 def _execute(
@@ -122,6 +133,7 @@ def _execute(
         swap = _rewritten_code(modules, passed, strategy)
         try:  # from here on the learner's own code is put back, whatever fails
             run = Run(strategy, files, max_steps, watchdog_s, rewritten=swap is not None)
+            run.inline = watchdog.watching_now()
             set_active(run)
             with Patch(list(modules), hooked=swap is None) as patch:
                 try:
@@ -273,11 +285,7 @@ def explore(
             footprints.read_ahead(code)
         for code in _worker_codes(workers):
             footprints.read_ahead(code, traced=False)
-    with POOL.on_one_core():
-        POOL.reserve(1)  # the run's thread: every worker is a greenlet on it
-        # Its greenlets for the workers, made now, once per thread: a new thread's first
-        # schedule (a forked process's, the self-check's) would otherwise make them.
-        POOL.run_and_wait(functools.partial(spare_greenlets, len(named_workers(workers))))
+    with _running_the_schedules(len(named_workers(workers))):
         return exploration.explore_schedules(
             execute,
             _replay_call(modules),
@@ -301,8 +309,30 @@ def run_schedule(
 ) -> list[object]:
     """Replay one schedule exactly; returns the workers' results or raises ProbeFailure."""
     execute = _executor(setup, workers, check, modules, max_steps, watchdog_s)
-    outcome, _stats = exploration.replay_schedule(execute, _replay_call(modules), schedule)
+    with _running_the_schedules(len(named_workers(workers)), exploring=False):
+        outcome, _stats = exploration.replay_schedule(execute, _replay_call(modules), schedule)
     return outcome.results
+
+
+@contextlib.contextmanager
+def _running_the_schedules(workers: int, *, exploring: bool = True) -> Iterator[None]:
+    """Where the schedules started meanwhile run: on this thread, watched (``watchdog``), or
+    else on the run's thread, a harness thread that every worker is a greenlet on (kept on
+    one CPU for an exploration). The workers' greenlets are made now, once per thread: a new
+    thread's first schedule (a forked process's, the self-check's) would otherwise make
+    them."""
+    if watchdog.inline_here():
+        POOL.reserve(1)  # the watch's thread
+        spare_greenlets(workers)
+        with watchdog.watching():
+            yield
+    elif exploring:
+        with POOL.on_one_core():
+            POOL.reserve(1)  # the run's thread
+            POOL.run_and_wait(functools.partial(spare_greenlets, workers))
+            yield
+    else:
+        yield
 
 
 def schedules(*, max_len: int = 120, max_value: int = 3) -> SearchStrategy[list[int]]:

@@ -1,18 +1,18 @@
 """Token-passing run context: exactly one controlled worker runs at a time.
 
-The workers of a run are greenlets on one pooled harness thread (the run's thread), each
-given one the first time it is scheduled (a spare one of that thread's, kept from earlier
-runs): the worker holding the token asks the strategy who runs next at every switch point
-and switches straight to it. A switch between greenlets costs about 0.5 us where waking a
-parked OS thread cost 4-5 us. When a worker's function returns, control goes back to the
-run's driver, which switches to the worker picked next. Deadlock, step bound, misuse and
-uncaught exceptions abort the run: the driver throws the private ``Unwind`` exception into
-every worker still parked, so each unwinds through its ``finally`` blocks. The test's thread
-waits for the run with a wall-clock watchdog: a worker blocked outside the harness's control
-(a real lock, socket or sleep) blocks the run's thread, and is reported from there. The
-words of each failure are ``diagnosis``'s; the lock-order graph is ``lockorder``'s;
-primitives are only ever asked, through ``Cooperative``, what they wait for and why that
-might be stuck.
+The workers of a run are greenlets on one thread (the test's own, or for an exploration off
+the main thread a pooled harness thread, the run's thread: see ``watchdog``), each given one
+the first time it is scheduled (a spare one of that thread's, kept from earlier runs): the
+worker holding the token asks the strategy who runs next at every switch point and switches
+straight to it. A switch between greenlets costs about 0.5 us where waking a parked OS
+thread cost 4-5 us. When a worker's function returns, control goes back to the run's driver,
+which switches to the worker picked next. Deadlock, step bound, misuse and uncaught
+exceptions abort the run: the driver throws the private ``Unwind`` exception into every
+worker still parked, so each unwinds through its ``finally`` blocks. A wall-clock watchdog
+(``watchdog``'s thread, or the test's thread waiting for the run's) reports a worker blocked
+outside the harness's control (a real lock, socket or sleep). The words of each failure are
+``diagnosis``'s; the lock-order graph is ``lockorder``'s; primitives are only ever asked,
+through ``Cooperative``, what they wait for and why that might be stuck.
 """
 
 from __future__ import annotations
@@ -57,6 +57,14 @@ READY, BLOCKED, DONE = 0, 1, 2
 
 class Unwind(BaseException):
     """Private abort signal: unwinds a worker after the run has been decided."""
+
+
+def _interrupts(exc: BaseException) -> bool:
+    """Whether ``exc``, raised in an inline run, interrupts the test (a signal handler's:
+    its time budget, Ctrl-C) rather than being the learner's code's own finding."""
+    return not isinstance(
+        exc, Exception | SystemExit | GeneratorExit | greenlet.GreenletExit | Unwind
+    )
 
 
 # Events kept for the report: ("s", worker, site, note) or ("x", from, to, reason).
@@ -113,6 +121,10 @@ class Run:
         self.driver: greenlet.greenlet | None = None  # the run thread's own greenlet
         self.thread_ident = 0  # the run's thread
         self.stuck = False  # a worker blocked outside the harness: the run's thread with it
+        # The schedule runs on the test's thread, watched from a harness thread (watchdog).
+        self.inline = False
+        # What interrupted an inline run (a test's time budget, Ctrl-C), raised once it ends.
+        self.interrupted: BaseException | None = None
         self.finished = allocate_lock()  # released when the run's thread is done with the run
         self.finished.acquire()
         self.steps = 0
@@ -232,7 +244,7 @@ class Run:
             if self.steps != seen:  # a step since the last look: progress within 50 ms
                 seen, quiet_since = self.steps, now
             elif now - max(quiet_since, self.last_progress) > self.watchdog_s:
-                self._fail_uncontrolled()
+                self.fail_uncontrolled()
                 break
         if not self.stuck:  # the others unwind on the run's thread; a stuck one holds it
             self.finished.acquire(True, 2.0)
@@ -251,13 +263,14 @@ class Run:
                     break
                 g, job = self._greenlet(w)
                 g.switch(*job)
-            for x in self.workers:
-                if x.glet is not None and x.status != DONE:
-                    if self._tracer is not None:  # its handlers stop at a switch point too
-                        sys.settrace(self._tracer)
-                    with contextlib.suppress(BaseException):
-                        x.glet.throw(Unwind)
-        except BaseException as exc:  # the harness's own error: a failure, never a silent pass
+            self._unwind_parked()
+        except BaseException as exc:
+            if self.inline and _interrupts(exc):
+                self._interrupt(exc)
+                with contextlib.suppress(BaseException):
+                    self._unwind_parked()
+                return
+            # The harness's own error: a failure, never a silent pass.
             self.fail(
                 Failure(
                     "uncontrolled",
@@ -273,6 +286,20 @@ class Run:
             with contextlib.suppress(RuntimeError):
                 self.done.release()
             self.finished.release()
+
+    def _unwind_parked(self) -> None:
+        for x in self.workers:
+            if x.glet is not None and x.status != DONE:
+                if self._tracer is not None:  # its handlers stop at a switch point too
+                    sys.settrace(self._tracer)
+                with contextlib.suppress(BaseException):
+                    x.glet.throw(Unwind)
+
+    def _interrupt(self, exc: BaseException) -> None:
+        """An inline run was interrupted: the run ends, and ``exc`` is raised once it has."""
+        if self.interrupted is None:
+            self.interrupted = exc
+        self.abort()
 
     def _greenlet(self, w: Worker) -> tuple[greenlet.greenlet, tuple[object, ...]]:
         """``w``'s greenlet, and what to switch to it with: the job, where it starts ``w``."""
@@ -303,7 +330,9 @@ class Run:
             except Unwind:
                 pass
             except BaseException as exc:  # the learner's exception is the finding
-                if not self.aborted:
+                if self.inline and _interrupts(exc):
+                    self._interrupt(exc)  # a signal's, raised where the worker ran
+                elif not self.aborted:
                     self.fail(raised(w.name, exc, self.learner_files))
         except BaseException:
             pass  # nothing may reach the unraisable hook from a harness thread
@@ -614,8 +643,11 @@ class Run:
             reason = "preempted"
         self.events.append(("x", w.index if w is not None else -1, nxt.index, reason))
         self.current = nxt
-        if w is None:
-            POOL.submit(self._drive)  # from the test's thread: the run's thread starts
+        if w is None:  # from the test's thread: the driver starts, here or on the run's thread
+            if self.inline:
+                self._drive()
+            else:
+                POOL.submit(self._drive)
         elif w.status != DONE:  # a finished worker's greenlet ends in the driver instead
             self._switch(nxt)
 
@@ -684,7 +716,7 @@ class Run:
     def misuse(self, w: Worker, text: str, signature: str) -> None:
         self.fail(diagnosis.misuse(w, text, signature, self.site()))
 
-    def _fail_uncontrolled(self) -> None:
+    def fail_uncontrolled(self) -> None:
         w = self.current
         if w is None:
             return

@@ -1,5 +1,6 @@
-"""The harness's own threads: each schedule runs on one of them (its workers are greenlets
-there), handed over by the test's thread, which waits for it."""
+"""The harness's own threads: the watch over an exploration's schedules (``watchdog``), or,
+for an exploration off the main thread, the thread each of its schedules runs on (its workers
+are greenlets there), handed over by the test's thread, which waits for it."""
 
 from __future__ import annotations
 
@@ -108,7 +109,11 @@ class ThreadPool:
 
         self.submit(then_done)
         done.acquire(True, timeout)
-        # Until it is idle again: the next job must find it there, not start another thread.
+        self.wait_idle(timeout)
+
+    def wait_idle(self, timeout: float) -> None:
+        """Until a thread whose job has ended is idle again, ``timeout`` at most: the next job
+        must find it there, not start another thread, and a fork must find it idle."""
         deadline = time.monotonic() + timeout
         while not self._idle and time.monotonic() < deadline:
             time.sleep(0.0001)

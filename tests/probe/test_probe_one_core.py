@@ -1,11 +1,15 @@
-"""A schedule's workers take turns, so an exploration keeps them on one CPU (waking a thread
-on the same core is cheaper); the caller keeps every CPU, and the workers get them back
-afterwards."""
+"""An exploration started on the main thread runs its workers there, with the test's CPUs and
+scheduling policy. One started on another thread hands them to a harness thread: as they take
+turns, it keeps them on one CPU (waking a thread on the same core is cheaper); the caller keeps
+every CPU, and the workers get them back afterwards."""
 
 from __future__ import annotations
 
+import _thread
 import os
 import sys
+import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -28,7 +32,52 @@ def record_cpus(seen: Seen) -> None:
     seen.cpus.append(frozenset(os.sched_getaffinity(0)))
 
 
+def _on_another_thread(job: Callable[[], None]) -> None:
+    """``job`` on a thread of its own (an exploration there hands its schedules over)."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            job()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive(), "the exploration on another thread did not end in 30 s"
+    if errors:
+        raise errors[0]
+
+
+def test_an_exploration_on_the_main_thread_runs_its_workers_there_as_they_are() -> None:
+    everything = frozenset(os.sched_getaffinity(0))
+    policy = os.sched_getscheduler(0)
+    where: list[tuple[int, frozenset[int], int]] = []
+
+    def record(_: object) -> None:
+        where.append((_thread.get_ident(), frozenset(os.sched_getaffinity(0)), policy_now()))
+
+    def policy_now() -> int:
+        return os.sched_getscheduler(0)
+
+    explore(lambda: None, [record, record], modules=[HERE], budget=10)
+    main = threading.main_thread().ident
+    assert where and {w[0] for w in where} == {main}, (
+        f"the workers ran on threads {sorted({w[0] for w in where})}, not the test's own "
+        f"({main}): each schedule was handed to a harness thread"
+    )
+    assert {(w[1], w[2]) for w in where} == {(everything, policy)}, (
+        f"the workers ran with CPUs and policies {sorted({(w[1], w[2]) for w in where})}: on "
+        f"the test's thread they keep its own ({everything}, {policy})"
+    )
+
+
 def test_the_workers_of_an_exploration_run_on_one_cpu_and_get_every_cpu_back_after() -> None:
+    _on_another_thread(_one_cpu_and_every_cpu_back_after)
+
+
+def _one_cpu_and_every_cpu_back_after() -> None:
     everything = frozenset(os.sched_getaffinity(0))
     runs: list[Seen] = []
     callers: list[frozenset[int]] = []
@@ -60,6 +109,10 @@ def record_policy(seen: list[int]) -> None:
 
 @pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="needs SCHED_BATCH (Linux)")
 def test_the_workers_of_an_exploration_never_preempt_the_worker_that_woke_them() -> None:
+    _on_another_thread(_never_preempt_the_worker_that_woke_them)
+
+
+def _never_preempt_the_worker_that_woke_them() -> None:
     during: list[int] = []
     explore(lambda: during, [record_policy, record_policy], modules=[HERE], budget=10)
     assert during and set(during) == {os.SCHED_BATCH}, (

@@ -1,10 +1,14 @@
-"""The run's thread, where the workers' greenlets run: an error in its driver fails the run,
-and a schedule interrupted in the test's thread (a time budget, Ctrl-C) leaves no worker
-running."""
+"""Where the workers' greenlets run (the test's thread, or the run's thread for an exploration
+started on another): an error in the driver fails the run, and a schedule interrupted (a time
+budget, Ctrl-C) leaves no worker running and raises what interrupted it."""
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
+from collections.abc import Callable
+from types import FrameType
 
 import greenlet
 import pytest
@@ -28,8 +32,50 @@ def test_an_error_in_the_scheduler_itself_fails_the_run_instead_of_passing_it(
     assert "scheduler failed (RuntimeError: no greenlet for you)" in str(caught.value)
 
 
-class _Interrupted(Exception):
-    """Stands for a test's time budget running out while a schedule runs."""
+class _Interrupted(BaseException):
+    """Stands for a test's time budget running out while a schedule runs (a BaseException,
+    as pytest-timeout's and the budgets' are)."""
+
+
+def _forever(counter: counter_unlocked.Counter) -> None:
+    while True:
+        counter.increment()
+
+
+def _explore_forever() -> None:
+    explore(
+        counter_unlocked.Counter,
+        [_forever, _forever],
+        modules=[counter_unlocked],
+        budget=1,
+        max_steps=10**9,
+    )
+
+
+def _on_another_thread(job: Callable[[], None]) -> None:
+    """``job`` on a thread of its own: an exploration there hands its schedules over to the
+    run's thread, and its test's thread waits for each (``Run.wait``)."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            job()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive(), "the exploration on another thread did not end in 30 s"
+    if errors:
+        raise errors[0]
+
+
+def _all_done(run: scheduler.Run) -> bool:
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline and any(w.status != DONE for w in run.workers):
+        time.sleep(0.01)
+    return all(w.status == DONE for w in run.workers)
 
 
 def test_a_schedule_interrupted_in_the_tests_thread_stops_its_workers(
@@ -42,28 +88,64 @@ def test_a_schedule_interrupted_in_the_tests_thread_stops_its_workers(
         time.sleep(0.05)  # the workers are running meanwhile
         raise _Interrupted
 
-    def forever(counter: counter_unlocked.Counter) -> None:
-        while True:
+    monkeypatch.setattr(scheduler.Run, "wait", interrupted)
+    try:
+        with pytest.raises(_Interrupted):
+            _on_another_thread(_explore_forever)
+        assert _all_done(runs[0]), "the workers of an interrupted schedule went on running"
+    finally:
+        runs[0].abort()  # should the check above fail, no worker spins on for ever
+
+
+def test_a_schedule_run_on_the_tests_thread_ends_at_a_signal_that_interrupts_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    runs: list[scheduler.Run] = []
+    launch = scheduler.Run.launch
+
+    def recorded(self: scheduler.Run) -> None:
+        runs.append(self)
+        launch(self)
+
+    expired = [False]
+
+    def expire(signum: int, frame: FrameType | None) -> None:
+        # Raised in a worker's own code only: elsewhere (a finalizer the collector runs) it
+        # could not be raised, and the time is up again 5 ms later.
+        if frame is None or frame.f_code.co_filename not in (__file__, counter_unlocked.__file__):
+            signal.setitimer(signal.ITIMER_REAL, 0.005)
+            return
+        expired[0] = True
+        raise _Interrupted
+
+    def until_expired(counter: counter_unlocked.Counter) -> None:
+        # Ends once the time is up: should the interruption be taken for the learner's own
+        # exception, the runs that shrink it end too, and the test fails instead of hanging.
+        while not expired[0]:
             counter.increment()
 
-    monkeypatch.setattr(scheduler.Run, "wait", interrupted)
+    monkeypatch.setattr(scheduler.Run, "launch", recorded)
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, 0.05)
     try:
         with pytest.raises(_Interrupted):
             explore(
                 counter_unlocked.Counter,
-                [forever, forever],
+                [until_expired, until_expired],
                 modules=[counter_unlocked],
                 budget=1,
                 max_steps=10**9,
             )
-        deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline and any(w.status != DONE for w in runs[0].workers):
-            time.sleep(0.01)
-        assert all(w.status == DONE for w in runs[0].workers), (
-            "the workers of an interrupted schedule went on running after the test"
-        )
     finally:
-        runs[0].abort()  # should the check above fail, no worker spins on for ever
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        for run in runs:
+            run.abort()  # should the check fail, no worker spins on for ever
+    assert runs and runs[0].inline, "the schedule was not run on the test's own thread"
+    assert _all_done(runs[0]), "the workers of an interrupted schedule went on running"
+    assert runs[0].failure is None, (
+        f"the interruption was reported as the learner's finding: {runs[0].failure}"
+    )
 
 
 def test_a_schedule_that_keeps_stepping_outlasts_the_watchdog_without_a_report() -> None:
