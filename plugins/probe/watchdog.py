@@ -14,8 +14,9 @@ to stay behind with the blocked worker.
 
 Only the main thread can take a signal, and only there can a handler be set: an exploration
 on another thread (an asyncio test's helper thread), in a running event loop (the test's
-loop would be the workers' running loop), or where ``pthread_kill`` is missing, hands its
-schedules to a harness thread as before (``Run.wait``).
+loop would be the workers' running loop), from a greenlet other than the thread's own (the
+workers' greenlets return to the one that made them), or where ``pthread_kill`` is missing,
+hands its schedules to a harness thread as before (``Run.wait``).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def inline_here() -> bool:
         SIGNAL is not None
         and hasattr(signal, "pthread_kill")
         and _thread.get_ident() == threading.main_thread().ident
+        and greenlet.getcurrent().parent is None
         and asyncio.events._get_running_loop() is None
     )
 

@@ -5,6 +5,7 @@ the trace hook."""
 
 from __future__ import annotations
 
+import _thread
 import signal
 import sys
 import threading
@@ -12,6 +13,7 @@ import time
 from types import FrameType
 from typing import Any
 
+import greenlet
 import pytest
 
 from plugins.probe import ProbeFailure, explore, watchdog
@@ -147,3 +149,21 @@ def _names(frame: FrameType | None) -> list[str]:
         names.append(frame.f_code.co_name)
         frame = frame.f_back
     return names
+
+
+def test_an_exploration_from_a_greenlet_of_the_test_hands_its_schedules_over() -> None:
+    threads: list[int] = []
+
+    def record(c: counter_locked.Counter) -> None:
+        threads.append(_thread.get_ident())  # the OS thread's: threading's is the worker's
+        c.increment()
+
+    def explore_there() -> object:
+        return explore(counter_locked.Counter, [record, record], modules=[counter_locked], budget=5)
+
+    stats = greenlet.greenlet(explore_there).switch()
+    assert getattr(stats, "schedules", None) == 5, f"the exploration ended with {stats!r}"
+    assert threads and _thread.get_ident() not in threads, (
+        "an exploration from a greenlet ran its workers on the test's thread: their greenlets "
+        "would return to the greenlet that made them, not to the run's driver"
+    )
