@@ -9,11 +9,11 @@ import _thread
 import os
 import sys
 import threading
-from collections.abc import Callable
 
 import pytest
 
 from plugins.probe import explore, run_schedule
+from tests.probe.elsewhere import on_another_thread
 
 HERE = sys.modules[__name__]
 
@@ -30,24 +30,6 @@ class Seen:
 
 def record_cpus(seen: Seen) -> None:
     seen.cpus.append(frozenset(os.sched_getaffinity(0)))
-
-
-def _on_another_thread(job: Callable[[], None]) -> None:
-    """``job`` on a thread of its own (an exploration there hands its schedules over)."""
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            job()
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(30)
-    assert not thread.is_alive(), "the exploration on another thread did not end in 30 s"
-    if errors:
-        raise errors[0]
 
 
 def test_an_exploration_on_the_main_thread_runs_its_workers_there_as_they_are() -> None:
@@ -74,7 +56,7 @@ def test_an_exploration_on_the_main_thread_runs_its_workers_there_as_they_are() 
 
 
 def test_the_workers_of_an_exploration_run_on_one_cpu_and_get_every_cpu_back_after() -> None:
-    _on_another_thread(_one_cpu_and_every_cpu_back_after)
+    on_another_thread(_one_cpu_and_every_cpu_back_after)
 
 
 def _one_cpu_and_every_cpu_back_after() -> None:
@@ -109,7 +91,7 @@ def record_policy(seen: list[int]) -> None:
 
 @pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="needs SCHED_BATCH (Linux)")
 def test_the_workers_of_an_exploration_never_preempt_the_worker_that_woke_them() -> None:
-    _on_another_thread(_never_preempt_the_worker_that_woke_them)
+    on_another_thread(_never_preempt_the_worker_that_woke_them)
 
 
 def _never_preempt_the_worker_that_woke_them() -> None:

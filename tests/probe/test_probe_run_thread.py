@@ -5,7 +5,6 @@ budget, Ctrl-C) leaves no worker running and raises what interrupted it."""
 from __future__ import annotations
 
 import signal
-import threading
 import time
 from collections.abc import Callable
 from types import FrameType
@@ -17,6 +16,7 @@ from plugins.probe import ProbeFailure, api, explore, scheduler
 from plugins.probe.clock import REAL_SLEEP
 from plugins.probe.scheduler import DONE
 from plugins.probe.threadpool import POOL
+from tests.probe.elsewhere import on_another_thread
 from tests.probe.samples import counter_unlocked, identity
 
 
@@ -42,33 +42,15 @@ def _forever(counter: counter_unlocked.Counter) -> None:
         counter.increment()
 
 
-def _explore_forever() -> None:
+def _explore_two(worker: Callable[[counter_unlocked.Counter], None]) -> None:
+    """One schedule of two such workers, with no step bound to end it."""
     explore(
         counter_unlocked.Counter,
-        [_forever, _forever],
+        [worker, worker],
         modules=[counter_unlocked],
         budget=1,
         max_steps=10**9,
     )
-
-
-def _on_another_thread(job: Callable[[], None]) -> None:
-    """``job`` on a thread of its own: an exploration there hands its schedules over to the
-    run's thread, and its test's thread waits for each (``Run.wait``)."""
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            job()
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(30)
-    assert not thread.is_alive(), "the exploration on another thread did not end in 30 s"
-    if errors:
-        raise errors[0]
 
 
 def _all_done(run: scheduler.Run) -> bool:
@@ -91,7 +73,7 @@ def test_a_schedule_interrupted_in_the_tests_thread_stops_its_workers(
     monkeypatch.setattr(scheduler.Run, "wait", interrupted)
     try:
         with pytest.raises(_Interrupted):
-            _on_another_thread(_explore_forever)
+            on_another_thread(lambda: _explore_two(_forever))
         assert _all_done(runs[0]), "the workers of an interrupted schedule went on running"
     finally:
         runs[0].abort()  # should the check above fail, no worker spins on for ever
@@ -129,13 +111,7 @@ def test_a_schedule_run_on_the_tests_thread_ends_at_a_signal_that_interrupts_it(
     signal.setitimer(signal.ITIMER_REAL, 0.05)
     try:
         with pytest.raises(_Interrupted):
-            explore(
-                counter_unlocked.Counter,
-                [until_expired, until_expired],
-                modules=[counter_unlocked],
-                budget=1,
-                max_steps=10**9,
-            )
+            _explore_two(until_expired)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
