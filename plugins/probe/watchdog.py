@@ -15,8 +15,10 @@ to stay behind with the blocked worker.
 Only the main thread can take a signal, and only there can a handler be set: an exploration
 on another thread (an asyncio test's helper thread), in a running event loop (the test's
 loop would be the workers' running loop), from a greenlet other than the thread's own (the
-workers' greenlets return to the one that made them), or where ``pthread_kill`` is missing,
-hands its schedules to a harness thread as before (``Run.wait``).
+workers' greenlets return to the one that made them), or off Linux, hands its schedules to a
+harness thread as before (``Run.wait``). Linux only: there a lock's blocking acquire returns
+at a signal to run its handler (a POSIX semaphore's wait), where macOS's waits on a condition
+variable that a signal does not end, so a worker blocked on a real lock would block the test.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import _thread
 import asyncio
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from types import FrameType
@@ -44,7 +47,8 @@ _WATCHING = [False]  # whether this process's explorations run inline now
 def inline_here() -> bool:
     """Whether an exploration started now can run its schedules on this thread."""
     return (
-        SIGNAL is not None
+        sys.platform.startswith("linux")
+        and SIGNAL is not None
         and hasattr(signal, "pthread_kill")
         and _thread.get_ident() == threading.main_thread().ident
         and greenlet.getcurrent().parent is None
