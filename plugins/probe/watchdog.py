@@ -70,11 +70,14 @@ def watching() -> Iterator[None]:
     stop, gone = _thread.allocate_lock(), _thread.allocate_lock()
     stop.acquire()
     gone.acquire()
+    # Held while the watch sends the signal; once ``stopped`` is set under it, none is sent:
+    # the handler put back below may be the default one, which ends the process.
+    sending, stopped = _thread.allocate_lock(), [False]
     main = _thread.get_ident()
 
     def watch() -> None:
         try:
-            _watch(stop, main)
+            _watch(stop, main, sending, stopped)
         finally:
             gone.release()
 
@@ -84,13 +87,17 @@ def watching() -> Iterator[None]:
         yield
     finally:
         _WATCHING[0] = False
+        with sending:
+            stopped[0] = True
         stop.release()
         gone.acquire(True, 1.0)  # the watch wakes at once, and ends
         POOL.wait_idle(1.0)
         signal.signal(SIGNAL, previous)
 
 
-def _watch(stop: _thread.LockType, main: int) -> None:
+def _watch(
+    stop: _thread.LockType, main: int, sending: _thread.LockType, stopped: list[bool]
+) -> None:
     """The harness thread's loop: a run with no step for its ``watchdog_s`` is failed, and its
     blocked worker interrupted, again after each further ``watchdog_s`` while it stays so."""
     seen: Run | None = None
@@ -106,8 +113,9 @@ def _watch(stop: _thread.LockType, main: int) -> None:
         elif now - max(quiet_since, run.last_progress) > run.watchdog_s:
             run.fail_uncontrolled()
             quiet_since = now
-            with contextlib.suppress(OSError, ValueError):
-                signal.pthread_kill(main, SIGNAL)  # type: ignore[arg-type]
+            with sending, contextlib.suppress(OSError, ValueError):
+                if not stopped[0]:
+                    signal.pthread_kill(main, SIGNAL)  # type: ignore[arg-type]
 
 
 def _unwind_blocked(signum: int, frame: FrameType | None) -> None:
