@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 
 
-def on_another_thread(job: Callable[[], None]) -> None:
+def on_another_thread(job: Callable[[], object]) -> None:
     """``job`` on a thread of its own; what it raised is raised here."""
     errors: list[BaseException] = []
 

@@ -167,3 +167,72 @@ def test_an_exploration_from_a_greenlet_of_the_test_hands_its_schedules_over() -
         "an exploration from a greenlet ran its workers on the test's thread: their greenlets "
         "would return to the greenlet that made them, not to the run's driver"
     )
+
+
+def test_a_worker_still_blocked_after_the_signal_is_signalled_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The first signal does nothing (as if the blocked call had swallowed it): the watch sends
+    # another once the worker has stayed blocked for a further watchdog_s.
+    handled: list[bool] = []
+    unwind = watchdog._unwind_blocked
+
+    def first_one_lost(signum: int, frame: FrameType | None) -> None:
+        handled.append(True)
+        if len(handled) > 1:
+            unwind(signum, frame)
+
+    monkeypatch.setattr(watchdog, "_unwind_blocked", first_one_lost)
+    registries: list[outside.Registry] = []
+
+    def setup() -> outside.Registry:
+        registries.append(outside.Registry())
+        return registries[-1]
+
+    outside.REGISTRY_LOCK.acquire()
+    let_go = threading.Event()  # as above: should it block for good, the lock is let go
+
+    def release() -> None:
+        let_go.set()
+        outside.REGISTRY_LOCK.release()
+
+    safety = threading.Timer(4.0, release)
+    safety.start()
+    try:
+        with pytest.raises(ProbeFailure) as caught:
+            explore(setup, [lambda r: r.add("a")], modules=[outside], budget=1, watchdog_s=0.3)
+        blocked = _threads_inside(outside.__file__)
+    finally:
+        safety.cancel()
+        safety.join()
+        if not let_go.is_set():
+            outside.REGISTRY_LOCK.release()
+    assert caught.value.kind == "uncontrolled", str(caught.value)
+    assert not blocked, f"threads {blocked} are still blocked in the learner's code"
+    assert len(handled) >= 2 and all(r.names == [] for r in registries), (
+        f"{len(handled)} signal(s) for a worker still blocked after the first: the watch "
+        f"should signal again after each further watchdog_s"
+    )
+
+
+def test_the_signal_while_no_worker_is_blocked_changes_nothing() -> None:
+    sig = watchdog.SIGNAL
+    assert sig is not None
+    main = _thread.get_ident()  # the test's thread, the main one (inline_here)
+
+    def signal_then_increment(c: counter_locked.Counter) -> None:
+        signal.pthread_kill(main, sig)  # a worker running, not blocked
+        c.increment()
+
+    def check(c: counter_locked.Counter, _results: list[object]) -> None:
+        assert c.v == 2, f"the count is {c.v} after two increments"
+        signal.pthread_kill(main, sig)  # the test's thread, between two runs
+
+    stats = explore(
+        counter_locked.Counter,
+        [signal_then_increment, lambda c: c.increment()],
+        check,
+        modules=[counter_locked],
+        budget=5,
+    )
+    assert stats.schedules == 5

@@ -12,12 +12,12 @@ from types import FrameType
 import greenlet
 import pytest
 
-from plugins.probe import ProbeFailure, api, explore, scheduler
+from plugins.probe import ExploreStats, ProbeFailure, api, explore, scheduler
 from plugins.probe.clock import REAL_SLEEP
 from plugins.probe.scheduler import DONE
 from plugins.probe.threadpool import POOL
 from tests.probe.elsewhere import on_another_thread
-from tests.probe.samples import counter_unlocked, identity
+from tests.probe.samples import counter_unlocked, identity, outside
 
 
 def test_an_error_in_the_scheduler_itself_fails_the_run_instead_of_passing_it(
@@ -124,7 +124,18 @@ def test_a_schedule_run_on_the_tests_thread_ends_at_a_signal_that_interrupts_it(
     )
 
 
-def test_a_schedule_that_keeps_stepping_outlasts_the_watchdog_without_a_report() -> None:
+# Where the exploration starts: the main thread runs its schedules in place, watched by the
+# watch's thread (watchdog); another thread hands them to the run's thread and waits (Run.wait).
+WHERE = {
+    "main-thread": lambda job: job(),
+    "another-thread": on_another_thread,
+}
+
+
+@pytest.mark.parametrize("where", WHERE)
+def test_a_schedule_that_keeps_stepping_outlasts_the_watchdog_without_a_report(
+    where: str,
+) -> None:
     # The watchdog reports a run whose steps stop for watchdog_s; it reads the step count every
     # 50 ms (a step reads no clock). This worker steps in bursts with a real 10 ms pause after
     # each, for 30 bursts: at least 0.3 s, twice a 0.15 s watchdog, never 0.15 s without a step.
@@ -134,19 +145,49 @@ def test_a_schedule_that_keeps_stepping_outlasts_the_watchdog_without_a_report()
                 counter.increment()
             REAL_SLEEP(0.01)
 
+    got: list[ExploreStats] = []
     started = time.perf_counter()
-    stats = explore(
-        counter_unlocked.Counter,
-        [bursts],
-        None,
-        modules=[counter_unlocked],
-        budget=1,
-        max_steps=10**6,
-        watchdog_s=0.15,
-        exhaustive=0,
+    WHERE[where](
+        lambda: got.append(
+            explore(
+                counter_unlocked.Counter,
+                [bursts],
+                None,
+                modules=[counter_unlocked],
+                budget=1,
+                max_steps=10**6,
+                watchdog_s=0.15,
+                exhaustive=0,
+            )
+        )
     )
     assert time.perf_counter() - started >= 0.3
-    assert stats.schedules == 1
+    assert got and got[0].schedules == 1
+
+
+def test_a_worker_blocked_outside_the_harness_on_the_runs_thread_is_reported() -> None:
+    # Off the main thread the test's thread waits for the run and reports it; the run's thread
+    # stays blocked until the lock is free (a known limit there).
+    outside.REGISTRY_LOCK.acquire()
+    try:
+        started = time.perf_counter()
+        with pytest.raises(ProbeFailure) as caught:
+            on_another_thread(
+                lambda: explore(
+                    outside.Registry,
+                    [lambda r: r.add("a")],
+                    modules=[outside],
+                    budget=1,
+                    watchdog_s=0.3,
+                )
+            )
+        elapsed = time.perf_counter() - started
+    finally:
+        outside.REGISTRY_LOCK.release()
+    assert caught.value.kind == "uncontrolled", str(caught.value)
+    assert "blocked outside the harness's control at outside.py:13" in str(caught.value)
+    assert elapsed < 5, f"the blocked worker took {elapsed:.1f} s to report"
+    time.sleep(0.05)  # the blocked worker gets the lock now and finishes on its own
 
 
 def test_the_workers_first_schedule_runs_on_greenlets_made_before_it(
