@@ -6,10 +6,12 @@ the trace hook."""
 from __future__ import annotations
 
 import _thread
+import contextlib
 import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
@@ -37,16 +39,12 @@ def _threads_inside(filename: str) -> list[str]:
     return found
 
 
-def test_a_worker_blocked_outside_the_harness_is_unwound_not_left_blocked() -> None:
-    registries: list[outside.Registry] = []
-
-    def setup() -> outside.Registry:
-        registries.append(outside.Registry())
-        return registries[-1]
-
+@contextlib.contextmanager
+def _registry_lock_held() -> Iterator[None]:
+    """``outside.REGISTRY_LOCK`` held by the test meanwhile. Should a worker blocked on it not
+    be unwound, it would block this very thread for good: the lock is let go after 4 s, and
+    the worker's going on past it fails the test instead."""
     outside.REGISTRY_LOCK.acquire()
-    # Should the worker not be unwound, it would block this very thread for good: the lock is
-    # let go after 4 s, and the worker's going on past it fails the test below.
     let_go = threading.Event()
 
     def release() -> None:
@@ -56,16 +54,27 @@ def test_a_worker_blocked_outside_the_harness_is_unwound_not_left_blocked() -> N
     safety = threading.Timer(4.0, release)
     safety.start()
     try:
-        started = time.perf_counter()
-        with pytest.raises(ProbeFailure) as caught:
-            explore(setup, [lambda r: r.add("a")], modules=[outside], budget=1, watchdog_s=0.3)
-        elapsed = time.perf_counter() - started
-        blocked = _threads_inside(outside.__file__)
+        yield
     finally:
         safety.cancel()
         safety.join()
         if not let_go.is_set():
             outside.REGISTRY_LOCK.release()
+
+
+def test_a_worker_blocked_outside_the_harness_is_unwound_not_left_blocked() -> None:
+    registries: list[outside.Registry] = []
+
+    def setup() -> outside.Registry:
+        registries.append(outside.Registry())
+        return registries[-1]
+
+    with _registry_lock_held():
+        started = time.perf_counter()
+        with pytest.raises(ProbeFailure) as caught:
+            explore(setup, [lambda r: r.add("a")], modules=[outside], budget=1, watchdog_s=0.3)
+        elapsed = time.perf_counter() - started
+        blocked = _threads_inside(outside.__file__)
     assert caught.value.kind == "uncontrolled", str(caught.value)
     assert "blocked outside the harness's control at outside.py:13" in str(caught.value)
     assert not blocked, f"threads {blocked} are still blocked in the learner's code"
@@ -189,24 +198,10 @@ def test_a_worker_still_blocked_after_the_signal_is_signalled_again(
         registries.append(outside.Registry())
         return registries[-1]
 
-    outside.REGISTRY_LOCK.acquire()
-    let_go = threading.Event()  # as above: should it block for good, the lock is let go
-
-    def release() -> None:
-        let_go.set()
-        outside.REGISTRY_LOCK.release()
-
-    safety = threading.Timer(4.0, release)
-    safety.start()
-    try:
+    with _registry_lock_held():
         with pytest.raises(ProbeFailure) as caught:
             explore(setup, [lambda r: r.add("a")], modules=[outside], budget=1, watchdog_s=0.3)
         blocked = _threads_inside(outside.__file__)
-    finally:
-        safety.cancel()
-        safety.join()
-        if not let_go.is_set():
-            outside.REGISTRY_LOCK.release()
     assert caught.value.kind == "uncontrolled", str(caught.value)
     assert not blocked, f"threads {blocked} are still blocked in the learner's code"
     assert len(handled) >= 2 and all(r.names == [] for r in registries), (
