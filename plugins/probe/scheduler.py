@@ -514,11 +514,16 @@ class Run:
         return w.deadline is not None and w.deadline <= self.clock.now
 
     def _ring(self, running: Worker) -> tuple[Worker, ...]:
-        """The other workers in ring order after ``running`` (kept until a worker is added)."""
+        """The other workers still to finish, in ring order after ``running`` (kept until a
+        worker is added or finishes). A finished worker is never an option: left in, it
+        cost a look at every step of every worker after it (a run that starts three
+        threads a round, for three rounds, ends with nine finished ones)."""
         ring = self._rings.get(running.index)
         if ring is None:
             i = running.index
-            ring = self._rings[i] = (*self.workers[i + 1 :], *self.workers[:i])
+            ring = self._rings[i] = tuple(
+                x for x in (*self.workers[i + 1 :], *self.workers[:i]) if x.status != DONE
+            )
         return ring
 
     def _pick(self, running: Worker | None) -> Worker | None:
@@ -578,7 +583,7 @@ class Run:
                 if run_ok:
                     options.append(running)
                     keys.append(running.index)
-                ring = self._rings.get(running.index) or self._ring(running)
+                ring = self._ring(running)
             for x in ring:
                 status = x.status
                 if status == READY or (status == BLOCKED and wakeable(x)):
@@ -689,6 +694,7 @@ class Run:
             self.fail(diagnosis.held_at_exit(self, w, still_held))
             raise Unwind
         w.status = DONE
+        self._rings.clear()
         self.last_progress = REAL_MONOTONIC()  # the next worker's loops start counting afresh
         self.spins = 0
         if self.tracking:
@@ -746,6 +752,7 @@ LoopKey = tuple[CodeType, int]
 # loops that have spun BUSY_LOOP_S so far in the explorations of one test (a Prober's) while
 # they run (None outside them: every loop gets the full bound).
 _ACTIVE: list[Run | None] = [None]
+ACTIVE = _ACTIVE  # the same list: read by the hottest paths of other modules (atomic_queue)
 _BUSY_LOOPS: list[set[LoopKey] | None] = [None]
 
 
