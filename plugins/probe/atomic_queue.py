@@ -33,9 +33,11 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from greenlet import getcurrent
+
 from .conditions import Condition
 from .locks import Lock
-from .scheduler import active_run
+from .scheduler import ACTIVE
 from .tracing import past_wrappers, untraced_if
 
 R = TypeVar("R")
@@ -57,11 +59,14 @@ def _one_step(method: Callable[..., R]) -> Callable[..., R]:
 
     @functools.wraps(method)
     def call(self: Any, *args: Any, **kwargs: Any) -> R:
-        run = active_run()
-        w = run.current_worker() if run is not None else None
-        if w is None or type(self) not in PLAIN:
+        # ``run.current_worker()``, written out: a queue's method is a pipeline's every
+        # other step, and each call made here was a twentieth of its cost.
+        run = ACTIVE[0]
+        if run is None or type(self) not in PLAIN:
             return method(self, *args, **kwargs)
-        assert run is not None
+        w = run.current
+        if w is None or run.closed or w.glet is not getcurrent():
+            return method(self, *args, **kwargs)
         if past_wrappers(getframe(1)).f_code.co_filename not in run.learner_files:
             run.step(w, run.site())  # no call instruction of the learner's came before
         if quick is not None:
@@ -80,18 +85,20 @@ def _one_step(method: Callable[..., R]) -> Callable[..., R]:
     return call
 
 
-def _free(q: Any) -> bool:
-    """The queue's mutex is the run's cooperative Lock and nobody holds it (a learner may
-    hold it by hand: then the method must wait for it, the slow way)."""
-    mutex = q.__dict__.get("mutex")
-    return type(mutex) is Lock and mutex._real is None and mutex._owner is None
-
-
-def _waiters(q: Any, name: str) -> list[list[bool]] | None:
-    """The waiters of the queue's condition ``name`` over its mutex, or None if it is not
-    the harness's Condition over it (then the method runs the slow way)."""
-    cond = q.__dict__.get(name)
-    if type(cond) is Condition and cond._coop is q.__dict__.get("mutex"):
+def _free_waiters(q: Any, name: str) -> list[list[bool]] | None:
+    """The waiters of the queue's condition ``name``, if its mutex is the run's cooperative
+    Lock, free, and ``name`` the harness's Condition over it; else None, and the method runs
+    the slow way (a learner who holds the mutex by hand makes the method wait for it)."""
+    fields = q.__dict__
+    mutex = fields.get("mutex")
+    cond = fields.get(name)
+    if (
+        type(mutex) is Lock
+        and mutex._real is None
+        and mutex._owner is None
+        and type(cond) is Condition
+        and cond._coop is mutex
+    ):
         return cond._waiters
     return None
 
@@ -109,36 +116,38 @@ _NOT_DONE = (False, None)
 def _put(q: Any, item: Any, block: bool = True, timeout: Any = None) -> tuple[bool, Any]:
     """``Queue.put`` where it cannot wait or raise: what the stdlib's code does then, without
     taking the free mutex and calling the Conditions (a tenth of a pipeline's schedule)."""
-    if not _free(q) or (
-        q.maxsize > 0 and (q._qsize() >= q.maxsize or (block and timeout is not None))
-    ):
+    if q.maxsize > 0 and (q._qsize() >= q.maxsize or (block and timeout is not None)):
         return _NOT_DONE
-    waiters = _waiters(q, "not_empty")
+    waiters = _free_waiters(q, "not_empty")
     if waiters is None:
         return _NOT_DONE
     q._put(item)
     q.unfinished_tasks += 1
-    _wake(waiters, 1)
+    if waiters:  # notify(): the longest waiter, written out (a queue's every put)
+        waiters[0][0] = True
+        del waiters[0]
     return True, None
 
 
 def _get(q: Any, block: bool = True, timeout: Any = None) -> tuple[bool, Any]:
     """``Queue.get`` with an item there and no timeout to check."""
-    if (block and timeout is not None) or not _free(q) or not q._qsize():
+    if (block and timeout is not None) or not q._qsize():
         return _NOT_DONE
-    waiters = _waiters(q, "not_full")
+    waiters = _free_waiters(q, "not_full")
     if waiters is None:
         return _NOT_DONE
     item = q._get()
-    _wake(waiters, 1)
+    if waiters:
+        waiters[0][0] = True
+        del waiters[0]
     return True, item
 
 
 def _task_done(q: Any) -> tuple[bool, Any]:
     """``Queue.task_done`` that does not raise."""
-    if not _free(q) or q.unfinished_tasks < 1:
+    if q.unfinished_tasks < 1:
         return _NOT_DONE
-    waiters = _waiters(q, "all_tasks_done")
+    waiters = _free_waiters(q, "all_tasks_done")
     if waiters is None:
         return _NOT_DONE
     unfinished = q.unfinished_tasks - 1
