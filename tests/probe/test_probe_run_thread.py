@@ -16,8 +16,9 @@ from plugins.probe import ExploreStats, ProbeFailure, api, explore, scheduler
 from plugins.probe.clock import REAL_SLEEP
 from plugins.probe.scheduler import DONE
 from plugins.probe.threadpool import POOL
+from tests.probe.blocked_registry import blocked_on_the_registry_lock
 from tests.probe.elsewhere import on_another_thread
-from tests.probe.samples import counter_unlocked, identity, outside
+from tests.probe.samples import counter_unlocked, identity
 
 
 def test_an_error_in_the_scheduler_itself_fails_the_run_instead_of_passing_it(
@@ -168,26 +169,10 @@ def test_a_schedule_that_keeps_stepping_outlasts_the_watchdog_without_a_report(
 def test_a_worker_blocked_outside_the_harness_on_the_runs_thread_is_reported() -> None:
     # Off the main thread the test's thread waits for the run and reports it; the run's thread
     # stays blocked until the lock is free (a known limit there).
-    outside.REGISTRY_LOCK.acquire()
-    try:
-        started = time.perf_counter()
-        with pytest.raises(ProbeFailure) as caught:
-            on_another_thread(
-                lambda: explore(
-                    outside.Registry,
-                    [lambda r: r.add("a")],
-                    modules=[outside],
-                    budget=1,
-                    watchdog_s=0.3,
-                )
-            )
-        elapsed = time.perf_counter() - started
-    finally:
-        outside.REGISTRY_LOCK.release()
-    assert caught.value.kind == "uncontrolled", str(caught.value)
-    assert "blocked outside the harness's control at outside.py:13" in str(caught.value)
+    failure, elapsed = blocked_on_the_registry_lock(on_another_thread)
+    assert failure.kind == "uncontrolled", str(failure)
+    assert "blocked outside the harness's control at outside.py:13" in str(failure)
     assert elapsed < 5, f"the blocked worker took {elapsed:.1f} s to report"
-    time.sleep(0.05)  # the blocked worker gets the lock now and finishes on its own
 
 
 def test_the_workers_first_schedule_runs_on_greenlets_made_before_it(

@@ -18,7 +18,8 @@ from plugins.probe import (
     semaphores,
     signals,
 )
-from tests.probe.samples import backoff, cache, outside, spin
+from tests.probe.blocked_registry import blocked_on_the_registry_lock
+from tests.probe.samples import backoff, cache, spin
 
 REAL_LOCK = threading.Lock
 
@@ -256,23 +257,10 @@ def test_a_busy_wait_hits_the_step_bound_and_reads_as_livelock() -> None:
 
 
 def test_a_real_lock_blocking_a_worker_is_reported_not_hung() -> None:
-    outside.REGISTRY_LOCK.acquire()
-    try:
-        t0 = time.perf_counter()
-        with pytest.raises(ProbeFailure) as caught:
-            explore(
-                outside.Registry,
-                [lambda r: r.add("a")],
-                modules=[outside],
-                budget=1,
-                watchdog_s=0.3,
-            )
-        assert time.perf_counter() - t0 < 5
-    finally:
-        outside.REGISTRY_LOCK.release()
-    assert caught.value.kind == "uncontrolled"
-    assert "blocked outside the harness's control at outside.py:13" in str(caught.value)
-    time.sleep(0.05)  # the stuck worker gets the lock now and finishes on its own
+    failure, elapsed = blocked_on_the_registry_lock(lambda exploration: exploration())
+    assert elapsed < 5
+    assert failure.kind == "uncontrolled"
+    assert "blocked outside the harness's control at outside.py:13" in str(failure)
 
 
 def test_run_schedule_returns_the_workers_results_in_order() -> None:
