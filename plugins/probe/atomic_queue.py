@@ -59,8 +59,8 @@ def _one_step(method: Callable[..., R]) -> Callable[..., R]:
 
     @functools.wraps(method)
     def call(self: Any, *args: Any, **kwargs: Any) -> R:
-        # ``run.current_worker()``, written out: a queue's method is a pipeline's every
-        # other step, and each call made here was a twentieth of its cost.
+        # ``active_run()`` and ``run.current_worker()``, written out: two calls less at every
+        # method of a plain queue (a put/get pair: 28.0k -> 27.1k instructions).
         run = ACTIVE[0]
         if run is None or type(self) not in PLAIN:
             return method(self, *args, **kwargs)
