@@ -178,7 +178,7 @@ def _execute(
         list(run.events),
         [w.name for w in run.workers],
         run.steps,
-        run.decisions,
+        run.spread,
         results,
     )
 

@@ -48,8 +48,11 @@ _READS = frozenset(
 )  # fmt: skip
 _RETURNS = frozenset({"RETURN_VALUE", "RETURN_CONST"})
 # Met off a switch point only where ``tracing`` dropped it as invisible: a builtin's name, a
-# local's arithmetic with a number constant.
-_UNWATCHED = frozenset({"LOAD_GLOBAL", "BINARY_OP"})
+# local's arithmetic with a number constant, a name nothing rebinds while a run goes on
+# (``rebinding``). In a test's own code, which has no switch points, an attribute is read
+# like the rest: the learner's code may rebind it.
+_UNWATCHED = frozenset({"LOAD_GLOBAL", "BINARY_OP", "LOAD_DEREF"})
+_FIXED_ATTRIBUTES = frozenset({"LOAD_ATTR", "LOAD_METHOD"})
 _UNCONDITIONAL = frozenset(
     {"JUMP_FORWARD", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT", "JUMP", "JUMP_NO_INTERRUPT"}
 )
@@ -178,8 +181,11 @@ def path(code: CodeType, start: int, end: int, traced: bool = True) -> Footprint
             if end == EXIT and ins.opname in _RETURNS:
                 continue
             got = _category(ins)
-            if o in info.points:  # untraced code: what the switch point would have touched
+            if o in info.points or (not traced and ins.opname in _FIXED_ATTRIBUTES):
+                # Untraced code: what the switch point would have touched.
                 got = frozenset({CALL_AT + str(o)}) if ins.opname in _CALLS else access(code, o)
+            elif ins.opname in _FIXED_ATTRIBUTES:
+                got = EMPTY  # no switch point: nothing rebinds it while a run goes on
             if got is None:
                 result = None
                 break

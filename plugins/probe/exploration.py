@@ -97,6 +97,8 @@ class Outcome:
     events: list[tuple[str, int, Any, str]]
     names: list[str]
     steps: int
+    # Decision points, each counted by the switch points it stands for (threads: ``Run.spread``):
+    # the span a later schedule's PCT draws its change points over.
     decisions: int
     results: list[object]
     # Preemptions to announce in the report; None counts the "preempted" switches in events

@@ -14,8 +14,8 @@ same steps, and no trace hook anywhere (barriers' schedule 1.4-1.6 -> 1.0-1.2 ms
   is, and never at the instruction.
 - The exception table and the line table are written again for the new offsets: a traceback,
   ``f_lineno`` and every handler are as in the original.
-- ``args`` is ``(code, offset, what, site)`` of the original instruction: reports, sites and
-  busy loops read the original code.
+- ``args`` is ``(code, offset, what, site, weight)`` of the original instruction: reports,
+  sites and busy loops read the original code; ``weight`` is ``tracing.weights_of``'s.
 - A jump whose argument grows past its EXTENDED_ARG prefixes gets one more.
 - The search that tracks footprints (exhaustive) keeps settrace: it reads each frame at the
   original offsets.
@@ -34,9 +34,9 @@ import types
 from collections.abc import Callable, Iterator
 from types import CodeType
 
-from .tracing import module_files, reachable_functions, sites_of, switch_points
+from .tracing import module_files, reachable_functions, sites_of, switch_points, weights_of
 
-Hook = Callable[[tuple[CodeType, int, str, tuple[str, int]]], None]
+Hook = Callable[[tuple[CodeType, int, str, tuple[str, int], int]], None]
 
 AVAILABLE = sys.version_info[:2] == (3, 11)
 
@@ -159,6 +159,7 @@ def _rewrite(code: CodeType, hook: Hook, cached: bool = True) -> CodeType | None
     if not any(ins.at in points and ins.start == ins.at for ins in listing):
         return code.replace(co_consts=tuple(consts)) if consts != list(code.co_consts) else code
     sites = sites_of(code)
+    weights = weights_of(code)
     # Where each call goes (an instruction's start, or its call's PRECALL/KW_NAMES) -> its code.
     calls: dict[int, bytes] = {}
     hook_index = len(consts)
@@ -173,7 +174,7 @@ def _rewrite(code: CodeType, hook: Hook, cached: bool = True) -> CodeType | None
         if ins.op == _CALL:
             while first and listing[first - 1].op in _CALL_PREFIX:
                 first -= 1
-        consts.append((code, ins.at, what, sites[ins.at]))
+        consts.append((code, ins.at, what, sites[ins.at], weights.get(ins.at, 1)))
         calls[listing[first].start] = _call_units(hook_index, len(consts) - 1)
     # Lay the code out again until every jump's argument fits its EXTENDED_ARG prefixes: a
     # longer jump may need one more, which moves what follows it (a loop's jump back grows

@@ -129,6 +129,9 @@ class Run:
         self.finished.acquire()
         self.steps = 0
         self.decisions = 0
+        # The decisions, each counted by the switch points it stands for (``weights_of``):
+        # what PCT draws its change points over.
+        self.spread = 0
         self.choices: list[int] = []
         self.events: list[ScheduleEvent] = []
         self.failure: Failure | None = None
@@ -352,7 +355,9 @@ class Run:
             settrace(None)
 
     # ----- scheduling -----------------------------------------------------------------
-    def on_instruction(self, code: CodeType, offset: int, what: str, site: Site) -> None:
+    def on_instruction(
+        self, code: CodeType, offset: int, what: str, site: Site, weight: int
+    ) -> None:
         """sys.monitoring hook: a switch point if the calling thread is one of our workers."""
         w = self.current
         if w is None or w.glet is not getcurrent():  # not a worker: another thread's code
@@ -365,7 +370,7 @@ class Run:
         if self.tracking and len(self.workers) > 1:  # alone, a step races with nothing
             frame = frame_of(code, sys._getframe(1))
             at = None if frame is None else op_loc(frame, offset, self.learner_files, w.loc)
-        self._step(w, site, what, at)
+        self._step(w, site, what, at, weight)
 
     def unwinding(self) -> None:
         """At a switch point of a greenlet that does not hold the token: once the run is
@@ -378,7 +383,7 @@ class Run:
             if any(x.glet is me for x in self.workers):
                 raise Unwind
 
-    def _opcode_hook(self) -> Callable[[FrameType, str, Site], None]:
+    def _opcode_hook(self) -> Callable[[FrameType, str, Site, int], None]:
         """settrace's switch points (a closure: it runs at every step). Only the worker
         holding the token runs, so it is ``current``."""
         run = self
@@ -389,7 +394,7 @@ class Run:
         learner_files = self.learner_files
         max_steps = self.max_steps
 
-        def on_opcode(frame: FrameType, what: str, site: Site) -> None:
+        def on_opcode(frame: FrameType, what: str, site: Site, weight: int) -> None:
             w = run.current
             if w is None:
                 run.unwinding()
@@ -405,6 +410,7 @@ class Run:
                     site,
                     what,
                     None if alone else op_loc(frame, frame.f_lasti, learner_files, w.loc),
+                    weight,
                 )
             else:  # ``_step`` with nothing to track, written out: a call less at every step
                 if run.aborted:
@@ -415,7 +421,7 @@ class Run:
                 if run.steps > max_steps:
                     run.fail(diagnosis.livelock(w, site, max_steps))
                     raise Unwind
-                nxt = pick(w)
+                nxt = pick(w, weight)
                 if nxt is not w and nxt is not None:
                     handoff(w, nxt)
 
@@ -457,8 +463,9 @@ class Run:
             at = sync_loc(frame, self.learner_files, self._number, timed, blocks, w.loc)
         self._step(w, site, note, at)
 
-    def _step(self, w: Worker, site: Site, note: str, at: Loc | None) -> None:
-        """A switch point; ``at`` is where, for the exhaustive search's footprints."""
+    def _step(self, w: Worker, site: Site, note: str, at: Loc | None, weight: int = 1) -> None:
+        """A switch point; ``at`` is where, for the exhaustive search's footprints; ``weight``
+        how many switch points it stands for (``tracing.weights_of``)."""
         if self.aborted:
             raise Unwind
         if self.tracking:
@@ -470,7 +477,7 @@ class Run:
         if self.steps > self.max_steps:
             self.fail(diagnosis.livelock(w, site, self.max_steps))
             raise Unwind
-        nxt = self._pick(w)
+        nxt = self._pick(w, weight)
         if nxt is not w and nxt is not None:
             self._handoff(w, nxt)
 
@@ -526,11 +533,12 @@ class Run:
             )
         return ring
 
-    def _pick(self, running: Worker | None) -> Worker | None:
+    def _pick(self, running: Worker | None, weight: int = 1) -> Worker | None:
         # At every switch point: the running worker first if it may go on ("0" = no
         # preemption), then the others in ring order that may run. This is the scheduler's
         # innermost loop (one call per step): the common case, a running worker that may go
         # on, is written out with plain loops and no call but a blocked worker's predicate.
+        # ``weight``: how many switch points this one stands for (``tracing.weights_of``).
         if running is not None and running.status == READY:
             options: list[Worker] | None = None  # made only when another worker may run
             now = self.clock.now
@@ -559,18 +567,23 @@ class Run:
                 options = [running]
             draw = self._draw
             if draw is not None:  # ``_decide`` for a random walk, written out: most decisions
-                idx = int(draw() * len(options))
+                if weight == 1:
+                    idx = int(draw() * len(options))
+                else:
+                    idx = self.strategy.choose_weighted(len(options), weight)  # type: ignore[attr-defined]
                 self.decisions += 1
+                self.spread += weight
                 self.choices.append(idx)
                 return options[idx]
             pct = self._pct
             if pct is not None:  # and for PCT, which reads the workers' indexes itself
-                idx = pct.choose_indexed(running.index, options, self.decisions)
+                idx = pct.choose_indexed(running.index, options, self.spread, weight)
                 self.decisions += 1
+                self.spread += weight
                 self.choices.append(idx)
                 return options[idx]
             # What the strategy sees: the workers' indexes.
-            return self._decide(running, options, [x.index for x in options], True)
+            return self._decide(running, options, [x.index for x in options], True, weight)
         wakeable = self._wakeable
         while True:
             run_ok = False
@@ -605,10 +618,16 @@ class Run:
             raise Unwind
 
     def _decide(
-        self, running: Worker | None, options: list[Worker], keys: list[int], run_ok: bool
+        self,
+        running: Worker | None,
+        options: list[Worker],
+        keys: list[int],
+        run_ok: bool,
+        weight: int = 1,
     ) -> Worker:
         """Who of ``options`` (their indexes: ``keys``) runs next: the tracker's or the
-        strategy's choice (the strategy is asked only when there is a choice)."""
+        strategy's choice (the strategy is asked only when there is a choice). ``weight``:
+        how many switch points the running worker's stands for (``tracing.weights_of``)."""
         if self.tracker is not None:
             preemptible = run_ok and running is not None and running.status == READY
             idx = self.tracker.point(keys, preemptible, self._ended)
@@ -617,6 +636,7 @@ class Run:
                 raise Unwind
             if len(options) > 1:
                 self.decisions += 1
+                self.spread += weight
                 self.choices.append(idx)
             return options[idx]
         n = len(options)
@@ -628,10 +648,18 @@ class Run:
         else:
             if type(strategy) is Anchored:
                 strategy.preemptible = run_ok and running is not None and running.status == READY
-            raw = strategy.choose(
-                running.index if running is not None else None, keys, self.decisions
-            )
+            if weight != 1 and isinstance(strategy, RandomWalk):
+                raw = strategy.choose_weighted(n, weight)
+            elif isinstance(strategy, PCT):  # its change points are drawn over the spread
+                raw = strategy.choose(
+                    running.index if running is not None else None, keys, self.spread, weight
+                )
+            else:
+                raw = strategy.choose(
+                    running.index if running is not None else None, keys, self.decisions
+                )
         self.decisions += 1
+        self.spread += weight
         # An index into options already (a random walk's, PCT's) needs no normalizing.
         idx = raw if type(raw) is int and 0 <= raw < n else normalize(raw, n, run_ok)
         self.choices.append(idx)
@@ -801,7 +829,7 @@ def active_run() -> Run | None:
     return _ACTIVE[0]
 
 
-def instrumented_point(args: tuple[CodeType, int, str, Site]) -> None:
+def instrumented_point(args: tuple[CodeType, int, str, Site, int]) -> None:
     """A switch point of rewritten learner code (plugins/probe/instrument): ``args`` names the
     original instruction. The settrace hook's step (``Run._opcode_hook``), for a run that
     tracks nothing; any other thread or greenlet that runs the code passes through."""
@@ -812,7 +840,7 @@ def instrumented_point(args: tuple[CodeType, int, str, Site]) -> None:
     if w is None or w.glet is not getcurrent():
         run.unwinding()
         return
-    code, offset, what, site = args
+    code, offset, what, site, weight = args
     if what is BACK_EDGE:
         run.back_edge(w, code.co_filename, code, offset)
         return
@@ -824,7 +852,7 @@ def instrumented_point(args: tuple[CodeType, int, str, Site]) -> None:
     if run.steps > run.max_steps:
         run.fail(diagnosis.livelock(w, site, run.max_steps))
         raise Unwind
-    nxt = run._pick(w)
+    nxt = run._pick(w, weight)
     if nxt is not w and nxt is not None:
         run._handoff(w, nxt)
 

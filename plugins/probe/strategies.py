@@ -44,6 +44,15 @@ class RandomWalk:
     def choose(self, running: Hashable | None, options: Sequence[Hashable], step: int) -> int:
         return int(self.draw() * len(options))
 
+    def choose_weighted(self, n: int, weight: int) -> int:
+        """``choose`` at a switch point that stands for ``weight`` of them, the running worker
+        first of the ``n`` options (``tracing.weights_of``): it is kept running with the
+        chance that ``weight`` choices in a row would all have kept it, (1/n)^weight; else one
+        of the others, uniformly. Weight 1 gives ``choose``'s answer for the same draw."""
+        stay = n**-weight
+        u = self.draw()
+        return 0 if u < stay else 1 + int((u - stay) / (1 - stay) * (n - 1))
+
 
 class PCT:
     """Probabilistic concurrency testing (Burckhardt et al. 2010) with depth ``depth``.
@@ -60,15 +69,28 @@ class PCT:
         span = max(k, depth)
         self._changes = frozenset(rng.sample(range(1, span + 1), depth - 1))
 
-    def choose(self, running: Hashable | None, options: Sequence[Hashable], step: int) -> int:
-        return self._highest(running, options, step)
+    def choose(
+        self, running: Hashable | None, options: Sequence[Hashable], step: int, weight: int = 1
+    ) -> int:
+        """``step``: the decisions so far, each counted by the switch points it stood for;
+        ``weight``: how many this one stands for (``tracing.weights_of``). A change point
+        anywhere in them lowers the running worker, as it did where each read had a switch
+        point of its own."""
+        return self._highest(running, options, step, weight)
 
-    def choose_indexed(self, running: int, options: Sequence[Indexed], step: int) -> int:
+    def _changes_at(self, step: int, weight: int) -> bool:
+        if weight == 1:
+            return step in self._changes
+        return not self._changes.isdisjoint(range(step, step + weight))
+
+    def choose_indexed(
+        self, running: int, options: Sequence[Indexed], step: int, weight: int = 1
+    ) -> int:
         """``choose`` over objects keyed by their ``index`` (the scheduler's workers): the
         scheduler makes no list of keys at every decision. ``_highest`` written out for them
         (a tenth of a three-party barrier's schedule went to PCT's decisions)."""
         prio = self._prio
-        if step in self._changes:
+        if step in self._changes if weight == 1 else self._changes_at(step, weight):
             self._low -= 1.0
             prio[running] = self._low
         best, best_prio = 0, _BELOW_ALL
@@ -86,9 +108,10 @@ class PCT:
         running: Hashable | None,
         options: Sequence[Any],
         step: int,
+        weight: int = 1,
     ) -> int:
         prio = self._prio
-        if running is not None and step in self._changes:
+        if running is not None and self._changes_at(step, weight):
             self._low -= 1.0
             prio[running] = self._low
         best, best_prio = 0, 0.0

@@ -107,7 +107,9 @@ BUGS = [
         [lambda s: transfer.transfer(s[0], s[1], 10), lambda s: transfer.transfer(s[1], s[0], 5)],
         _money,
         transfer,
-        "deadlock",
+        # At seed 0 the first schedule takes both locks in one worker, then both in the other
+        # order in the other: the lock-order check flags the cycle before any run deadlocks.
+        "lock-order",
     ),
     Scenario(
         "bounded_buffer_if",

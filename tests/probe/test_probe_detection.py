@@ -84,8 +84,10 @@ def test_the_counter_report_shows_the_split_line_and_the_preemption() -> None:
 
 
 def test_the_deadlock_report_names_both_locks_and_the_line() -> None:
+    s = BUGS[2]
     with pytest.raises(ProbeFailure) as caught:
-        _explore(BUGS[2], budget=BUDGET)
+        # worker-1 takes its first lock, then worker-2 takes its own: each waits for the other.
+        run_schedule(s.setup, s.workers, s.check, modules=[transfer], schedule=[0, 0, 1])
     head = str(caught.value).splitlines()[0]
     assert head.startswith("deadlock: worker-1 holds Lock 'state[")
     assert "Lock 'state[0].lock'" in head

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from plugins.probe import ProbeFailure, explore, instrument
-from plugins.probe.tracing import switch_points
+from plugins.probe.tracing import switch_points, weights_of
 from tests.probe.samples import rewrite_shapes
 from tests.probe.samples.rewrite_shapes import Box
 from tests.probe.scenarios import BUGS
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(
     not instrument.AVAILABLE, reason="the rewriting is for 3.11: 3.12+ uses sys.monitoring"
 )
 
-Stop = tuple[str, int, str]
+Stop = tuple[str, int, str, int]  # function, offset, what, weight
 
 
 def _settrace_stops(fn: Callable[[Box], object]) -> tuple[object, list[Stop]]:
@@ -36,7 +36,8 @@ def _settrace_stops(fn: Callable[[Box], object]) -> tuple[object, list[Stop]]:
         if event == "opcode":
             what = switch_points(frame.f_code).get(frame.f_lasti)
             if what is not None:
-                stops.append((frame.f_code.co_name, frame.f_lasti, what))
+                weight = weights_of(frame.f_code).get(frame.f_lasti, 1)
+                stops.append((frame.f_code.co_name, frame.f_lasti, what, weight))
         return local
 
     def global_trace(frame: FrameType, event: str, arg: Any) -> Any:
@@ -57,9 +58,9 @@ def _settrace_stops(fn: Callable[[Box], object]) -> tuple[object, list[Stop]]:
 def _rewritten_stops(fn: Callable[[Box], object]) -> tuple[object, list[Stop]]:
     stops: list[Stop] = []
 
-    def hook(args: tuple[CodeType, int, str, tuple[str, int]]) -> None:
-        code, offset, what, _site = args
-        stops.append((code.co_name, offset, what))
+    def hook(args: tuple[CodeType, int, str, tuple[str, int], int]) -> None:
+        code, offset, what, _site, weight = args
+        stops.append((code.co_name, offset, what, weight))
 
     swapped = _swapped(hook)
     try:

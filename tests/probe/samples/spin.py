@@ -1,4 +1,5 @@
-"""Sample learner code: busy-waits on a flag nobody sets (livelock / starvation)."""
+"""Sample learner code: busy-waits on a flag nobody sets in the run (livelock / starvation).
+``open_it`` could set it, so reading the flag stays a switch point (plugins/probe/rebinding)."""
 
 
 class Gate:
@@ -8,3 +9,6 @@ class Gate:
     def wait_open(self) -> None:
         while not self.open:
             pass
+
+    def open_it(self) -> None:
+        self.open = True
