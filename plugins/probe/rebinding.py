@@ -219,29 +219,66 @@ def drop_fixed_reads(
             fixed = name not in rebound.globals and name not in builtins
         else:
             fixed = code._varname_from_oparg(arg) not in rebound.cells  # type: ignore[attr-defined]
-        if fixed and _handed_on(raw, offset, points, back_edge):
+        if fixed and _handed_on(code, offset + 2, points, back_edge, set()):
             del points[offset]
             dropped.append(offset)
     return dropped
 
 
-def _handed_on(raw: bytes, offset: int, points: dict[int, str], back_edge: str) -> bool:
-    """Whether, from the read at ``offset`` to the next switch point, the code only moves
-    values, reads further names and makes calls: nothing that looks into an object (a truth
-    test, a comparison, iterating or unpacking it, returning it to a caller that may). The
-    switch point before the read was also the one before such a look: with the read's point
-    dropped, the look would join the step before it, and the interleavings where another
-    worker changes the object in between would be lost."""
-    for at in range(offset + 2, len(raw), 2):  # an inline cache reads as CACHE: moves nothing
+def _handed_on(
+    code: CodeType, start: int, points: dict[int, str], back_edge: str, seen: set[int]
+) -> bool:
+    """Whether, from ``start`` (just past a read) to the next switch point on every path, the
+    code only moves values, reads further names and makes calls: nothing that looks into an
+    object (a truth test, a comparison, iterating or unpacking it, returning it to a caller
+    that may). The switch point before the read was also the one before such a look: with
+    the read's point dropped, the look would join the step before it, and the interleavings
+    where another worker changes the object in between would be lost. An identity test
+    (``item is STOP``) looks into nothing, and the bool it makes is no one's: a jump on it
+    is followed both ways, as is a jump on whether the value is None."""
+    raw = code.co_code
+    identity = False  # the value on top is an ``is`` test's bool
+    for at in range(start, len(raw), 2):  # an inline cache reads as CACHE: moves nothing
         what = points.get(at)
         if what is not None:
             return what is not back_edge  # a loop's jump back: the next turn may look
         op = raw[at]
         if op in _ENDS_THE_STEP:
             return True
+        if (identity and op in _BOOL_JUMPS) or op in _NONE_JUMPS:
+            target = _forward_target(code, at)
+            if target is None or target in seen:
+                return False
+            seen.add(target)
+            return _handed_on(code, target, points, back_edge, seen) and _handed_on(
+                code, at + 2, points, back_edge, seen
+            )
         if op not in _MOVES:
             return False
+        identity = op == _IS_OP
     return False
+
+
+def _forward_target(code: CodeType, offset: int) -> int | None:
+    """Where the conditional jump at ``offset`` goes, if forward (``dis``: the jumps' encoding
+    differs between versions; read only where an ``is`` test is jumped on)."""
+    targets = _TARGETS.get(code)
+    if targets is None:
+        targets = _TARGETS[code] = {
+            ins.offset: ins.argval
+            for ins in dis.get_instructions(code)
+            if ins.opcode in _BOOL_JUMPS | _NONE_JUMPS and isinstance(ins.argval, int)
+        }
+    target = targets.get(offset)
+    return target if target is not None and target > offset else None
+
+
+_TARGETS: dict[CodeType, dict[int, int]] = {}
+_NONE_JUMPS = frozenset(op for name, op in _OP.items() if "JUMP" in name and "NONE" in name)
+_IS_OP = _OP["IS_OP"]
+_BOOL_JUMPS = frozenset(
+    op for name, op in _OP.items() if "JUMP" in name and ("IF_TRUE" in name or "IF_FALSE" in name)
+) - {_OP.get("JUMP_IF_TRUE_OR_POP", -1), _OP.get("JUMP_IF_FALSE_OR_POP", -1)}
 
 
 # Instructions that hand a value on without looking into it, or read a name.

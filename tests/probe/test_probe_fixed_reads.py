@@ -44,6 +44,14 @@ def test_a_field_set_only_in_init_a_method_and_a_constant_are_read_with_no_switc
     assert _reads_with_points(read) == [], (
         "reading `account`, an argument the closure keeps and nothing stores, switches workers"
     )
+    assert _reads_with_points(fixed_reads.file_item.__code__) == [], (
+        "`item is STOP` looks into neither object, and both ways on from it reach a call: "
+        "reading STOP there needs no switch point"
+    )
+    assert _reads_with_points(fixed_reads.file_default.__code__) == [], (
+        "`if DEFAULT is None` looks into nothing and both ways on reach a call: reading "
+        "DEFAULT needs no switch point"
+    )
 
 
 @pytest.mark.parametrize(
@@ -53,8 +61,9 @@ def test_a_field_set_only_in_init_a_method_and_a_constant_are_read_with_no_switc
         (fixed_reads.Shelf.take, ["LOAD_ATTR items"]),
         (fixed_reads.Shelf.total, ["LOAD_ATTR items"]),
         (fixed_reads.Shelf.counted_all, ["LOAD_ATTR count", "LOAD_ATTR items"]),
+        (fixed_reads.is_stop, ["LOAD_GLOBAL STOP"]),
     ],
-    ids=["compared", "truth-tested", "iterated", "tested-after-another-read"],
+    ids=["compared", "truth-tested", "iterated", "tested-after-another-read", "returned"],
 )
 def test_a_fixed_name_whose_value_is_looked_into_keeps_its_switch_point(
     function: Callable[..., object], kept: list[str]

@@ -8,6 +8,8 @@ from __future__ import annotations
 import threading
 
 LIMIT = 3
+STOP = object()
+DEFAULT = None
 seen = 0
 
 
@@ -80,3 +82,21 @@ class Shelf:
         if self.items:
             return count > 0
         return True
+
+
+def file_item(item: object, sink: list[object]) -> None:
+    if item is STOP:  # an identity test: it looks into neither object
+        sink.append(None)
+    else:
+        sink.append(item)
+
+
+def is_stop(item: object) -> bool:
+    return item is STOP  # the test's bool goes back to a caller, which may look on
+
+
+def file_default(sink: list[object]) -> None:
+    if DEFAULT is None:  # a jump on whether the value is None: no look into it either
+        sink.append(0)
+    else:
+        sink.append(DEFAULT)
