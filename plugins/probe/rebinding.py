@@ -253,8 +253,10 @@ def _handed_on(
             return _handed_on(code, target, points, back_edge, seen) and _handed_on(
                 code, at + 2, points, back_edge, seen
             )
-        if op not in _MOVES:
-            return False
+        if op not in _MOVES and not (
+            op == _BUILD_MAP and raw[at + 1] == 0 and at and raw[at - 2] != _EXTENDED_ARG
+        ):
+            return False  # a dict with keys hashes them: a key's __hash__ may look into it
         identity = op == _IS_OP
     return False
 
@@ -276,6 +278,7 @@ def _forward_target(code: CodeType, offset: int) -> int | None:
 _TARGETS: dict[CodeType, dict[int, int]] = {}
 _NONE_JUMPS = frozenset(op for name, op in _OP.items() if "JUMP" in name and "NONE" in name)
 _IS_OP = _OP["IS_OP"]
+_BUILD_MAP = _OP["BUILD_MAP"]
 _BOOL_JUMPS = frozenset(
     op for name, op in _OP.items() if "JUMP" in name and ("IF_TRUE" in name or "IF_FALSE" in name)
 ) - {_OP.get("JUMP_IF_TRUE_OR_POP", -1), _OP.get("JUMP_IF_FALSE_OR_POP", -1)}
@@ -310,7 +313,6 @@ _MOVES = frozenset(
         "IS_OP",
         "BUILD_TUPLE",
         "BUILD_LIST",
-        "BUILD_MAP",
         "BUILD_CONST_KEY_MAP",
         "BUILD_SLICE",
         "MAKE_FUNCTION",

@@ -48,6 +48,9 @@ def test_a_field_set_only_in_init_a_method_and_a_constant_are_read_with_no_switc
         "`item is STOP` looks into neither object, and both ways on from it reach a call: "
         "reading STOP there needs no switch point"
     )
+    assert _reads_with_points(fixed_reads.paired.__code__) == [], (
+        "LIMIT goes into a tuple beside an empty dict, then to a call: no switch point needed"
+    )
     assert _reads_with_points(fixed_reads.file_default.__code__) == [], (
         "`if DEFAULT is None` looks into nothing and both ways on reach a call: reading "
         "DEFAULT needs no switch point"
@@ -62,8 +65,16 @@ def test_a_field_set_only_in_init_a_method_and_a_constant_are_read_with_no_switc
         (fixed_reads.Shelf.total, ["LOAD_ATTR items"]),
         (fixed_reads.Shelf.counted_all, ["LOAD_ATTR count", "LOAD_ATTR items"]),
         (fixed_reads.is_stop, ["LOAD_GLOBAL STOP"]),
+        (fixed_reads.keyed, ["LOAD_GLOBAL LIMIT"]),
     ],
-    ids=["compared", "truth-tested", "iterated", "tested-after-another-read", "returned"],
+    ids=[
+        "compared",
+        "truth-tested",
+        "iterated",
+        "tested-after-another-read",
+        "returned",
+        "hashed-as-a-key",
+    ],
 )
 def test_a_fixed_name_whose_value_is_looked_into_keeps_its_switch_point(
     function: Callable[..., object], kept: list[str]

@@ -100,3 +100,11 @@ def file_default(sink: list[object]) -> None:
         sink.append(0)
     else:
         sink.append(DEFAULT)
+
+
+def keyed(sink: list[object]) -> None:
+    sink.append({LIMIT: 1})  # a dict's key is hashed: a key's __hash__ may look into it
+
+
+def paired(sink: list[object]) -> None:
+    sink.append((LIMIT, {}))  # an empty dict hashes nothing
