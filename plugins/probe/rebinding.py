@@ -6,8 +6,8 @@ the read then commutes with every other worker's step. Such reads were a third t
 the steps of the queue, barrier and primitive katas (``lock.acquire`` is two reads and a call;
 only the call can meet another worker). Here, for one learner file:
 
-- an attribute is never rebound if no function of the file stores or deletes it, except in an
-  ``__init__`` (which fills a new object before anyone else can see it), and neither the
+- an attribute is never rebound if no function of the file stores or deletes it, except an
+  ``__init__`` storing it onto ``self`` (a new object no one else can see yet), and neither the
   harness's primitives nor ``threading``/``queue`` store it after their own ``__init__``, and
   it is no property of theirs (a property's getter reads state that changes);
 - a global, if no function of the file declares it ``global`` and stores or deletes it (module
@@ -93,7 +93,7 @@ def _stores(codes: list[CodeType]) -> tuple[set[str], set[str], set[str], bool]:
             offset = 2 * hit.start()
             op, arg = raw[offset], _argument(raw, offset)
             if op in _ATTR_STORES:
-                if not in_init:
+                if not (in_init and _onto_self(raw, offset)):
                     attributes.add(names[arg])
             elif op in _GLOBAL_STORES:
                 globals_.add(names[arg])
@@ -102,6 +102,22 @@ def _stores(codes: list[CodeType]) -> tuple[set[str], set[str], set[str], bool]:
     return attributes, globals_, cells, dynamic
 
 
+def _onto_self(raw: bytes, offset: int) -> bool:
+    """Whether the attribute store at ``offset`` goes onto the first argument (``self.x = …``):
+    an ``__init__`` that stores onto another object (``registry.current = self``) changes an
+    object others may already read."""
+    if offset < 2:
+        return False
+    op, arg = raw[offset - 2], raw[offset - 1]
+    if offset >= 4 and raw[offset - 4] == _EXTENDED_ARG:
+        return False
+    if op == _LOAD_FAST:
+        return arg == 0
+    return op == _LOAD_FAST_LOAD_FAST and arg & 0xF == 0  # 3.13: the second one is on top
+
+
+_LOAD_FAST = _OP["LOAD_FAST"]
+_LOAD_FAST_LOAD_FAST = _OP.get("LOAD_FAST_LOAD_FAST", -1)
 _STORE_TABLE = bytes(
     1 if op in _ATTR_STORES | _GLOBAL_STORES | _CELL_STORES else 0 for op in range(256)
 )

@@ -103,6 +103,15 @@ def test_a_check_that_reads_a_field_then_tests_a_fixed_list_is_caught() -> None:
         )
 
 
+def test_a_field_an_init_stores_onto_another_object_keeps_its_switch_point() -> None:
+    kept = _reads_with_points(fixed_reads.latest_into.__code__)
+    assert kept == ["LOAD_ATTR latest"], (
+        f"latest_into's reads with a switch point: {kept}. Member.__init__ stores `latest` onto "
+        "the registry it was given, an object other workers may already read: only an "
+        "__init__'s stores onto its own new object leave a field fixed"
+    )
+
+
 def test_a_global_a_function_stores_and_a_primitives_property_keep_their_switch_points() -> None:
     assert _reads_with_points(fixed_reads.count.__code__) == ["LOAD_GLOBAL seen"], (
         "`seen` is stored by count(): reading it must stay a switch point"

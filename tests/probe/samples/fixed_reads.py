@@ -9,7 +9,7 @@ import threading
 
 LIMIT = 3
 STOP = object()
-DEFAULT = None
+DEFAULT: object | None = None
 seen = 0
 
 
@@ -108,3 +108,12 @@ def keyed(sink: list[object]) -> None:
 
 def paired(sink: list[object]) -> None:
     sink.append((LIMIT, {}))  # an empty dict hashes nothing
+
+
+class Member:
+    def __init__(self, registry: Shelf) -> None:
+        registry.latest = self  # type: ignore[attr-defined]  # onto another, shared object
+
+
+def latest_into(registry: Shelf, sink: list[object]) -> None:
+    sink.append(registry.latest)  # type: ignore[attr-defined]
