@@ -160,6 +160,17 @@ def run_child(request: dict[str, Any]) -> None:
     exit_after(start)
 
 
+def touch_the_probe() -> None:
+    """Before a run's probe tests: write once to the harness's pages this child shares with the
+    worker (plugins/probe/warmup.touch)."""
+    try:
+        from plugins.probe import warmup
+
+        warmup.touch()
+    except Exception:
+        traceback.print_exc()
+
+
 def take_environment(env: dict[str, str]) -> None:
     """In a forked child: `env` in place of the server's environment. tempfile keeps the folder
     it chose first (the server's); reset, it chooses again from the new TMPDIR, which the
@@ -181,7 +192,9 @@ class FreezeAfterCollection:
     scans only what the tests made: it had cost a one-schedule probe test 0.5-0.9 ms."""
 
     @staticmethod
-    def pytest_collection_finish() -> None:
+    def pytest_collection_finish(session: Any) -> None:
+        if any("probe" in getattr(item, "fixturenames", ()) for item in session.items):
+            touch_the_probe()
         gc.freeze()
 
 
