@@ -15,7 +15,7 @@ is verdict-only (KATA_VERDICT_ONLY=1): a failing probe is reported unshrunk, and
 not shrink. The first killing schedule is found before any shrinking; shrinking each mutant's
 failure (up to 800 re-runs of its schedules) measured nothing. Every run goes through one pool
 of `--jobs` warm runners (default 2, one per core): the reference's seeds of every kata first,
-then each kata's mutants as soon as its seed-0 run has said each probe test's budget. A run's
+seed by seed, then each kata's mutants as soon as its seed-0 run has said each probe test's budget. A run's
 workers take turns (one thread runs at a time), so two runs on two cores time as one alone.
 """
 
@@ -163,19 +163,19 @@ class Pool:
             self.free.put(slot)
 
 
-def reference_runs(
-    pool: Pool, root: Path, kata: Kata, seeds: int, budget: int, scratch: Path
-) -> list[Future[tuple[Outcome, list[dict[str, Any]]]]]:
-    """The reference's runs, one per seed: seed 0 runs the whole file (its time is the kata
-    file's), the others only the probe tests. They run side by side on the pool's runners."""
+def reference_run(
+    pool: Pool, root: Path, kata: Kata, seed: int, budget: int, scratch: Path
+) -> Future[tuple[Outcome, list[dict[str, Any]]]]:
+    """The reference's run at ``seed``, queued on the pool: seed 0 runs the whole file (its
+    time is the kata file's), the others only the probe tests."""
 
-    def one(seed: int) -> tuple[Outcome, list[dict[str, Any]]]:
+    def one() -> tuple[Outcome, list[dict[str, Any]]]:
         stats = scratch / f"{kata.name}-reference-{seed}.jsonl"
         extra = () if seed == 0 else ("-m", "probe")
         with pool.runner() as runner:
             return _run(runner, root, kata, "reference", seed, budget, stats, *extra)
 
-    return [pool.executor.submit(one, seed) for seed in range(seeds)]
+    return pool.executor.submit(one)
 
 
 def mutant_kills(
@@ -273,9 +273,16 @@ def bench(
     try:
         for kata in katas:
             (scratch / kata.name).mkdir(parents=True, exist_ok=True)
-        pending = [
-            (k, reference_runs(pool, root, k, seeds, budget, scratch / k.name)) for k in katas
+        # Seed by seed, every kata at each: a kata's ten seeds then run spread over the whole
+        # reference phase, not within the same three seconds, so that the median over them is
+        # not one moment's speed of a shared VM (a kata whose seeds all ran while the VM was
+        # slow showed 1.06 ms, against 0.63-0.69 in the benches before and after).
+        pending: list[tuple[Kata, list[Future[tuple[Outcome, list[dict[str, Any]]]]]]] = [
+            (k, []) for k in katas
         ]
+        for seed in range(seeds):
+            for kata, futures in pending:
+                futures.append(reference_run(pool, root, kata, seed, budget, scratch / kata.name))
         staged = []
         for kata, futures in pending:
             runs = [future.result() for future in futures]
@@ -314,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     katas = _probe_katas(curriculum_, options.katas)
     if not katas:
         parser.error("no kata with probe tests matches")
+    speed_before = speed_check()
     started = time.perf_counter()
     notes: list[str] = []  # a worker that died and was replaced: said at the end
     with _environment(VERDICT_ONLY_VARIABLE, "1"):
@@ -330,8 +338,23 @@ def main(argv: list[str] | None = None) -> int:
     for note in notes:
         print(f"note: {note}")
     took = time.perf_counter() - started
-    print(f"\n{sum(results)} of {len(results)} katas meet every bar; the bench took {took:.0f} s")
+    print(
+        f"\nspeed check: a pure-Python loop took {speed_before:.2f} s before the bench and "
+        f"{speed_check():.2f} s after (compare benches only at like figures)"
+    )
+    print(f"{sum(results)} of {len(results)} katas meet every bar; the bench took {took:.0f} s")
     return 0 if all(results) else 1
+
+
+def speed_check() -> float:
+    """Seconds this process takes for a fixed pure-Python loop: the VM's speed at the time, by
+    which the milliseconds of two benches can be compared (a shared VM's speed varies by 1.5x
+    and more from hour to hour)."""
+    started = time.perf_counter()
+    total = 0
+    for i in range(2_000_000):
+        total += i * i % 7
+    return time.perf_counter() - started
 
 
 @contextlib.contextmanager
