@@ -846,15 +846,31 @@ def instrumented_point(args: tuple[CodeType, int, str, Site, int]) -> None:
         return
     if run.aborted:
         raise Unwind
-    run.events.append(("s", w.index, site, what))
+    events = run.events
+    events.append(("s", w.index, site, what))
     run.steps += 1
     run.spins = 0
     if run.steps > run.max_steps:
         run.fail(diagnosis.livelock(w, site, run.max_steps))
         raise Unwind
     nxt = run._pick(w, weight)
-    if nxt is not w and nxt is not None:
+    if nxt is w or nxt is None:
+        return
+    if w.status != READY:
         run._handoff(w, nxt)
+        return
+    # ``_handoff`` and ``_switch`` for a preempted worker on rewritten code, written out: a
+    # random walk preempts at half the steps of a two-worker run, two thirds with three.
+    events.append(("x", w.index, nxt.index, "preempted"))
+    run.current = nxt
+    g = nxt.glet
+    if g is None:
+        g, job = run._greenlet(nxt)
+        g.switch(*job)
+    else:
+        g.switch()
+    if run.aborted:
+        raise Unwind
 
 
 @contextlib.contextmanager
