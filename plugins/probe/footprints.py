@@ -133,14 +133,36 @@ def _path(frame: FrameType, start: int, end: int, *locs: Loc) -> Footprint:
     """``path`` in ``frame``'s code, read whole if it is untraced, with the builtins it calls
     by their global names resolved (any other call there is unknown)."""
     code = frame.f_code
-    found = path(code, start, end, traced=not any(code in loc.plain for loc in locs))
-    if found is None or not any(x.startswith(CALL_AT) for x in found):
-        return found
-    parts: list[Footprint] = [frozenset(x for x in found if not x.startswith(CALL_AT))]
-    for x in found:
-        if x.startswith(CALL_AT):
-            parts.append(builtin_call_effect(frame, int(x[len(CALL_AT) :])))
+    traced = True
+    for loc in locs:
+        if loc.plain and code in loc.plain:
+            traced = False
+            break
+    found = path(code, start, end, traced)
+    if found is None:
+        return None
+    split = _SPLIT.get(found)
+    if split is None:
+        split = _SPLIT[found] = _split(found)
+    rest, calls = split
+    if not calls:
+        return rest
+    parts: list[Footprint] = [rest]
+    for call in calls:
+        parts.append(builtin_call_effect(frame, call))
     return _union(*parts)
+
+
+def _split(found: frozenset[str]) -> tuple[frozenset[str], tuple[int, ...]]:
+    """A path's footprint without its calls, and the offsets of those calls."""
+    calls = tuple(sorted(int(x[len(CALL_AT) :]) for x in found if x.startswith(CALL_AT)))
+    return (frozenset(x for x in found if not x.startswith(CALL_AT)) if calls else found), calls
+
+
+# A path's footprint -> ``_split`` of it: a tracked step split the same few sets again and
+# again (two scans of each, a tenth of a tracked transfer's footprint work). Keyed by the
+# set itself, whose hash the set keeps.
+_SPLIT: dict[frozenset[str], tuple[frozenset[str], tuple[int, ...]]] = {}
 
 
 def _returns(start: Loc, code: CodeType) -> Footprint:
