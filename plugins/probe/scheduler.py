@@ -514,12 +514,6 @@ class Run:
             note = self._notes[id(obj)] = "waits for " + name
         return note
 
-    def _wakeable(self, w: Worker) -> bool:
-        """A blocked worker whose condition holds or whose virtual deadline has come."""
-        if w.pred is not None and w.pred():
-            return True
-        return w.deadline is not None and w.deadline <= self.clock.now
-
     def _ring(self, running: Worker) -> tuple[Worker, ...]:
         """The other workers still to finish, in ring order after ``running`` (kept until a
         worker is added or finishes). A finished worker is never an option: left in, it
@@ -584,22 +578,36 @@ class Run:
                 return options[idx]
             # What the strategy sees: the workers' indexes.
             return self._decide(running, options, [x.index for x in options], True, weight)
-        wakeable = self._wakeable
+        # A worker that blocks, finishes or starts the run. A blocked worker may run if its
+        # condition holds or its virtual deadline has come; written out, as is ``_ring``'s
+        # cache (a pipeline's workers block at a third of its steps).
+        rings = self._rings
         while True:
             run_ok = False
             options = []
             keys = []
+            now = self.clock.now
             if running is None:
                 ring: tuple[Worker, ...] | list[Worker] = self.workers
             else:
-                run_ok = running.status == BLOCKED and wakeable(running)
+                run_ok = running.status == BLOCKED and (
+                    (running.pred is not None and running.pred())
+                    or (running.deadline is not None and running.deadline <= now)
+                )
                 if run_ok:
                     options.append(running)
                     keys.append(running.index)
-                ring = self._ring(running)
+                found = rings.get(running.index)
+                ring = found if found is not None else self._ring(running)
             for x in ring:
                 status = x.status
-                if status == READY or (status == BLOCKED and wakeable(x)):
+                if status == READY or (
+                    status == BLOCKED
+                    and (
+                        (x.pred is not None and x.pred())
+                        or (x.deadline is not None and x.deadline <= now)
+                    )
+                ):
                     options.append(x)
                     keys.append(x.index)
             if options:
