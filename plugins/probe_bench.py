@@ -15,8 +15,11 @@ is verdict-only (KATA_VERDICT_ONLY=1): a failing probe is reported unshrunk, and
 not shrink. The first killing schedule is found before any shrinking; shrinking each mutant's
 failure (up to 800 re-runs of its schedules) measured nothing. Every run goes through one pool
 of `--jobs` warm runners (default 2, one per core): the reference's seeds of every kata first,
-seed by seed, then each kata's mutants as soon as its seed-0 run has said each probe test's budget. A run's
-workers take turns (one thread runs at a time), so two runs on two cores time as one alone.
+seed by seed, then each kata's mutants as soon as its seed-0 run has said each probe test's
+budget. A run's workers take turns (one thread runs at a time), but two runs at once still slow
+each other on a shared VM (a pure-Python loop: 0.25-0.30 s alone, 0.26-0.41 s beside a copy of
+itself), and the VM's speed varies by the hour: the speed check printed at the end says how
+fast it was.
 """
 
 from __future__ import annotations
