@@ -701,7 +701,8 @@ class Run:
         the thread's, not a greenlet's: this worker's own (None inside ``untraced``) is put
         back when it resumes. A run on rewritten code (``rewritten``) switches from a plain
         call, with no hook of its own: it switches straight (a tenth of barriers' schedule
-        was the detour)."""
+        was the detour). ``instrumented_point`` writes that branch out for a preempted worker
+        (calling here gave back 40% of what it saved): a change here belongs there too."""
         g = nxt.glet
         if self.rewritten:  # no hook anywhere in the run: a plain switch
             if g is None:
@@ -868,7 +869,9 @@ def instrumented_point(args: tuple[CodeType, int, str, Site, int]) -> None:
         run._handoff(w, nxt)
         return
     # ``_handoff`` and ``_switch`` for a preempted worker on rewritten code, written out: a
-    # random walk preempts at half the steps of a two-worker run, two thirds with three.
+    # random walk preempts at half the steps of a two-worker run, two thirds with three
+    # (calling ``_switch`` instead: 11.87 M instructions against 11.43 M for three workers'
+    # 903 steps). Keep it in step with ``_switch``'s rewritten branch.
     events.append(("x", w.index, nxt.index, "preempted"))
     run.current = nxt
     g = nxt.glet
