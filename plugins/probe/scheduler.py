@@ -74,6 +74,13 @@ ScheduleEvent = tuple[str, int, Any, str]
 class Worker:
     """One controlled thread of the run: its greenlet, its status and what it waits for."""
 
+    # Slots: the scheduler reads a worker's fields at every step.
+    __slots__ = (
+        *("index", "name", "fn", "thread", "glet", "status", "pred", "deadline"),
+        *("waiting_on", "wait_site", "held", "result", "ident", "started", "loc", "atomic"),
+        "ring",
+    )
+
     def __init__(
         self, index: int, name: str, fn: Callable[[], object], thread: Thread | None
     ) -> None:
@@ -95,10 +102,25 @@ class Worker:
         # Inside a plain queue's method (atomic_queue): taking a free lock, notifying and
         # releasing are no switch points there.
         self.atomic = 0
+        # The other workers still to finish, in ring order after this one (``Run._ring``):
+        # None once a worker is added or finishes.
+        self.ring: tuple[Worker, ...] | None = None
 
 
 class Run:
     """Everything one schedule needs; created fresh per schedule."""
+
+    # Slots: a run has more fields than CPython 3.11 keeps in an instance's shared-key dict
+    # (30), so without them every field the scheduler reads at a step was a dict lookup.
+    __slots__ = (
+        *("strategy", "learner_files", "max_steps", "watchdog_s", "clock", "workers"),
+        *("current", "setup_frame", "driver", "thread_ident", "stuck", "inline"),
+        *("interrupted", "finished", "steps", "spread", "choices", "events"),
+        *("failure", "aborted", "closed", "done", "last_progress", "spins", "spin_started"),
+        *("busy_loops", "prims", "prim_info", "names", "thread_seq", "lock_order"),
+        *("workers_launched", "rewritten", "use_settrace", "_tracer", "_notes"),
+        *("tracker", "_draw", "_pct", "tracking", "_ended"),
+    )
 
     def __init__(
         self,
@@ -128,7 +150,6 @@ class Run:
         self.finished = allocate_lock()  # released when the run's thread is done with the run
         self.finished.acquire()
         self.steps = 0
-        self.decisions = 0
         # The decisions, each counted by the switch points it stands for (``weights_of``):
         # what PCT draws its change points over.
         self.spread = 0
@@ -159,7 +180,6 @@ class Run:
         self._tracer = (
             make_tracer(learner_files, self._opcode_hook()) if self.use_settrace else None
         )
-        self._rings: dict[int, tuple[Worker, ...]] = {}  # running index -> the others in order
         self._notes: dict[int, str] = {}  # id(primitive) -> its wait note; prims keeps ids
         # The exhaustive search's strategy sees every scheduling point and what each step
         # touched; other strategies are asked only at decisions and cost nothing extra here.
@@ -221,7 +241,7 @@ class Run:
     ) -> Worker:
         w = Worker(len(self.workers), name, fn, thread)
         self.workers.append(w)
-        self._rings.clear()
+        self._forget_rings()
         return w
 
     def spawn(self, name: str, fn: Callable[[], object], thread: Thread) -> Worker:
@@ -515,17 +535,21 @@ class Run:
         return note
 
     def _ring(self, running: Worker) -> tuple[Worker, ...]:
-        """The other workers still to finish, in ring order after ``running`` (kept until a
-        worker is added or finishes). A finished worker is never an option: left in, it
-        cost a look at every step of every worker after it (a run that starts three
-        threads a round, for three rounds, ends with nine finished ones)."""
-        ring = self._rings.get(running.index)
+        """The other workers still to finish, in ring order after ``running`` (kept in
+        ``running.ring`` until a worker is added or finishes). A finished worker is never an
+        option: left in, it cost a look at every step of every worker after it (a run that
+        starts three threads a round, for three rounds, ends with nine finished ones)."""
+        ring = running.ring
         if ring is None:
             i = running.index
-            ring = self._rings[i] = tuple(
+            ring = running.ring = tuple(
                 x for x in (*self.workers[i + 1 :], *self.workers[:i]) if x.status != DONE
             )
         return ring
+
+    def _forget_rings(self) -> None:
+        for x in self.workers:
+            x.ring = None
 
     def _pick(self, running: Worker | None, weight: int = 1) -> Worker | None:
         # At every switch point: the running worker first if it may go on ("0" = no
@@ -535,23 +559,25 @@ class Run:
         # ``weight``: how many switch points this one stands for (``tracing.weights_of``).
         if running is not None and running.status == READY:
             options: list[Worker] | None = None  # made only when another worker may run
-            now = self.clock.now
-            others = self._rings.get(running.index)
+            others = running.ring
             if others is None:  # not ``or``: a lone worker's ring is empty, and falsy
                 others = self._ring(running)
             for x in others:
                 status = x.status
-                if status == READY or (
-                    status == BLOCKED
-                    and (
-                        (x.pred is not None and x.pred())
-                        or (x.deadline is not None and x.deadline <= now)
-                    )
-                ):
-                    if options is None:
-                        options = [running, x]
-                    else:
-                        options.append(x)
+                if status != READY:
+                    if status != BLOCKED:
+                        continue
+                    # The predicate read into a local first: ``x.pred()`` is a method lookup
+                    # that fails on the class before it finds the field.
+                    pred = x.pred
+                    if pred is None or not pred():
+                        deadline = x.deadline
+                        if deadline is None or deadline > self.clock.now:
+                            continue
+                if options is None:
+                    options = [running, x]
+                else:
+                    options.append(x)
             if options is None:
                 # Nobody else may run. A search that reads footprints records the point (what
                 # the step touched); one without them only needs the decisions (it has no
@@ -563,16 +589,17 @@ class Run:
             if draw is not None:  # ``_decide`` for a random walk, written out: most decisions
                 if weight == 1:
                     idx = int(draw() * len(options))
-                else:
-                    idx = self.strategy.choose_weighted(len(options), weight)  # type: ignore[attr-defined]
-                self.decisions += 1
+                else:  # RandomWalk.choose_weighted, written out (its draw is this one)
+                    n = len(options)
+                    stay = n**-weight
+                    u = draw()
+                    idx = 0 if u < stay else 1 + int((u - stay) / (1 - stay) * (n - 1))
                 self.spread += weight
                 self.choices.append(idx)
                 return options[idx]
             pct = self._pct
             if pct is not None:  # and for PCT, which reads the workers' indexes itself
                 idx = pct.choose_indexed(running.index, options, self.spread, weight)
-                self.decisions += 1
                 self.spread += weight
                 self.choices.append(idx)
                 return options[idx]
@@ -581,7 +608,6 @@ class Run:
         # A worker that blocks, finishes or starts the run. A blocked worker may run if its
         # condition holds or its virtual deadline has come; written out, as is ``_ring``'s
         # cache (a pipeline's workers block at a third of its steps).
-        rings = self._rings
         while True:
             run_ok = False
             options = []
@@ -597,7 +623,7 @@ class Run:
                 if run_ok:
                     options.append(running)
                     keys.append(running.index)
-                found = rings.get(running.index)
+                found = running.ring
                 ring = found if found is not None else self._ring(running)
             for x in ring:
                 status = x.status
@@ -643,7 +669,6 @@ class Run:
                 self.abort()
                 raise Unwind
             if len(options) > 1:
-                self.decisions += 1
                 self.spread += weight
                 self.choices.append(idx)
             return options[idx]
@@ -664,9 +689,8 @@ class Run:
                 )
             else:
                 raw = strategy.choose(
-                    running.index if running is not None else None, keys, self.decisions
+                    running.index if running is not None else None, keys, len(self.choices)
                 )
-        self.decisions += 1
         self.spread += weight
         # An index into options already (a random walk's, PCT's) needs no normalizing.
         idx = raw if type(raw) is int and 0 <= raw < n else normalize(raw, n, run_ok)
@@ -731,7 +755,7 @@ class Run:
             self.fail(diagnosis.held_at_exit(self, w, still_held))
             raise Unwind
         w.status = DONE
-        self._rings.clear()
+        self._forget_rings()
         self.last_progress = REAL_MONOTONIC()  # the next worker's loops start counting afresh
         self.spins = 0
         if self.tracking:

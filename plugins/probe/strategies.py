@@ -48,7 +48,8 @@ class RandomWalk:
         """``choose`` at a switch point that stands for ``weight`` of them, the running worker
         first of the ``n`` options (``tracing.weights_of``): it is kept running with the
         chance that ``weight`` choices in a row would all have kept it, (1/n)^weight; else one
-        of the others, uniformly. Weight 1 gives ``choose``'s answer for the same draw."""
+        of the others, uniformly. Weight 1 gives ``choose``'s answer for the same draw.
+        ``Run._pick`` writes this out for its random walks: a change here belongs there too."""
         stay = n**-weight
         u = self.draw()
         return 0 if u < stay else 1 + int((u - stay) / (1 - stay) * (n - 1))
