@@ -542,8 +542,10 @@ class Run:
         ring = running.ring
         if ring is None:
             i = running.index
+            workers = self.workers
             ring = running.ring = tuple(
-                x for x in (*self.workers[i + 1 :], *self.workers[:i]) if x.status != DONE
+                [x for x in workers[i + 1 :] if x.status != DONE]
+                + [x for x in workers[:i] if x.status != DONE]
             )
         return ring
 
@@ -557,6 +559,8 @@ class Run:
         # innermost loop (one call per step): the common case, a running worker that may go
         # on, is written out with plain loops and no call but a blocked worker's predicate.
         # ``weight``: how many switch points this one stands for (``tracing.weights_of``).
+        # ``instrumented_point`` writes the first branch out again for a random walk: a
+        # change here belongs there too.
         if running is not None and running.status == READY:
             options: list[Worker] | None = None  # made only when another worker may run
             others = running.ring
@@ -881,12 +885,48 @@ def instrumented_point(args: tuple[CodeType, int, str, Site, int]) -> None:
         raise Unwind
     events = run.events
     events.append(("s", w.index, site, what))
-    run.steps += 1
+    steps = run.steps + 1
+    run.steps = steps
     run.spins = 0
-    if run.steps > run.max_steps:
+    if steps > run.max_steps:
         run.fail(diagnosis.livelock(w, site, run.max_steps))
         raise Unwind
-    nxt = run._pick(w, weight)
+    draw = run._draw
+    if draw is None or w.status != READY:
+        nxt = run._pick(w, weight)
+    else:
+        # ``_pick``'s first branch for a random walk, written out: a call less at most steps
+        # of most schedules. Keep it in step with ``_pick``.
+        options: list[Worker] | None = None
+        others = w.ring
+        if others is None:
+            others = run._ring(w)
+        for x in others:
+            status = x.status
+            if status != READY:
+                if status != BLOCKED:
+                    continue
+                pred = x.pred
+                if pred is None or not pred():
+                    deadline = x.deadline
+                    if deadline is None or deadline > run.clock.now:
+                        continue
+            if options is None:
+                options = [w, x]
+            else:
+                options.append(x)
+        if options is None:
+            return
+        if weight == 1:
+            idx = int(draw() * len(options))
+        else:  # RandomWalk.choose_weighted, as in ``_pick``
+            n = len(options)
+            stay = n**-weight
+            u = draw()
+            idx = 0 if u < stay else 1 + int((u - stay) / (1 - stay) * (n - 1))
+        run.spread += weight
+        run.choices.append(idx)
+        nxt = options[idx]
     if nxt is w or nxt is None:
         return
     if w.status != READY:
