@@ -35,7 +35,7 @@ from .failures import raised
 from .finding import Failure
 from .footprints import AT_END, AT_START, Loc, footprint, frame_of, op_loc, sync_loc
 from .lockorder import LockOrder
-from .sites import NO_SITE, Site, assigned_name, caller_site, find_site, short
+from .sites import NO_SITE, Site, assigned_name, find_site, short
 from .strategies import PCT, Anchored, RandomWalk, Strategy, normalize
 from .threadpool import POOL
 from .tracing import BACK_EDGE, loop_line, make_tracer, use_monitoring
@@ -203,7 +203,9 @@ class Run:
         return w
 
     def site(self) -> Site:
-        return caller_site(self.learner_files)
+        """The learner's line that called the primitive calling this (a primitive's every
+        switch point asks)."""
+        return find_site(sys._getframe(1), self.learner_files)
 
     def register(self, obj: Cooperative, kind: str) -> None:
         """Remember a primitive created during the run, for labels in reports."""

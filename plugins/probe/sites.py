@@ -6,7 +6,6 @@ import linecache
 import os
 import queue
 import re
-import sys
 import threading
 from collections.abc import Iterable
 from types import CodeType, FrameType, TracebackType
@@ -40,12 +39,18 @@ def find_site(
     frame that calls its setup as ``stop``: above it are pytest's 40 frames, none the learner's.)"""
     f = frame
     fallback = None  # the innermost frame that is not plumbing, met on the way
+    known = _IS_PLUMBING
     while f is not None and f is not stop:  # at every switch point: usually the learner's
         filename = f.f_code.co_filename
         if filename in learner_files:
             return (filename, line_of(f))
-        if fallback is None and not is_plumbing(filename):
-            fallback = f
+        if fallback is None:
+            # is_plumbing, its cache read here: a call less for each harness frame passed
+            plumbing = known.get(filename)
+            if plumbing is None:
+                plumbing = is_plumbing(filename)
+            if not plumbing:
+                fallback = f
         f = f.f_back
     while fallback is None and f is not None:  # past ``stop``: no learner frame counts there
         if not is_plumbing(f.f_code.co_filename):
@@ -72,10 +77,6 @@ def line_of(frame: FrameType) -> int:
 
 # id(code) -> (the code, which keeps the id its own; f_lasti -> line).
 _LINES: dict[int, tuple[CodeType, dict[int, int]]] = {}
-
-
-def caller_site(learner_files: frozenset[str]) -> Site:
-    return find_site(sys._getframe(2), learner_files)
 
 
 def traceback_site(tb: TracebackType | None, learner_files: frozenset[str]) -> Site:
