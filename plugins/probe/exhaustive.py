@@ -101,15 +101,20 @@ class Tracker:
     def point(self, options: Sequence[Key], preemptible: bool, ended: Footprint) -> int:
         """Threads mode: every scheduling point, with the footprint of the step that just
         ended (ignored at the first point). Returns an index into options, or CUT."""
+        # Plain loops, no comprehensions (each is a call of its own on 3.11); a sleep set is
+        # never changed in place, only replaced, so points share it unchanged.
         if self.points:
             last = self.points[-1]
             last.footprint = ended
-            if self._active and self._sleep:
-                self._sleep = {
-                    u: f
-                    for u, f in self._sleep.items()
-                    if u != last.chosen and not dependent(f, ended)
-                }
+            sleeping = self._sleep
+            if self._active and sleeping:
+                chosen = last.chosen
+                kept: dict[Key, Footprint] = {}
+                for u, f in sleeping.items():
+                    if u != chosen and not dependent(f, ended):
+                        kept[u] = f
+                if len(kept) != len(sleeping):
+                    self._sleep = kept
         idx, decision = 0, None
         sleep = _AWAKE
         if len(options) > 1:
@@ -118,14 +123,19 @@ class Tracker:
                 idx = self._next(len(options))
                 if decision == len(self.prefix) - 1:
                     self._active = True
-                    self._sleep = {u: f for u, f in self._initial.items() if u != options[idx]}
+                    sleeping = dict(self._initial)
+                    sleeping.pop(options[idx], None)
+                    self._sleep = sleeping
             else:
-                sleep = dict(self._sleep)
-                awake = [n for n, u in enumerate(options) if u not in self._sleep]
-                if not awake:
+                sleep = sleeping = self._sleep
+                idx = -1
+                for n, u in enumerate(options):
+                    if u not in sleeping:
+                        idx = n
+                        break
+                if idx < 0:
                     self.cut = True
                     return CUT
-                idx = awake[0]
                 self.decisions += 1
         elif self._active and options[0] in self._sleep:
             self.cut = True
