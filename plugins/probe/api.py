@@ -110,6 +110,22 @@ def _launch_and_wait(run: Run) -> None:
         raise run.interrupted
 
 
+# The seed the ``random`` module's generator starts every schedule from, in a run of a
+# learner's module that uses it (``_execute``).
+LEARNER_RANDOM_SEED = 0
+
+
+def _uses_random(modules: Sequence[types.ModuleType]) -> bool:
+    """Whether a module holds the ``random`` module or a function bound to its generator
+    (``from random import uniform``)."""
+    shared = getattr(random, "_inst", None)
+    return any(
+        value is random or (shared is not None and getattr(value, "__self__", None) is shared)
+        for module in modules
+        for value in vars(module).values()
+    )
+
+
 def _execute(
     setup: Callable[[], S],
     named: list[tuple[str, Callable[[S], object]]],
@@ -127,48 +143,15 @@ def _execute(
     ``learner_random``: a learner's module uses the ``random`` module's shared generator (a
     random back-off): every schedule starts it from the same seed, so that a schedule and
     its replay draw the same numbers, and the generator is put back as it was after."""
-    if not learner_random:
-        return _execute_one(
-            setup, named, check, modules, files, max_steps, watchdog_s, passed, strategy
-        )
-    saved = random.getstate()
-    random.seed(LEARNER_RANDOM_SEED)
-    try:
-        return _execute_one(
-            setup, named, check, modules, files, max_steps, watchdog_s, passed, strategy
-        )
-    finally:
-        random.setstate(saved)
-
-
-# The seed the ``random`` module's generator starts every schedule from, in a run of a
-# learner's module that uses it (``_execute``).
-LEARNER_RANDOM_SEED = 0
-
-
-def _uses_random(modules: Sequence[types.ModuleType]) -> bool:
-    """Whether a module holds the ``random`` module or a function bound to its generator
-    (``from random import uniform``)."""
-    shared = getattr(random, "_inst", None)
-    return any(
-        value is random or (shared is not None and getattr(value, "__self__", None) is shared)
-        for module in modules
-        for value in vars(module).values()
-    )
-
-
-def _execute_one(
-    setup: Callable[[], S],
-    named: list[tuple[str, Callable[[S], object]]],
-    check: Check[S],
-    modules: Sequence[types.ModuleType],
-    files: frozenset[str],
-    max_steps: int,
-    watchdog_s: float,
-    passed: list[types.FunctionType] | None,
-    strategy: Strategy,
-) -> Outcome:
-    """``_execute``'s schedule."""
+    if learner_random:
+        saved = random.getstate()
+        random.seed(LEARNER_RANDOM_SEED)
+        try:
+            return _execute(
+                setup, named, check, modules, files, max_steps, watchdog_s, passed, False, strategy
+            )
+        finally:
+            random.setstate(saved)
     if not _EXCLUSIVE.acquire(True, 30.0):
         raise RuntimeError("probe: another exploration is still running in this process")
     # A search's first run with one worker goes untracked while it stays alone (Tracker.lone).
