@@ -36,7 +36,7 @@ from .finding import Failure
 from .footprints import AT_END, AT_START, Loc, footprint, frame_of, op_loc, sync_loc
 from .lockorder import LockOrder
 from .sites import NO_SITE, Site, assigned_name, find_site, short
-from .strategies import PCT, Anchored, RandomWalk, Strategy, normalize
+from .strategies import PCT, Anchored, RandomWalk, Strategy, normalize, weighted_index
 from .threadpool import POOL
 from .tracing import BACK_EDGE, loop_line, make_tracer, use_monitoring
 
@@ -595,11 +595,8 @@ class Run:
             if draw is not None:  # ``_decide`` for a random walk, written out: most decisions
                 if weight == 1:
                     idx = int(draw() * len(options))
-                else:  # RandomWalk.choose_weighted, written out (its draw is this one)
-                    n = len(options)
-                    stay = n**-weight
-                    u = draw()
-                    idx = 0 if u < stay else 1 + int((u - stay) / (1 - stay) * (n - 1))
+                else:  # RandomWalk.choose_weighted, with this draw
+                    idx = weighted_index(draw(), len(options), weight)
                 self.spread += weight
                 self.choices.append(idx)
                 return options[idx]
@@ -921,11 +918,8 @@ def instrumented_point(args: tuple[CodeType, int, str, Site, int]) -> None:
             return
         if weight == 1:
             idx = int(draw() * len(options))
-        else:  # RandomWalk.choose_weighted, as in ``_pick``
-            n = len(options)
-            stay = n**-weight
-            u = draw()
-            idx = 0 if u < stay else 1 + int((u - stay) / (1 - stay) * (n - 1))
+        else:  # RandomWalk.choose_weighted, with this draw
+            idx = weighted_index(draw(), len(options), weight)
         run.spread += weight
         run.choices.append(idx)
         nxt = options[idx]

@@ -48,11 +48,15 @@ class RandomWalk:
         """``choose`` at a switch point that stands for ``weight`` of them, the running worker
         first of the ``n`` options (``tracing.weights_of``): it is kept running with the
         chance that ``weight`` choices in a row would all have kept it, (1/n)^weight; else one
-        of the others, uniformly. Weight 1 gives ``choose``'s answer for the same draw.
-        ``Run._pick`` writes this out for its random walks: a change here belongs there too."""
-        stay = n**-weight
-        u = self.draw()
-        return 0 if u < stay else 1 + int((u - stay) / (1 - stay) * (n - 1))
+        of the others, uniformly. Weight 1 gives ``choose``'s answer for the same draw."""
+        return weighted_index(self.draw(), n, weight)
+
+
+def weighted_index(u: float, n: int, weight: int) -> int:
+    """``RandomWalk.choose_weighted``'s answer for the draw ``u``: the scheduler's written-out
+    random walks call this with their own draw."""
+    stay = n**-weight
+    return 0 if u < stay else 1 + int((u - stay) / (1 - stay) * (n - 1))
 
 
 class PCT:
