@@ -131,10 +131,16 @@ def warm_hypothesis_constants() -> None:
 def warm_the_probe() -> None:
     """Run the probe harness once on its own small scenario (plugins/probe/warmup.py): each
     run's first schedule then finds the harness's code specialized and its caches filled."""
+    _with_the_probes_warmup(lambda warmup: warmup.warm())
+
+
+def _with_the_probes_warmup(use: Callable[[ModuleType], None]) -> None:
+    """``use(plugins.probe.warmup)``; a failure is printed, never raised: the runs report the
+    harness's problems themselves, and a worker or a run must not die of its warm-up."""
     try:
         from plugins.probe import warmup
 
-        warmup.warm()
+        use(warmup)
     except Exception:
         traceback.print_exc()
 
@@ -163,12 +169,7 @@ def run_child(request: dict[str, Any]) -> None:
 def touch_the_probe() -> None:
     """Before a run's probe tests: write once to the harness's pages this child shares with the
     worker (plugins/probe/warmup.touch)."""
-    try:
-        from plugins.probe import warmup
-
-        warmup.touch()
-    except Exception:
-        traceback.print_exc()
+    _with_the_probes_warmup(lambda warmup: warmup.touch())
 
 
 def take_environment(env: dict[str, str]) -> None:
