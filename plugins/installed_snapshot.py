@@ -17,6 +17,10 @@ from collections.abc import Iterable
 from os import PathLike
 from typing import Any
 
+PLUGIN_GROUP = "pytest11"  # the entry points pytest loads plugins from
+# Read by pytest for each plugin's package, to tell an editable install (PEP 660).
+EDITABLE_MARK = "direct_url.json"
+
 
 class Remembered(metadata.Distribution):
     """One installed distribution whose files are read from disk once, then from memory."""
@@ -59,6 +63,11 @@ def take() -> None:
     if getattr(original, "snapshot", False):
         return
     snapshot = [Remembered(distribution) for distribution in original()]
+    # Read now, in the warm process: what a forked run reads lands in its own copy of the
+    # memory and is gone with it, so a snapshot filled lazily was read again by every run.
+    for distribution in snapshot:
+        if any(point.group == PLUGIN_GROUP for point in distribution.entry_points):
+            _ = distribution.files, distribution.metadata, distribution.read_text(EDITABLE_MARK)
 
     def distributions(**kwargs: Any) -> Iterable[metadata.Distribution]:
         return iter(snapshot) if not kwargs else original(**kwargs)

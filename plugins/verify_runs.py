@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any, NamedTuple
 
 from plugins import impl, isolation
+from plugins.verify_start import in_the_kata
 from plugins.verify_worker import kill_group, wait_for
 
 # A backstop only: each kata test already fails within its own budget.
@@ -150,7 +151,7 @@ def cold_runner(root: Path) -> Runner:
         # A rank or worker outside the run's group may still be ending: never an error.
         with tempfile.TemporaryDirectory(prefix="kata-run-", ignore_cleanup_errors=True) as scratch:
             process = subprocess.Popen(
-                [sys.executable, "-m", "pytest", *argv],
+                [sys.executable, "-m", "pytest", *in_the_kata(argv, root)],
                 cwd=root,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -275,7 +276,8 @@ class WarmRunner:
                         began = time.perf_counter()
                         self.worker = Worker(self.root, self.preload)
                         setup += time.perf_counter() - began
-                    answer = self.worker.run(argv, run_environment(scratch), output, timeout)
+                    arguments = in_the_kata(argv, self.root)
+                    answer = self.worker.run(arguments, run_environment(scratch), output, timeout)
                     return Ended(
                         int(answer["returncode"]),
                         bool(answer["timed_out"]),

@@ -59,3 +59,26 @@ def test_a_package_s_files_are_read_from_disk_only_once(monkeypatch: pytest.Monk
 def test_a_lookup_by_name_still_reads_the_disk() -> None:
     assert metadata.distribution("pytest").metadata["Name"] == "pytest"
     assert metadata.version("pytest"), "a lookup by name must still work after the snapshot"
+
+
+def test_what_pytest_reads_of_its_plugins_packages_is_read_before_any_run_forks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A forked run's reads land in its own copy of the snapshot: the warm process must have
+    read it all already, or every run reads it again."""
+    monkeypatch.setattr(metadata, "distributions", metadata.distributions)
+    installed_snapshot.take()
+    reads: list[str] = []
+    for distribution in metadata.distributions():
+        assert isinstance(distribution, installed_snapshot.Remembered)
+        wrapped = distribution._distribution
+        real_read = wrapped.read_text
+        monkeypatch.setattr(
+            wrapped, "read_text", lambda name, real=real_read: reads.append(name) or real(name)
+        )
+    for distribution in metadata.distributions():
+        if any(point.group == "pytest11" for point in distribution.entry_points):
+            distribution.files  # noqa: B018  (what pytest reads of each plugin's package)
+            distribution.metadata  # noqa: B018
+            distribution.read_text("direct_url.json")
+    assert not reads, f"read after the snapshot was taken: {sorted(set(reads))}"

@@ -52,3 +52,26 @@ def test_a_warmed_worker_leaves_its_runs_only_their_own_modules_to_scan() -> Non
         f"a run after warming scanned {warm['scanned_in_the_run']} modules, one without "
         f"{cold['scanned_in_the_run']}: the warm-up did not spare the runs the preloaded ones"
     )
+
+
+_QUIET = """
+from plugins import verify_worker
+verify_worker.preload(["plugins.settings", "plugins.impl", "plugins.probing"])
+verify_worker.run_pytest(["katas/locks/test_locks.py", "--kata-impl=reference", "--co", "-q",
+                          "-p", "no:randomly"])
+"""
+
+
+def test_a_warm_run_does_not_warn_that_its_preloaded_plugins_cannot_be_rewritten() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _QUIET],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "tests collected" in done.stdout, done.stdout[-2000:]
+    assert "cannot be rewritten" not in done.stdout, (
+        "a warm run warns about each plugin the worker preloaded (about 3 ms a run, read by nobody)"
+    )
