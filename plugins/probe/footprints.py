@@ -188,6 +188,12 @@ def _entered(end: Loc, e: FrameType) -> Footprint:
     return _union(*parts)
 
 
+# A step within one frame (``footprint``) -> its footprint, keyed by the code's id: ``path``
+# keeps every code object it reads, so no id is ever another's.
+_IN_FRAME: dict[tuple[int, int, int, str, Footprint, Footprint], Footprint] = {}
+_UNREAD = frozenset({"(not read yet)"})
+
+
 def footprint(start: Loc | None, end: Loc | None) -> Footprint:
     """What a worker touched going from ``start`` to ``end`` (None: unknown, i.e. anything)."""
     if start is None or end is None:
@@ -211,8 +217,15 @@ def footprint(start: Loc | None, end: Loc | None) -> Footprint:
                 # acquire() found it taken and blocks: it only looked.
                 return frozenset("r:" + x[2:] for x in start.leave)
             return _union(tail, _head(start, code) if start.kind == "sync" else EMPTY)
-        # A call that ran untraced code and came back: unknown unless a known builtin.
-        return _union(_head(start, code), path(code, start.offset, end.offset), tail)
+        # On in the same frame; also a call that ran untraced code and came back (unknown
+        # unless a known builtin). Read once per code, offsets and what the ends add: most
+        # of a tracked run's steps are of this kind, and each made five calls.
+        head = start.leave if start.kind == "sync" else start.effect
+        key = (id(code), start.offset, end.offset, start.kind, head, tail)
+        found = _IN_FRAME.get(key, _UNREAD)
+        if found is _UNREAD:
+            found = _IN_FRAME[key] = in_frame(start, code, end, tail)
+        return found
     if start.kind == "op" and end.callers and end.callers[0] == (s, start.offset):
         # A call into a learner function: straight, or through a builtin that calls it back
         # (sorted(key=...), min, a dict's __eq__), which may read or write containers.
@@ -235,6 +248,12 @@ def footprint(start: Loc | None, end: Loc | None) -> Footprint:
             tail,
         )
     return _between(start, code, end, e, tail)
+
+
+def in_frame(start: Loc, code: CodeType, end: Loc, tail: Footprint) -> Footprint:
+    """A step from ``start`` to ``end`` in the same frame, running ``code``: what the start's
+    instruction touches, the instructions between, and ``tail`` (what the end adds)."""
+    return _union(_head(start, code), path(code, start.offset, end.offset), tail)
 
 
 def _between(start: Loc, code: CodeType, end: Loc, e: FrameType, tail: Footprint) -> Footprint:
