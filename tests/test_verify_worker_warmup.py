@@ -27,16 +27,21 @@ print(json.dumps({"scanned_in_the_run": len(providers._seen_modules) - seen,
 """
 
 
-def _run(mode: str) -> dict[str, object]:
+def _python(script: str, *args: str) -> str:
+    """What ``python -c script args`` printed, run in the repository."""
     done = subprocess.run(
-        [sys.executable, "-c", _SCRIPT, mode],
+        [sys.executable, "-c", script, *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,
         check=True,
     )
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    return done.stdout
+
+
+def _run(mode: str) -> dict[str, object]:
+    return dict(json.loads(_python(_SCRIPT, mode).strip().splitlines()[-1]))
 
 
 def test_a_warmed_worker_leaves_its_runs_only_their_own_modules_to_scan() -> None:
@@ -63,15 +68,8 @@ verify_worker.run_pytest(["katas/locks/test_locks.py", "--kata-impl=reference", 
 
 
 def test_a_warm_run_does_not_warn_that_its_preloaded_plugins_cannot_be_rewritten() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", _QUIET],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    assert "tests collected" in done.stdout, done.stdout[-2000:]
-    assert "cannot be rewritten" not in done.stdout, (
+    printed = _python(_QUIET)
+    assert "tests collected" in printed, printed[-2000:]
+    assert "cannot be rewritten" not in printed, (
         "a warm run warns about each plugin the worker preloaded (about 3 ms a run, read by nobody)"
     )
