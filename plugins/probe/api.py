@@ -57,7 +57,7 @@ _PLAIN = frozenset({str, bytes, int, float, bool, type(None)})
 def name_objects(state: object, limit: int = 2000) -> dict[int, str]:
     """Shortest attribute path from the setup() result to each primitive ('state.a.lock').
     Made at every schedule: a value that cannot hold a primitive is passed over where it is
-    found, with no path made for it (a tenth of a two-account transfer's run, measured)."""
+    found, with no path made for it (the names had been 8% of a sampled two-account transfer)."""
     out: dict[int, str] = {}
     seen: set[int] = set()
     todo: deque[tuple[object, str, int]] = deque([(state, "state", 0)])
