@@ -13,6 +13,23 @@ from plugins.probe import ProbeFailure, api, explore, run_schedule
 from tests.probe.samples import random_backoff
 
 
+def _workers(method: str = "use") -> list[Any]:
+    """One worker holds the resource; the other calls ``method``, which backs off for a random
+    pause while it is held."""
+    return [lambda r: r.hold(0.5), lambda r: getattr(r, method)()]
+
+
+def _explore(check: Any, seed: int, method: str = "use") -> None:
+    explore(
+        random_backoff.Resource,
+        _workers(method),
+        check,
+        modules=[random_backoff],
+        budget=12,
+        seed=seed,
+    )
+
+
 def _pauses(method: str, seed: int) -> list[list[float]]:
     """The pauses each schedule of an exploration drew (a check sees every schedule)."""
     seen: list[list[float]] = []
@@ -20,14 +37,7 @@ def _pauses(method: str, seed: int) -> list[list[float]]:
     def record(_r: Any, results: list[object]) -> None:
         seen.append(list(results[1]))  # type: ignore[call-overload]
 
-    explore(
-        random_backoff.Resource,
-        [lambda r: r.hold(0.5), lambda r: getattr(r, method)()],
-        record,
-        modules=[random_backoff],
-        budget=12,
-        seed=seed,
-    )
+    _explore(record, seed, method)
     return seen
 
 
@@ -78,22 +88,11 @@ def test_a_replay_draws_the_pauses_its_schedule_drew() -> None:
         assert not results[1], "paused"
 
     with pytest.raises(ProbeFailure) as caught:
-        explore(
-            random_backoff.Resource,
-            [lambda r: r.hold(0.5), lambda r: r.use()],
-            fails,
-            modules=[random_backoff],
-            budget=12,
-            seed=0,
-        )
+        _explore(fails, seed=0)
     schedule = caught.value.schedule
     random.random()  # the replay must not depend on where the generator stands
     results = run_schedule(
-        random_backoff.Resource,
-        [lambda r: r.hold(0.5), lambda r: r.use()],
-        None,
-        modules=[random_backoff],
-        schedule=schedule,
+        random_backoff.Resource, _workers(), None, modules=[random_backoff], schedule=schedule
     )
     assert results[1] in drawn, (
         f"the replay of the failing schedule drew {results[1]}, which no run of the "
