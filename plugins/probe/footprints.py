@@ -64,7 +64,7 @@ from .locations import sync_loc as sync_loc
 
 __all__ = [
     "AT_END", "AT_START", "GLOBAL_SYNC", "RELEASES", "TAKES", "Loc", "dependent", "footprint",
-    "frame_of", "op_loc", "read_ahead", "sync_loc",
+    "frame_of", "in_frame", "op_loc", "read_ahead", "sync_loc",
 ]  # fmt: skip
 
 
