@@ -26,7 +26,7 @@ from .semaphores import Semaphore
 from .sites import read_sources
 from .strategies import Strategy
 from .threadpool import POOL
-from .tracing import Monitor, learner_codes, reachable_functions
+from .tracing import Monitor, learner_codes_again, reachable_functions
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -214,7 +214,7 @@ def _execute(
             or run.lock_order_cycle()
         )
     )
-    return Outcome(
+    outcome = Outcome(
         failure,
         list(run.choices),
         list(run.events),
@@ -223,6 +223,8 @@ def _execute(
         run.spread,
         results,
     )
+    run.release()
+    return outcome
 
 
 def _rewriting() -> bool:
@@ -331,8 +333,9 @@ def explore(
     if exhaustive:
         # The search reads each learner function's control flow from its bytecode, and the
         # test's worker functions whole: read now, once per process, not in the first
-        # schedule (a proved test may have two).
-        for code in learner_codes(list(modules)):
+        # schedule (a proved test may have two). The walk is the one the runs' Monitor asks
+        # for: kept while the modules hold the same functions.
+        for code in learner_codes_again(list(modules)):
             footprints.read_ahead(code)
         for code in _worker_codes(workers):
             footprints.read_ahead(code, traced=False)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import dis
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import CodeType, FrameType
 
 from .tracing import BACK_EDGE, switch_points
@@ -76,6 +76,9 @@ class _Code:
     paths: dict[tuple[int, int, bool], Footprint]
     accesses: dict[int, Footprint]
     loaders: dict[int, int | None]
+    # Whether ``footprints.read_ahead`` has read it, traced and untraced: every cache it
+    # fills is kept here or by (id(code), offset), so once per process is enough.
+    read_ahead: set[bool] = field(default_factory=set)
 
 
 # By id(code): hashing a code object hashes its bytecode, names and constants (0.2 us, and a

@@ -73,14 +73,20 @@ def read_ahead(code: CodeType, traced: bool = True) -> None:
     the paths between its switch points and calls (between its calls only if it is not
     ``traced``: a test's worker function), what each switch point touches, and the shapes
     of its calls and operators. The exhaustive search's first run read them otherwise, at a
-    third of its cost."""
-    points = sorted(analysed(code).points) if traced else []
+    third of its cost. Once per code and ``traced`` in a process: a Hypothesis-drawn probe
+    test explores once per example, and every exploration asked again (30-60 ms of a kata's
+    run, in locks, barriers and primitives)."""
+    info = analysed(code)
+    if traced in info.read_ahead:
+        return
+    points = sorted(info.points) if traced else []
     for offset in points:
         access(code, offset)
         read_call_ahead(code, offset)
     for start in (ENTRY, *sorted({*points, *calls(code)})):
         for end in ends(code, start, traced):
             path(code, start, end, traced)
+    info.read_ahead.add(traced)
 
 
 @functools.lru_cache(maxsize=1 << 16)

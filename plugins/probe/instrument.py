@@ -396,7 +396,7 @@ class Swap:
             function.__code__ = code
 
 
-# The last answer, with the modules and what they held then (as tracing._learner_codes_again):
+# The last answer, with the modules and what they held then (as tracing.learner_codes_again):
 # every schedule of an exploration asks again for the same modules.
 _LAST: list[tuple[list[types.ModuleType], list[object], list[types.FunctionType]]] = []
 

@@ -476,7 +476,7 @@ _CODE_HOLDERS = (
 )
 
 
-def _learner_codes_again(modules: list[types.ModuleType]) -> list[CodeType]:
+def learner_codes_again(modules: list[types.ModuleType]) -> list[CodeType]:
     """``learner_codes``, from the last answer while the modules and the functions and classes
     they hold are the same objects (a name rebound to another function walks them again; a
     method replaced inside a class is not seen)."""
@@ -507,7 +507,7 @@ class Monitor:
         modules: list[types.ModuleType],
         on_point: Callable[[CodeType, int, str, tuple[str, int], int], None],
     ) -> None:
-        self._codes = _learner_codes_again(modules)
+        self._codes = learner_codes_again(modules)
         self._on_point = on_point
         # By id: hashing a code object hashes its bytecode and constants, at every event
         # (``_codes`` keeps them alive meanwhile).
@@ -625,7 +625,9 @@ def make_tracer(
                 what = points.get(offset)
                 if what is not None:
                     on_point(frame, what, sites[offset], weights.get(offset, 1))
-            return local
+            # Itself, read from the frame: a closure that named itself would be a reference
+            # cycle holding the run (``on_point``) until the garbage collector came by.
+            return frame.f_trace
 
         return local
 

@@ -131,13 +131,13 @@ def test_the_monitored_code_objects_are_found_again_when_a_module_rebinds_a_name
 ) -> None:
     """Each schedule asks for the learner's code objects (3.12+ monitors each one): the last
     answer is reused while the module holds the same functions and classes, never after."""
-    first = tracing._learner_codes_again([counter_unlocked])
-    assert tracing._learner_codes_again([counter_unlocked]) is first, "the walk was not reused"
+    first = tracing.learner_codes_again([counter_unlocked])
+    assert tracing.learner_codes_again([counter_unlocked]) is first, "the walk was not reused"
     source = "class Counter:\n    def increment(self):\n        self.v = self.v + 2\n"
     namespace: dict[str, Any] = {"__name__": counter_unlocked.__name__}
     exec(compile(source, counter_unlocked.__file__, "exec"), namespace)
     monkeypatch.setattr(counter_unlocked, "Counter", namespace["Counter"])
-    again = tracing._learner_codes_again([counter_unlocked])
+    again = tracing.learner_codes_again([counter_unlocked])
     rebound = namespace["Counter"].increment.__code__
     assert rebound in again, "a class rebound after the last walk kept the old class's code"
 
