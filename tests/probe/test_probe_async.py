@@ -121,3 +121,18 @@ async def test_explore_async_also_works_from_inside_a_pytest_asyncio_test() -> N
     with pytest.raises(ProbeFailure):
         explore_async(ac.RacyAsyncCache, [first, late], one_fetch, budget=200)
     await asyncio.sleep(0)
+
+
+def test_a_plain_callback_that_raises_fails_the_exploration() -> None:
+    """asyncio only logs an exception raised by a ``call_soon`` callback; the loop keeps it
+    for the outcome instead (``ProbeLoop.default_exception_handler``)."""
+
+    async def schedules_a_broken_callback(c: ac.SafeAsyncCache) -> None:
+        asyncio.get_running_loop().call_soon(lambda: 1 / 0)
+        await asyncio.sleep(0)
+
+    with pytest.raises(ProbeFailure) as caught:
+        explore_async(ac.SafeAsyncCache, [schedules_a_broken_callback], None, budget=3)
+    assert "a callback raised ZeroDivisionError" in str(caught.value), (
+        f"the broken callback was not reported as such: {caught.value}"
+    )

@@ -10,6 +10,7 @@ generation added about 1 ms to a one-schedule probe test. Counted, not timed.
 
 from __future__ import annotations
 
+import functools
 import gc
 import threading
 import weakref
@@ -19,9 +20,11 @@ import pytest
 
 from plugins.probe import explore
 from plugins.probe.api import _executor, _running_the_schedules
+from plugins.probe.asyncio_loop import _execute_async
 from plugins.probe.exhaustive import Tracker
+from plugins.probe.exploration import named_workers
 from plugins.probe.strategies import make_strategy
-from tests.probe.samples import threads
+from tests.probe.samples import async_cache, threads
 from tests.probe.scenarios import CORRECT, Scenario
 
 
@@ -118,3 +121,28 @@ def test_a_learner_s_cyclic_state_does_not_keep_the_run_s_strategy_alive(
                 f"a {kind} run's strategy outlived it: the run that a cyclic state keeps still "
                 "refers to it"
             )
+
+
+def _fetched_once(cache: async_cache.SafeAsyncCache, results: list[object]) -> None:
+    assert cache.fetches == 1, f"fetched {cache.fetches} times"
+
+
+@pytest.mark.parametrize("record", [False, True], ids=["explored", "recorded"])
+def test_an_asyncio_exploration_leaves_nothing_for_the_garbage_collector(
+    record: bool, collector_off: None
+) -> None:
+    """Each schedule runs on an event loop of its own; a replay for a report also records
+    the lines each task ran, through a trace hook."""
+    workers = [lambda c: c.get("k"), lambda c: c.login_then_get("k")]
+    execute = functools.partial(
+        _execute_async, async_cache.SafeAsyncCache, named_workers(workers), _fetched_once,
+        [async_cache], 20_000, record,
+    )  # fmt: skip
+    for index in range(30):
+        outcome = execute(make_strategy("portfolio", 0, index, 5))
+        assert outcome.failure is None, outcome.failure
+    left = _left_for_the_collector()
+    assert left == 0, (
+        f"30 asyncio schedules left {left} objects in reference cycles: the loop or its "
+        "trace hook refers to itself"
+    )
