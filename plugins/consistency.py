@@ -17,7 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, cast
 
-from plugins import contract, mutants
+from plugins import contract, mutants, parsing
 from plugins.curriculum import Curriculum, Kata
 
 MIN_HINTS = 2
@@ -106,7 +106,7 @@ def test_files(curriculum: Curriculum, kata: Kata) -> list[Path]:
 
 def imported_names(test_file: Path, module: str) -> set[str]:
     """Names the test file takes from the kata module (`from m import X` or `m.X`)."""
-    tree = ast.parse(test_file.read_text(encoding="utf-8"))
+    tree = parsing.parse(test_file.read_text(encoding="utf-8"), str(test_file))
     names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module == module:

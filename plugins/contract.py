@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from plugins import impl
+from plugins import impl, parsing
 
 MARKER = "clause"
 TAG = re.compile(r"§(\d+)\b")
@@ -44,13 +44,13 @@ def clause_tags(docstring: str) -> list[int]:
 
 
 def module_docstring(path: Path) -> str:
-    return ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+    return ast.get_docstring(parsing.parse(path.read_text(encoding="utf-8"), str(path))) or ""
 
 
 def claims(test_file: Path) -> dict[str, set[int]]:
     """{test name: clause numbers} from `@pytest.mark.clause(...)` on each test function, plus
     a module-level `pytestmark = pytest.mark.clause(...)` for every test of the file."""
-    tree = ast.parse(test_file.read_text(encoding="utf-8"))
+    tree = parsing.parse(test_file.read_text(encoding="utf-8"), str(test_file))
     everywhere: set[int] = set()
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(

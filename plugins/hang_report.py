@@ -28,6 +28,8 @@ from types import CodeType, FrameType
 import _pytest
 import pluggy
 
+from plugins import parsing
+
 # Frames from these folders are the harness, never the learner's: they are left out.
 HARNESS = tuple(
     str(Path(m.__file__ or "").parent) for m in (_pytest, pluggy, sys.modules[__name__])
@@ -89,7 +91,7 @@ def own_frames(top: FrameType) -> list[FrameType]:
 @functools.lru_cache(maxsize=256)
 def _tree(path: str) -> ast.Module | None:
     try:
-        return ast.parse(Path(path).read_text(encoding="utf-8"))
+        return parsing.parse(Path(path).read_text(encoding="utf-8"), path)
     except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
         return None
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from plugins import kata_cli_store
+from plugins import kata_cli_store, parsing
 from plugins.curriculum import Kata
 from plugins.kata_cli import (
     EXIT_ERROR,
@@ -136,7 +136,7 @@ def _test_sources(ws: Workspace, kata: Kata) -> dict[str, str]:
     path = ws.curriculum.kata_dir(kata) / f"test_{kata.name}.py"
     try:
         source = path.read_text(encoding="utf-8")
-        tree = ast.parse(source)
+        tree = parsing.parse(source, str(path))
     except (OSError, SyntaxError):
         return {}
     return {

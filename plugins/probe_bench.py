@@ -42,7 +42,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from plugins import curriculum, mutants, verify_runs
+from plugins import curriculum, mutants, parsing, verify_runs
 from plugins.curriculum import Curriculum, Kata
 from plugins.settings import VERDICT_ONLY_VARIABLE
 from plugins.verify_runs import Outcome, Runner, WarmRunner
@@ -126,7 +126,7 @@ def _deselectable(root: Path, kata: Kata, entries: list[dict[str, Any]]) -> list
     test_file = root / "katas" / kata.name / f"test_{kata.name}.py"
     names = [
         node.name
-        for node in ast.parse(test_file.read_text(encoding="utf-8")).body
+        for node in parsing.parse(test_file.read_text(encoding="utf-8"), str(test_file)).body
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith("test")
     ]
     safe = []

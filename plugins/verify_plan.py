@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from plugins import impl, mpi_warm, mutants, settings, verify_admission, verify_history
+from plugins import impl, mpi_warm, mutants, parsing, settings, verify_admission, verify_history
 from plugins.backends import mpi_launcher
 from plugins.curriculum import Curriculum, Kata
 from plugins.verify_runs import Runner, WarmRunner, cold_runner
@@ -150,7 +150,7 @@ def runs(
 def has_timing_tests(test_file: Path) -> bool:
     """Whether a test in the file is marked `@pytest.mark.timing` (it measures speed)."""
     try:
-        tree = ast.parse(test_file.read_text(encoding="utf-8"))
+        tree = parsing.parse(test_file.read_text(encoding="utf-8"), str(test_file))
     except (OSError, SyntaxError):
         return False
     return any(

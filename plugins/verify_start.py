@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from plugins import parsing
+
 CONFTEST = "conftest.py"
 
 
@@ -41,7 +43,7 @@ def listed_plugins(conftest: Path) -> tuple[str, ...] | None:
     """The modules ``conftest``'s ``pytest_plugins`` lists, if a list of names is all that it
     holds besides its docstring and ``from __future__`` imports; else None."""
     try:
-        tree = ast.parse(conftest.read_text(encoding="utf-8"))
+        tree = parsing.parse(conftest.read_text(encoding="utf-8"), str(conftest))
     except (OSError, SyntaxError, UnicodeDecodeError):
         return None
     found: tuple[str, ...] | None = None
