@@ -5,7 +5,7 @@ The tests judge the lost update in two ways. In-process, the tests marked `probe
 under the controlled scheduler (one thread at a time, switching at every bytecode and every
 lock operation, hundreds of seeded interleavings): a race is found every time. Remotely, three
 clients add at once through real connections to a real server process, and the given
-SlowStore takes 0.1 s to write, so adds that do not take turns overlap every time.
+SlowStore takes 0.05 s to write, so adds that do not take turns overlap every time.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from plugins.probe import Prober
 
 # A remote call that does not answer in this many seconds fails its test, with the calls in
 # flight told as a chain, instead of hanging. (A call here takes a few milliseconds, an add
-# 0.1 s; wait_for's timeouts below are at most 1.5 s.)
+# 0.05 s; wait_for's timeouts below are at most 1.5 s.)
 CALL_TIMEOUT = 3.0
 # wait_for's timeout in the remote tests: every waiter must be back well before it.
 WAIT_TIMEOUT = 1.5
@@ -183,7 +183,7 @@ def test_no_add_is_lost_when_two_threads_add_at_once(
 
 @pytest.mark.clause(4)
 def test_every_waiter_wakes_as_soon_as_an_add_brings_the_total_there(probe: Prober) -> None:
-    patience = 30.0  # virtual seconds: the adds take 0.2
+    patience = 30.0  # virtual seconds: the two adds take 2 * STORE_SECONDS
 
     def waiter(at_least: int) -> Callable[[Counter], tuple[int, float]]:
         def wait(counter: Counter) -> tuple[int, float]:
@@ -212,8 +212,9 @@ def test_every_waiter_wakes_as_soon_as_an_add_brings_the_total_there(probe: Prob
             )
             assert waited < patience, (
                 f"wait_for({at_least}, timeout={patience}) slept its whole timeout although "
-                "the total reached 5 after 0.2 s: add must wake every waiter (notify_all; "
-                "notify wakes only one, and each waiter may wait for a different total)"
+                f"the total reached 5 after {2 * pyro_state.STORE_SECONDS:g} s: add must wake "
+                "every waiter (notify_all; notify wakes only one, and each waiter may wait for a "
+                "different total)"
             )
 
     probe.explore(
@@ -391,8 +392,9 @@ def test_a_client_waiting_on_the_counter_does_not_stop_another_from_adding(
         )
         assert waited < WAIT_TIMEOUT - 0.25, (
             f"a client's wait_for returned after {waited:.2f} s, at its {WAIT_TIMEOUT} s "
-            f"timeout, although the total got there {SETTLE + 0.2:.1f} s after it started "
-            "waiting: every add must wake every waiter (notify_all)"
+            "timeout, although the total got there "
+            f"{SETTLE + 2 * pyro_state.STORE_SECONDS:g} s after it started waiting: every add "
+            "must wake every waiter (notify_all)"
         )
 
 

@@ -55,7 +55,7 @@ import Pyro4
 
 NAME_SERVER_VARIABLE = "KATA_PYRO_NS"
 KEY_VARIABLE = "KATA_PYRO_KEY"
-STORE_SECONDS = 0.1
+STORE_SECONDS = 0.05
 
 
 def name_server() -> tuple[str, int]:
