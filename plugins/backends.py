@@ -20,6 +20,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,6 +109,24 @@ def _detect_mpi() -> str | None:
     return None
 
 
+OCLGRIND_PLATFORM = "Oclgrind"  # the simulator: never the device results are checked on
+_PROBE_KERNEL = "__kernel void probe(__global int *x) { x[0] = 1; }"
+
+
+def opencl_build_problem(device: object) -> str | None:
+    """Why `device` cannot build a kernel (None if it can): its compiler's own last words.
+    (The PoCL inside pyopencl's wheels, 3.0 with LLVM 14, builds nothing on a CPU its LLVM
+    does not know, an AMD Zen 5 for one: "unknown target CPU 'generic'". Debian's PoCL picks
+    its kernel library by the CPU's features and builds there.)"""
+    cl: Any = importlib.import_module("pyopencl")
+    try:
+        cl.Program(cl.Context([device]), _PROBE_KERNEL).build()
+    except Exception as error:  # a build or driver failure: say what the compiler said
+        lines = [line.strip() for line in str(error).splitlines() if "error" in line.lower()]
+        return lines[-1] if lines else f"{type(error).__name__}: {error}"
+    return None
+
+
 def _detect_opencl() -> str | None:
     missing = _missing_module("pyopencl")
     if missing:
@@ -117,7 +136,16 @@ def _detect_opencl() -> str | None:
         devices = [d for p in cl.get_platforms() for d in p.get_devices()]
     except Exception as error:  # any driver/ICD failure means "absent", never a crash
         return f"no OpenCL platform could be opened ({type(error).__name__}: {error})"
-    return None if devices else "an OpenCL platform exists but offers no device"
+    if not devices:
+        return "an OpenCL platform exists but offers no device"
+    real = [d for d in devices if d.platform.name != OCLGRIND_PLATFORM]
+    problems = [(d, opencl_build_problem(d)) for d in real]
+    if real and all(problem is not None for _, problem in problems):
+        return "no OpenCL device here can build a kernel: " + "; ".join(
+            f"{d.platform.version.strip()} on {d.name.strip()} says {problem!r}"
+            for d, problem in problems
+        )
+    return None
 
 
 def _detect_cuda() -> str | None:
@@ -194,7 +222,8 @@ BACKENDS: dict[str, Backend] = {
             description="an OpenCL platform (PoCL on the CPU is enough); the Oclgrind "
             "simulator for the kernels' race and bounds checks",
             detect=_detect_opencl,
-            apt=("oclgrind",),
+            # Debian's PoCL too: the wheel's builds nothing on CPUs newer than its LLVM.
+            apt=("oclgrind", "pocl-opencl-icd"),
         ),
         Backend(
             marker="cuda",

@@ -10,8 +10,9 @@
 - `pocl_queue` is the real device only, for tests that measure time or use big arrays
   (Oclgrind runs work-items one after another).
 - The device: `--kata-opencl-device=P:D` (platform and device index) or a name fragment, else
-  `PYOPENCL_CTX` in the same form, else the first device of the first platform that is not
-  Oclgrind. Never pyopencl's interactive prompt.
+  `PYOPENCL_CTX` in the same form, else the first device, not Oclgrind's, that can build a
+  kernel (the wheel's PoCL cannot on a CPU newer than its LLVM: Debian's PoCL, listed first
+  where installed, can). Never pyopencl's interactive prompt.
 
 Oclgrind is found as Debian installs it (`apt-get install oclgrind`) or where KATA_OCLGRIND_ICD
 points; this plugin gives the OpenCL loader a vendor folder naming it beside every system ICD,
@@ -31,6 +32,7 @@ from typing import Any, NoReturn
 import pytest
 
 from plugins import oclgrind_report, settings
+from plugins.backends import OCLGRIND_PLATFORM, opencl_build_problem
 
 DEVICE_OPTION = "--kata-opencl-device"
 ICD_VARIABLE = "KATA_OCLGRIND_ICD"
@@ -45,13 +47,13 @@ OCLGRIND_ICD_PLACES = (
 SYSTEM_VENDORS = Path("/etc/OpenCL/vendors")
 OCLGRIND = "oclgrind"
 POCL = "pocl"
-OCLGRIND_PLATFORM = "Oclgrind"
 HOW_TO_GET_OCLGRIND = (
     "install the Oclgrind simulator: apt-get install oclgrind (Debian, Ubuntu), brew install "
     "oclgrind (macOS), or build it from github.com/jrprice/Oclgrind"
 )
 
 state_key = pytest.StashKey["OpenCL"]()
+real_device_key = pytest.StashKey[Any]()  # the device results are checked on, once chosen
 
 
 @dataclass(frozen=True)
@@ -248,13 +250,16 @@ def _device_choice(config: pytest.Config) -> str:
 
 
 def real_device(config: pytest.Config) -> Any:
-    """The device results are checked on (see the module's docstring for the choice)."""
-    return find_real_device(_device_choice(config))
+    """The device results are checked on (see the module's docstring for the choice), chosen
+    once per run."""
+    if real_device_key not in config.stash:
+        config.stash[real_device_key] = find_real_device(_device_choice(config))
+    return config.stash[real_device_key]
 
 
 def find_real_device(choice: str) -> Any:
-    """The device `choice` names ("P:D" indices or a name fragment), else the first device of
-    the first platform that is not Oclgrind."""
+    """The device `choice` names ("P:D" indices or a name fragment), else the first device,
+    not Oclgrind's, that can build a kernel."""
     import pyopencl as cl
 
     platforms = cl.get_platforms()
@@ -268,9 +273,22 @@ def find_real_device(choice: str) -> Any:
                 if choice.lower() in f"{platform.name} {device.name}".lower():
                     return device
         raise pytest.UsageError(f"no OpenCL device matches {choice!r}")
+    problems: list[str] = []
     for platform in platforms:
-        if platform.name != OCLGRIND_PLATFORM and platform.get_devices():
-            return platform.get_devices()[0]
+        if platform.name == OCLGRIND_PLATFORM:
+            continue
+        for device in platform.get_devices():
+            problem = opencl_build_problem(device)
+            if problem is None:
+                return device
+            problems.append(f"{platform.version.strip()} on {device.name.strip()}: {problem}")
+    if problems:
+        raise pytest.UsageError(
+            "no OpenCL device here can build a kernel ("
+            + "; ".join(problems)
+            + "). The PoCL in pyopencl's wheels (3.0, LLVM 14) cannot build for a CPU its "
+            "LLVM does not know; Debian's PoCL can: apt-get install pocl-opencl-icd"
+        )
     raise pytest.UsageError(
         "no OpenCL device beside Oclgrind: install PoCL (pip install -e '.[opencl]')"
     )
