@@ -139,13 +139,15 @@ def _detect_opencl() -> str | None:
     if not devices:
         return "an OpenCL platform exists but offers no device"
     real = [d for d in devices if d.platform.name != OCLGRIND_PLATFORM]
-    problems = [(d, opencl_build_problem(d)) for d in real]
-    if real and all(problem is not None for _, problem in problems):
-        return "no OpenCL device here can build a kernel: " + "; ".join(
-            f"{d.platform.version.strip()} on {d.name.strip()} says {problem!r}"
-            for d, problem in problems
+    problems: list[str] = []
+    for device in real:
+        problem = opencl_build_problem(device)
+        if problem is None:
+            return None
+        problems.append(
+            f"{device.platform.version.strip()} on {device.name.strip()} says {problem!r}"
         )
-    return None
+    return "no OpenCL device here can build a kernel: " + "; ".join(problems) if real else None
 
 
 def _detect_cuda() -> str | None:
