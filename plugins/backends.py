@@ -127,27 +127,35 @@ def opencl_build_problem(device: object) -> str | None:
     return None
 
 
+def first_opencl_device_that_builds(platforms: list[Any]) -> tuple[Any, list[str]]:
+    """The first device, not Oclgrind's, that can build a kernel, and None with what each
+    such device's compiler said when none can (an empty list: there is no such device)."""
+    problems: list[str] = []
+    for platform in platforms:
+        if platform.name == OCLGRIND_PLATFORM:
+            continue
+        for device in platform.get_devices():
+            problem = opencl_build_problem(device)
+            if problem is None:
+                return device, []
+            problems.append(f"{platform.version.strip()} on {device.name.strip()} says {problem!r}")
+    return None, problems
+
+
 def _detect_opencl() -> str | None:
     missing = _missing_module("pyopencl")
     if missing:
         return missing
     try:
         cl = importlib.import_module("pyopencl")
-        devices = [d for p in cl.get_platforms() for d in p.get_devices()]
+        platforms = cl.get_platforms()
+        devices = [d for p in platforms for d in p.get_devices()]
     except Exception as error:  # any driver/ICD failure means "absent", never a crash
         return f"no OpenCL platform could be opened ({type(error).__name__}: {error})"
     if not devices:
         return "an OpenCL platform exists but offers no device"
-    real = [d for d in devices if d.platform.name != OCLGRIND_PLATFORM]
-    problems: list[str] = []
-    for device in real:
-        problem = opencl_build_problem(device)
-        if problem is None:
-            return None
-        problems.append(
-            f"{device.platform.version.strip()} on {device.name.strip()} says {problem!r}"
-        )
-    return "no OpenCL device here can build a kernel: " + "; ".join(problems) if real else None
+    _device, problems = first_opencl_device_that_builds(platforms)
+    return f"no OpenCL device here can build a kernel: {'; '.join(problems)}" if problems else None
 
 
 def _detect_cuda() -> str | None:

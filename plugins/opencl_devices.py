@@ -32,7 +32,7 @@ from typing import Any, NoReturn
 import pytest
 
 from plugins import oclgrind_report, settings
-from plugins.backends import OCLGRIND_PLATFORM, opencl_build_problem
+from plugins.backends import OCLGRIND_PLATFORM, first_opencl_device_that_builds
 
 DEVICE_OPTION = "--kata-opencl-device"
 ICD_VARIABLE = "KATA_OCLGRIND_ICD"
@@ -273,15 +273,9 @@ def find_real_device(choice: str) -> Any:
                 if choice.lower() in f"{platform.name} {device.name}".lower():
                     return device
         raise pytest.UsageError(f"no OpenCL device matches {choice!r}")
-    problems: list[str] = []
-    for platform in platforms:
-        if platform.name == OCLGRIND_PLATFORM:
-            continue
-        for device in platform.get_devices():
-            problem = opencl_build_problem(device)
-            if problem is None:
-                return device
-            problems.append(f"{platform.version.strip()} on {device.name.strip()}: {problem}")
+    device, problems = first_opencl_device_that_builds(platforms)
+    if device is not None:
+        return device
     if problems:
         raise pytest.UsageError(
             "no OpenCL device here can build a kernel ("
